@@ -1,0 +1,51 @@
+"""Loading audio: one implementation for the pipeline, the CLI and the web app.
+
+``load_window`` reproduces ``librosa.load(path, sr=sr, offset=offset,
+duration=duration, res_type=res_type)`` sample for sample, but decodes through
+libsndfile directly (WAV, FLAC, AIFF, OGG, any rate, any channel count) and
+fails with the file's name when the clip is shorter than the offset.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile as sf
+
+from ser.params import AudioParams
+
+
+class AudioError(ValueError):
+    """Audio that cannot be used; the message names the file and the reason."""
+
+
+def read_window(path: str | Path, offset: float, duration: float) -> tuple[np.ndarray, int]:
+    """Decode ``duration`` seconds from ``offset`` as mono float32 at the native rate."""
+    try:
+        with sf.SoundFile(path) as audio:
+            native_sr = audio.samplerate
+            start = int(np.round(native_sr * offset))
+            if audio.frames and start >= audio.frames:
+                raise AudioError(
+                    f"{path}: clip is {audio.frames / native_sr:.3f} s long, "
+                    f"not longer than audio.offset={offset} s"
+                )
+            audio.seek(start)
+            frames = audio.read(int(np.round(native_sr * duration)), dtype="float32", always_2d=True)
+    except sf.LibsndfileError as exc:
+        raise AudioError(f"{path}: cannot decode audio ({exc.error_string})") from None
+    if frames.size == 0:
+        raise AudioError(f"{path}: no audio samples")
+    return frames.mean(axis=1), native_sr
+
+
+def load_window(path: str | Path, audio: AudioParams) -> np.ndarray:
+    """The analysis window of a clip, mono at ``audio.sr``; shorter than the window if the clip is."""
+    samples, native_sr = read_window(path, audio.offset, audio.duration)
+    if not np.all(np.isfinite(samples)):
+        raise AudioError(f"{path}: audio holds NaN or infinite samples")
+    if native_sr != audio.sr:
+        samples = librosa.resample(samples, orig_sr=native_sr, target_sr=audio.sr, res_type=audio.res_type)
+    return samples

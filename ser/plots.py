@@ -1,0 +1,81 @@
+"""Figures rendered as PNGs (``dvc plots show`` needs the internet; these do not)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import librosa
+import librosa.display
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_counts(manifest: pd.DataFrame, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(8, 4))
+    sns.countplot(data=manifest, x="emotion", hue="speaker", ax=ax)
+    ax.set_title("Clips per emotion and speaker")
+    _save(fig, path)
+
+
+def plot_durations(manifest: pd.DataFrame, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(8, 4))
+    sns.histplot(data=manifest, x="duration", hue="speaker", bins=40, ax=ax)
+    ax.set_xlabel("duration (s)")
+    ax.set_title("Clip durations")
+    _save(fig, path)
+
+
+def plot_waveform(samples: np.ndarray, sr: int, title: str, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(10, 3))
+    librosa.display.waveshow(samples, sr=sr, ax=ax)
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def plot_spectrogram(samples: np.ndarray, sr: int, title: str, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(10, 4))
+    decibels = librosa.amplitude_to_db(np.abs(librosa.stft(samples)), ref=np.max)
+    image = librosa.display.specshow(decibels, sr=sr, x_axis="time", y_axis="hz", ax=ax)
+    fig.colorbar(image, ax=ax, format="%+2.0f dB")
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def plot_confusion(actual: pd.Series, predicted: pd.Series, classes: list[str], path: Path) -> None:
+    """Row-normalized confusion matrix (each row: how one true class was predicted)."""
+    counts = pd.crosstab(
+        pd.Categorical(actual, categories=classes), pd.Categorical(predicted, categories=classes),
+        dropna=False,
+    )
+    share = counts.div(counts.sum(axis=1).replace(0, 1), axis=0)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    sns.heatmap(share, annot=counts, fmt="d", cmap="Blues", vmin=0, vmax=1, ax=ax)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title("Confusion matrix (colour: share of row, numbers: clips)")
+    _save(fig, path)
+
+
+def plot_history(history: dict[str, list[float]], path: Path) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for prefix, label in (("", "train"), ("val_", "validation")):
+            if prefix + metric in history:
+                ax.plot(np.arange(1, len(history[prefix + metric]) + 1), history[prefix + metric], label=label)
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.legend()
+    _save(fig, path)

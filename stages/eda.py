@@ -1,0 +1,20 @@
+"""Stage eda: counts, durations, waveforms and spectrograms of the fetched corpus."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from ser.eda import write_report
+from ser.params import load_params
+
+RAW_DIR = Path("data/raw")
+OUT_DIR = Path("reports/eda")
+
+
+def main() -> None:
+    load_params()
+    write_report(pd.read_csv(RAW_DIR / "manifest.csv"), RAW_DIR, OUT_DIR)
+
+
+if __name__ == "__main__":
+    main()
