@@ -37,13 +37,18 @@ def _test_mask(index: pd.DataFrame, split: SplitParams) -> np.ndarray:
             raise ParamsError(f"split.test_fraction: {split.test_fraction} leaves no training words")
         held_out = np.random.default_rng(split.seed).permutation(words)[:n_test]
         return index["word"].isin(held_out).to_numpy()
-    _, test_rows = train_test_split(
-        np.arange(len(index)), test_size=split.test_fraction,
-        stratify=index["emotion"], random_state=split.seed,
-    )
     mask = np.zeros(len(index), dtype=bool)
-    mask[test_rows] = True
+    mask[_stratified_holdout(np.arange(len(index)), index["emotion"].to_numpy(), split.test_fraction, split.seed)] = True
     return mask
+
+
+def _stratified_holdout(rows: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """About ``fraction`` of ``rows``, stratified by label, and at least one row per label."""
+    n_labels = len(np.unique(labels))
+    size = max(n_labels, int(round(fraction * len(rows))))
+    if len(rows) - size < n_labels:
+        raise ParamsError(f"only {len(rows)} clips: too few to hold out {fraction:.0%} stratified by emotion")
+    return train_test_split(rows, test_size=size, stratify=labels, random_state=seed)[1]
 
 
 def assign_parts(index: pd.DataFrame, split: SplitParams) -> np.ndarray:
@@ -52,9 +57,5 @@ def assign_parts(index: pd.DataFrame, split: SplitParams) -> np.ndarray:
     test = _test_mask(index, split)
     parts[test] = TEST
     rest = np.flatnonzero(~test)
-    _, val_rows = train_test_split(
-        rest, test_size=split.validation_fraction,
-        stratify=index["emotion"].to_numpy()[rest], random_state=split.seed,
-    )
-    parts[val_rows] = VALIDATION
+    parts[_stratified_holdout(rest, index["emotion"].to_numpy()[rest], split.validation_fraction, split.seed)] = VALIDATION
     return parts
