@@ -26,14 +26,14 @@ def read_window(path: str | Path, offset: float, duration: float) -> tuple[np.nd
     try:
         with sf.SoundFile(path) as audio:
             native_sr = audio.samplerate
-            start = int(np.round(native_sr * offset))
+            start = int(native_sr * offset)  # truncation, as librosa.load does
             if audio.frames and start >= audio.frames:
                 raise AudioError(
                     f"{path}: clip is {audio.frames / native_sr:.3f} s long, "
                     f"not longer than audio.offset={offset} s"
                 )
             audio.seek(start)
-            frames = audio.read(int(np.round(native_sr * duration)), dtype="float32", always_2d=True)
+            frames = audio.read(int(native_sr * duration), dtype="float32", always_2d=True)
     except sf.LibsndfileError as exc:
         raise AudioError(f"{path}: cannot decode audio ({exc.error_string})") from None
     if frames.size == 0:

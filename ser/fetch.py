@@ -190,6 +190,8 @@ def check_rejected(result: FetchResult, max_fraction: float) -> None:
     total = len(result.manifest) + bad
     if total == 0:
         raise FetchError("no audio files found in data.source")
+    if result.manifest.empty:
+        raise FetchError(f"no usable audio in data.source: all {total} file(s) rejected")
     if bad / total > max_fraction:
         raise FetchError(
             f"{bad} of {total} files rejected ({bad / total:.1%}), more than "

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 RESAMPLERS = ("soxr_vhq", "soxr_hq", "soxr_mq", "soxr_lq", "soxr_qq", "polyphase", "fft", "scipy")
 PROTOCOLS = ("random", "speaker", "word")
 ARCHS = ("seed_lstm",)
+MAX_SEED = 2**32 - 1
 
 
 class ParamsError(ValueError):
@@ -22,7 +23,7 @@ class ParamsError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class DataParams(_Section):
@@ -61,7 +62,7 @@ class SplitParams(_Section):
     test_speaker: str = Field(min_length=1)
     test_fraction: float = Field(gt=0, lt=1)
     validation_fraction: float = Field(gt=0, lt=1)
-    seed: int = Field(ge=0)
+    seed: int = Field(ge=0, le=MAX_SEED)
 
 
 class ModelParams(_Section):
@@ -81,7 +82,7 @@ class TrainParams(_Section):
     epochs: int = Field(gt=0, le=10_000)
     batch_size: int = Field(gt=0, le=65_536)
     learning_rate: float = Field(gt=0, le=1)
-    seed: int = Field(ge=0)
+    seed: int = Field(ge=0, le=MAX_SEED)
 
 
 class Params(_Section):

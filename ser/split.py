@@ -38,16 +38,17 @@ def _test_mask(index: pd.DataFrame, split: SplitParams) -> np.ndarray:
         held_out = np.random.default_rng(split.seed).permutation(words)[:n_test]
         return index["word"].isin(held_out).to_numpy()
     mask = np.zeros(len(index), dtype=bool)
-    mask[_stratified_holdout(np.arange(len(index)), index["emotion"].to_numpy(), split.test_fraction, split.seed)] = True
+    labels = index["emotion"].to_numpy()
+    mask[_stratified_holdout(np.arange(len(index)), labels, split.test_fraction, split.seed, "split.test_fraction")] = True
     return mask
 
 
-def _stratified_holdout(rows: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+def _stratified_holdout(rows: np.ndarray, labels: np.ndarray, fraction: float, seed: int, key: str) -> np.ndarray:
     """About ``fraction`` of ``rows``, stratified by label, and at least one row per label."""
     n_labels = len(np.unique(labels))
     size = max(n_labels, int(round(fraction * len(rows))))
     if len(rows) - size < n_labels:
-        raise ParamsError(f"only {len(rows)} clips: too few to hold out {fraction:.0%} stratified by emotion")
+        raise ParamsError(f"{key}: {len(rows)} clips are too few to hold out {fraction} of them stratified by emotion")
     return train_test_split(rows, test_size=size, stratify=labels, random_state=seed)[1]
 
 
@@ -57,5 +58,6 @@ def assign_parts(index: pd.DataFrame, split: SplitParams) -> np.ndarray:
     test = _test_mask(index, split)
     parts[test] = TEST
     rest = np.flatnonzero(~test)
-    parts[_stratified_holdout(rest, index["emotion"].to_numpy()[rest], split.validation_fraction, split.seed)] = VALIDATION
+    labels = index["emotion"].to_numpy()[rest]
+    parts[_stratified_holdout(rest, labels, split.validation_fraction, split.seed, "split.validation_fraction")] = VALIDATION
     return parts

@@ -134,12 +134,6 @@ def test_other_windows_match_librosa(tmp_path, write_tone, audio_params, offset,
     np.testing.assert_allclose(samples, reference, rtol=0, atol=1e-6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ser/audio.py read_window rounds offset*sr / duration*sr (np.round) where "
-    "librosa.load truncates (int()), so the window is shifted (or one sample longer) whenever "
-    "offset*sr (or duration*sr) is not a whole number - the docstring promises sample-for-sample librosa parity",
-)
 @pytest.mark.parametrize(
     ("offset", "duration"),
     [(0.7, 1.0), (0.25, 1.0), (1.5, 0.25)],  # x 24414 Hz: 17089.8, 6103.5 and 6103.5 samples

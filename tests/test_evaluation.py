@@ -17,21 +17,16 @@ CLASSES = list(EMOTIONS)
 @pytest.fixture
 def split() -> pd.DataFrame:
     """9 train, 4 val and 10 test rows, interleaved (the table must pick the test rows in order)."""
-    test_emotions = ["angry", "angry", "disgust", "fear", "happy", "neutral", "ps", "sad", "sad", "fear"]
+    test_emotions = iter(["angry", "angry", "disgust", "fear", "happy", "neutral", "ps", "sad", "sad", "fear"])
+    parts = "RTVRTRTTVRRTTVRTRTVTRRT"  # R: train, V: validation, T: test
     rows = []
-    t = 0
-    for i in range(23):
-        if i % 7 in (1, 4) and t < len(test_emotions) or (i >= 18 and t < len(test_emotions)):
-            part, emotion = TEST, test_emotions[t]
-            t += 1
-        elif i % 5 == 0:
-            part, emotion = VALIDATION, CLASSES[i % 7]
-        else:
-            part, emotion = TRAIN, CLASSES[i % 7]
+    for i, code in enumerate(parts):
+        part = {"R": TRAIN, "V": VALIDATION, "T": TEST}[code]
+        emotion = next(test_emotions) if part == TEST else CLASSES[i % len(CLASSES)]
         speaker = "YAF" if part == TEST else "OAF"
         rows.append({"file": f"audio/{speaker}_w{i}_{emotion}.wav", "speaker": speaker, "emotion": emotion, "part": part})
     frame = pd.DataFrame(rows)
-    assert (frame["part"] == TEST).sum() == 10
+    assert frame["part"].value_counts().to_dict() == {TEST: 10, TRAIN: 9, VALIDATION: 4}
     return frame
 
 
@@ -121,3 +116,21 @@ def test_metrics_are_json_serialisable(split, probabilities):
     table = predictions_table(split, probabilities, CLASSES)
     metrics = score(table, split, CLASSES, {"protocol": "speaker", "test_speaker": "YAF"})
     assert json.loads(json.dumps(metrics)) == metrics
+
+
+def test_class_missing_from_the_test_part_is_scored_over_all_classes(split):
+    """macro F1 is over every class the model knows (sklearn with labels=classes), absent ones scoring 0."""
+    test = split[split["part"] == TEST]
+    no_sad = test["emotion"].replace({"sad": "angry"})
+    frame = split.copy()
+    frame.loc[test.index, "emotion"] = no_sad
+    predicted = list(no_sad)  # perfect on the six classes present
+    probs = np.eye(len(CLASSES))[[CLASSES.index(e) for e in predicted]]
+    table = predictions_table(frame, probs, CLASSES)
+    metrics = score(table, frame, CLASSES, {"protocol": "random"})
+    assert "sad" not in set(table["actual"]) | set(table["predicted"])
+    assert metrics["f1"]["sad"] == 0.0
+    assert metrics["macro_f1"] == pytest.approx(
+        f1_score(table["actual"], table["predicted"], labels=CLASSES, average="macro", zero_division=0), abs=1e-6
+    )
+    assert metrics["macro_f1"] == pytest.approx(6 / 7, abs=1e-6)  # sklearn without labels= would say 1.0

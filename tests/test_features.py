@@ -31,6 +31,16 @@ def _audio(audio_params: AudioParams, **changes) -> AudioParams:
     return AudioParams(**{**audio_params.model_dump(), **changes})
 
 
+# The tutorial's settings (librosa defaults): what params.yaml ships with.
+TUTORIAL_AUDIO = AudioParams(sr=22050, offset=0.5, duration=3.0, res_type="soxr_hq")
+TUTORIAL_MFCC = MfccParams(n_mfcc=40, n_fft=2048, hop_length=512, pooling="mean")
+
+
+def test_params_yaml_ships_the_tutorial_settings(audio_params, mfcc_params):
+    assert audio_params == TUTORIAL_AUDIO
+    assert mfcc_params == TUTORIAL_MFCC
+
+
 def _tutorial_mean_mfcc(path) -> np.ndarray:
     """The reference from the tutorial the project reproduces."""
     return np.mean(
@@ -124,9 +134,9 @@ def test_mean_pooling_ignores_padding(audio_params, mfcc_params, none_params):
     ("sr", "seconds", "channels"),
     [(24414, 2.0, 1), (24414, 4.0, 1), (44100, 1.3, 1), (96000, 1.5, 1), (22050, 3.5, 1), (16000, 2.5, 2)],
 )
-def test_mean_pooling_equals_tutorial_on_synthetic(tmp_path, write_tone, audio_params, mfcc_params, sr, seconds, channels):
+def test_mean_pooling_equals_tutorial_on_synthetic(tmp_path, write_tone, sr, seconds, channels):
     path = write_tone(tmp_path / "YAF_ref_happy.wav", sr=sr, seconds=seconds, channels=channels, seed=sr)
-    features, _ = clip_features(path, audio_params, mfcc_params)
+    features, _ = clip_features(path, TUTORIAL_AUDIO, TUTORIAL_MFCC)
     np.testing.assert_allclose(features[:, 0], _tutorial_mean_mfcc(path), rtol=0, atol=1e-4)
 
 
@@ -140,9 +150,9 @@ def test_mean_pooling_equals_tutorial_on_synthetic(tmp_path, write_tone, audio_p
         "OAF_neutral/OA_bite_neutral.flac",
     ],
 )
-def test_mean_pooling_equals_tutorial_on_real_tess(tess_dir, audio_params, mfcc_params, relative):
+def test_mean_pooling_equals_tutorial_on_real_tess(tess_dir, relative):
     path = tess_dir / relative
-    features, _ = clip_features(path, audio_params, mfcc_params)
+    features, _ = clip_features(path, TUTORIAL_AUDIO, TUTORIAL_MFCC)
     np.testing.assert_allclose(features[:, 0], _tutorial_mean_mfcc(path), rtol=0, atol=1e-4)
 
 

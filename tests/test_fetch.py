@@ -185,12 +185,6 @@ def test_check_rejected_with_no_files(tmp_path):
         check_rejected(result, 1.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ser/fetch.py check_rejected only fails on an empty manifest when the source holds no "
-    "files at all; with max_rejected_fraction=1.0 a source whose every file is rejected passes with "
-    "0 clips and the pipeline goes on with an empty manifest",
-)
 def test_check_rejected_with_no_usable_audio(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
@@ -289,7 +283,7 @@ def http_root(tmp_path, monkeypatch):
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder))
     )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield folder, f"http://127.0.0.1:{server.server_address[1]}"

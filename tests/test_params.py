@@ -241,11 +241,6 @@ def test_upper_bounds(raw_params, path, value):
     assert ".".join(path) in _errors(raw_params)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ser/params.py SplitParams.seed / TrainParams.seed have no upper bound: a seed >= 2**32 "
-    "passes validation, then sklearn train_test_split / np.random.seed fail without naming the key",
-)
 @pytest.mark.parametrize("path", [("split", "seed"), ("train", "seed")])
 def test_seeds_are_bounded_above(raw_params, path):
     _set(raw_params, path, 2**32)
@@ -264,11 +259,6 @@ def test_seed_just_below_2_pow_32_is_usable(raw_params):
         np.random.RandomState(2**32)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ser/params.py int fields accept YAML booleans (lax pydantic): `n_mfcc: true` "
-    "or `epochs: yes` silently becomes 1 instead of a type error",
-)
 @pytest.mark.parametrize("path", [("mfcc", "n_mfcc"), ("train", "epochs")])
 def test_booleans_are_not_numbers(raw_params, path):
     _set(raw_params, path, True)

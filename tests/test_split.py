@@ -162,3 +162,30 @@ def test_validation_comes_from_the_non_test_part(index, protocol, seed):
         assert (index.loc[val, "speaker"] != params.test_speaker).all()
     if protocol == "word":
         assert not set(index.loc[val, "word"]) & set(index.loc[test, "word"])
+
+
+def _tiny(per_emotion: int) -> pd.DataFrame:
+    rows = [
+        {"file": f"audio/{s}_w{i}_{e}.wav", "speaker": s, "word": f"w{i}", "emotion": e}
+        for e in EMOTIONS for i in range(per_emotion) for s in SPEAKERS[i % 2:i % 2 + 1]
+    ]
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 42])
+def test_tiny_corpus_keeps_every_emotion_in_every_part(seed):
+    tiny = _tiny(3)  # 21 clips: 20% would be 4 test clips, fewer than the 7 emotions
+    parts = assign_parts(tiny, _split("random", seed=seed))
+    for part in (TRAIN, VALIDATION, TEST):
+        assert set(tiny.loc[parts == part, "emotion"]) == set(EMOTIONS), part
+
+
+def test_too_tiny_corpus_raises_params_error():
+    with pytest.raises(ParamsError, match="too few"):
+        assign_parts(_tiny(2), _split("random"))
+
+
+def test_too_tiny_corpus_error_names_the_key():
+    with pytest.raises(ParamsError) as info:
+        assign_parts(_tiny(2), _split("random"))
+    assert "split.validation_fraction" in str(info.value) or "split.test_fraction" in str(info.value)
