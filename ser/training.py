@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import keras
@@ -63,10 +64,24 @@ def train_model(
     return model, history.history
 
 
+def strip_save_time(path: Path) -> None:
+    """Drop the save date and file times from a ``.keras`` archive, so equal models give equal bytes."""
+    with zipfile.ZipFile(path) as archive:
+        entries = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, payload in entries:
+            if name == "metadata.json":
+                metadata = json.loads(payload)
+                metadata.pop("date_saved", None)
+                payload = json.dumps(metadata).encode()
+            archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), payload, zipfile.ZIP_DEFLATED)
+
+
 def save_model(model_dir: Path, model: keras.Model, index: pd.DataFrame, parts: np.ndarray, meta: dict) -> None:
     """Write the model, its metadata (classes, params) and the split it was trained on."""
     model_dir.mkdir(parents=True, exist_ok=True)
     model.save(model_dir / MODEL_FILE)
+    strip_save_time(model_dir / MODEL_FILE)
     meta = {"classes": list(EMOTIONS), "input_shape": list(model.input_shape[1:]), **meta}
     (model_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     index[["file", "speaker", "word", "emotion"]].assign(part=parts).to_csv(model_dir / SPLIT_FILE, index=False)

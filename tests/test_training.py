@@ -12,7 +12,7 @@ from ser.labels import EMOTIONS  # noqa: E402
 from ser.models import build_model  # noqa: E402
 from ser.params import ModelParams, TrainParams  # noqa: E402
 from ser.split import TEST, TRAIN, VALIDATION  # noqa: E402
-from ser.training import train_model  # noqa: E402
+from ser.training import save_model, train_model  # noqa: E402
 
 TUTORIAL = ModelParams(arch="seed_lstm", lstm_units=256, dense_units=[128, 64], dropout=0.2)
 
@@ -23,7 +23,9 @@ def toy_data(per_class: int = 6, n_mfcc: int = 40) -> tuple[np.ndarray, pd.DataF
     emotions = np.repeat(EMOTIONS, per_class)
     levels = np.array([EMOTIONS.index(e) for e in emotions], dtype=np.float32)
     features = (levels[:, None, None] + rng.normal(0, 0.3, (len(emotions), n_mfcc, 1))).astype(np.float32)
-    index = pd.DataFrame({"file": [f"clip{i}.wav" for i in range(len(emotions))], "emotion": emotions})
+    index = pd.DataFrame({
+        "file": [f"clip{i}.wav" for i in range(len(emotions))], "speaker": "OAF", "word": "back", "emotion": emotions,
+    })
     parts = np.tile([TRAIN, TRAIN, TRAIN, TRAIN, VALIDATION, TEST], len(EMOTIONS))
     return features, index, parts
 
@@ -52,3 +54,15 @@ def test_training_learns_and_is_reproducible_under_a_seed() -> None:
     np.testing.assert_array_equal(first.predict(features, verbose=0), second.predict(features, verbose=0))
     other, _ = train_model(features, index, parts, small, train.model_copy(update={"seed": 8}))
     assert not np.array_equal(first.predict(features, verbose=0), other.predict(features, verbose=0))
+
+
+def test_saved_model_is_byte_identical_across_saves_and_loads(tmp_path) -> None:
+    features, index, parts = toy_data()
+    small = ModelParams(arch="seed_lstm", lstm_units=8, dense_units=[], dropout=0.0)
+    model, _ = train_model(features, index, parts, small, TrainParams(epochs=1, batch_size=8, learning_rate=0.01, seed=1))
+    save_model(tmp_path / "a", model, index, parts, {})
+    save_model(tmp_path / "b", model, index, parts, {})
+    first, second = (tmp_path / d / "model.keras" for d in "ab")
+    assert first.read_bytes() == second.read_bytes()
+    restored = keras.models.load_model(first)
+    np.testing.assert_allclose(restored.predict(features, verbose=0), model.predict(features, verbose=0), rtol=0, atol=1e-6)
