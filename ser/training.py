@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -24,7 +25,8 @@ SPLIT_FILE = "split.csv"
 
 
 def make_deterministic(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow and make TensorFlow's ops deterministic."""
+    """Start from a fresh Keras state (layer names too), seed everything, make ops deterministic."""
+    keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
@@ -64,8 +66,18 @@ def train_model(
     return model, history.history
 
 
-def strip_save_time(path: Path) -> None:
-    """Drop the save date and file times from a ``.keras`` archive, so equal models give equal bytes."""
+def _renumber_shared_objects(config: str) -> str:
+    """Replace Keras's memory-address ``shared_object_id`` values by their order of appearance."""
+    numbers: dict[str, int] = {}
+
+    def renumber(match: re.Match) -> str:
+        return f'"shared_object_id": {numbers.setdefault(match[1], len(numbers))}'
+
+    return re.sub(r'"shared_object_id": (\d+)', renumber, config)
+
+
+def make_archive_deterministic(path: Path) -> None:
+    """Drop save times and memory addresses from a ``.keras`` archive, so equal models give equal bytes."""
     with zipfile.ZipFile(path) as archive:
         entries = [(info.filename, archive.read(info)) for info in archive.infolist()]
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -74,6 +86,8 @@ def strip_save_time(path: Path) -> None:
                 metadata = json.loads(payload)
                 metadata.pop("date_saved", None)
                 payload = json.dumps(metadata).encode()
+            elif name == "config.json":
+                payload = _renumber_shared_objects(payload.decode()).encode()
             archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), payload, zipfile.ZIP_DEFLATED)
 
 
@@ -81,7 +95,7 @@ def save_model(model_dir: Path, model: keras.Model, index: pd.DataFrame, parts: 
     """Write the model, its metadata (classes, params) and the split it was trained on."""
     model_dir.mkdir(parents=True, exist_ok=True)
     model.save(model_dir / MODEL_FILE)
-    strip_save_time(model_dir / MODEL_FILE)
+    make_archive_deterministic(model_dir / MODEL_FILE)
     meta = {"classes": list(EMOTIONS), "input_shape": list(model.input_shape[1:]), **meta}
     (model_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     index[["file", "speaker", "word", "emotion"]].assign(part=parts).to_csv(model_dir / SPLIT_FILE, index=False)
