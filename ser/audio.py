@@ -41,11 +41,16 @@ def read_window(path: str | Path, offset: float, duration: float) -> tuple[np.nd
     return frames.mean(axis=1), native_sr
 
 
+def require_finite(samples: np.ndarray, path: str | Path) -> None:
+    """Raise ``AudioError`` naming ``path`` if any sample is NaN or infinite."""
+    if not np.all(np.isfinite(samples)):
+        raise AudioError(f"{path}: audio holds NaN or infinite samples")
+
+
 def load_window(path: str | Path, audio: AudioParams) -> np.ndarray:
     """The analysis window of a clip, mono at ``audio.sr``; shorter than the window if the clip is."""
     samples, native_sr = read_window(path, audio.offset, audio.duration)
-    if not np.all(np.isfinite(samples)):
-        raise AudioError(f"{path}: audio holds NaN or infinite samples")
+    require_finite(samples, path)
     if native_sr != audio.sr:
         samples = librosa.resample(samples, orig_sr=native_sr, target_sr=audio.sr, res_type=audio.res_type)
     return samples

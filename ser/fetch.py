@@ -17,11 +17,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import pandas as pd
 import soundfile as sf
 from tqdm import tqdm
 
+from ser.audio import require_finite
 from ser.labels import AUDIO_EXTENSIONS, LabelError, parse_label
 
 MANIFEST_COLUMNS = [
@@ -126,22 +126,22 @@ def inspect_audio(path: Path) -> dict:
     if reason:
         raise ValueError(reason)
     try:
-        info = sf.info(str(path))
-        samples = sf.read(str(path), dtype="float32", always_2d=True)[0]
+        with sf.SoundFile(path) as audio:
+            samples = audio.read(dtype="float32", always_2d=True)
+            described = {
+                "format": audio.format,
+                "subtype": audio.subtype,
+                "sample_rate": audio.samplerate,
+                "channels": audio.channels,
+                "frames": samples.shape[0],
+                "duration": round(samples.shape[0] / audio.samplerate, 6),
+            }
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise ValueError(f"cannot decode audio ({getattr(exc, 'error_string', exc)})") from None
     if samples.shape[0] == 0:
         raise ValueError("no audio samples")
-    if not np.all(np.isfinite(samples)):
-        raise ValueError("audio holds NaN or infinite samples")
-    return {
-        "format": info.format,
-        "subtype": info.subtype,
-        "sample_rate": info.samplerate,
-        "channels": info.channels,
-        "frames": samples.shape[0],
-        "duration": round(samples.shape[0] / info.samplerate, 6),
-    }
+    require_finite(samples, path)
+    return described
 
 
 def _describe_file(path: Path) -> dict:
