@@ -1,39 +1,78 @@
-"""Scores of a trained model on its held-out test part."""
+"""Scores of trained models on their held-out test parts: per fold, and their mean."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
 from ser.split import TEST, TRAIN, VALIDATION
 
+ECE_BINS = 15
 
-def predictions_table(split: pd.DataFrame, probabilities: np.ndarray, classes: list[str]) -> pd.DataFrame:
-    """One row per test clip: file, actual and predicted class, and the predicted class's probability."""
+
+def predictions_table(split: pd.DataFrame, probabilities: np.ndarray, classes: list[str], fold: str) -> pd.DataFrame:
+    """One row per test clip: fold, file, actual and predicted class, confidence, every class's probability."""
     test = split[split["part"] == TEST].reset_index(drop=True)
     best = probabilities.argmax(axis=1)
-    return pd.DataFrame({
+    table = pd.DataFrame({
+        "fold": fold,
         "file": test["file"],
         "actual": test["emotion"],
         "predicted": np.asarray(classes)[best],
         "confidence": probabilities[np.arange(len(best)), best].round(6),
     })
+    return pd.concat([table, pd.DataFrame(probabilities.round(6), columns=[f"p_{c}" for c in classes])], axis=1)
 
 
-def score(predictions: pd.DataFrame, split: pd.DataFrame, classes: list[str], split_params: dict) -> dict:
-    """Accuracy, macro F1 and per-class F1, with the protocol and the size of each part."""
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Mean gap between confidence and accuracy over equal-width confidence bins, weighted by bin size."""
+    confidence, correct = np.asarray(confidence, float), np.asarray(correct, float)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    gap = 0.0
+    for b in np.unique(which):
+        rows = which == b
+        gap += rows.sum() * abs(confidence[rows].mean() - correct[rows].mean())
+    return gap / max(len(confidence), 1)
+
+
+def _rounded(values) -> float:
+    return round(float(values), 6)
+
+
+def score(predictions: pd.DataFrame, split: pd.DataFrame, classes: list[str]) -> dict:
+    """Accuracy, macro F1, expected calibration error and per-class precision/recall/F1 of one fold."""
     parts = split["part"].value_counts()
-    per_class = f1_score(predictions["actual"], predictions["predicted"], labels=classes, average=None, zero_division=0)
-    metrics = {
-        "protocol": split_params["protocol"],
+    actual, predicted = predictions["actual"], predictions["predicted"]
+    precision, recall, f1, _ = precision_recall_fscore_support(actual, predicted, labels=classes, zero_division=0)
+    return {
         "n_train": int(parts.get(TRAIN, 0)),
         "n_val": int(parts.get(VALIDATION, 0)),
         "n_test": int(parts.get(TEST, 0)),
-        "accuracy": round(float(accuracy_score(predictions["actual"], predictions["predicted"])), 6),
-        "macro_f1": round(float(np.mean(per_class)), 6),
-        "f1": {label: round(float(value), 6) for label, value in zip(classes, per_class)},
+        "accuracy": _rounded(accuracy_score(actual, predicted)),
+        "macro_f1": _rounded(np.mean(f1)),
+        "ece": _rounded(expected_calibration_error(predictions["confidence"], actual == predicted)),
+        "min_recall": _rounded(np.min(recall)),
+        "precision": {c: _rounded(v) for c, v in zip(classes, precision)},
+        "recall": {c: _rounded(v) for c, v in zip(classes, recall)},
+        "f1": {c: _rounded(v) for c, v in zip(classes, f1)},
     }
-    if split_params["protocol"] == "speaker":
-        metrics["test_speaker"] = split_params["test_speaker"]
-    return metrics
+
+
+def summarize(protocol: str, folds: dict[str, dict]) -> dict:
+    """The folds' mean accuracy, macro F1 and ECE, their lowest class recall, and each fold in full."""
+    return {
+        "protocol": protocol,
+        "accuracy": _rounded(np.mean([f["accuracy"] for f in folds.values()])),
+        "macro_f1": _rounded(np.mean([f["macro_f1"] for f in folds.values()])),
+        "ece": _rounded(np.mean([f["ece"] for f in folds.values()])),
+        "min_recall": min(f["min_recall"] for f in folds.values()),
+        "folds": folds,
+    }
+
+
+def confident_mistakes(predictions: pd.DataFrame, top: int) -> pd.DataFrame:
+    """The ``top`` wrong predictions with the highest confidence, most confident first."""
+    wrong = predictions[predictions["actual"] != predictions["predicted"]]
+    columns = ["fold", "file", "actual", "predicted", "confidence"]
+    return wrong.sort_values(["confidence", "file"], ascending=[False, True], kind="stable")[columns].head(top)

@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 RESAMPLERS = ("soxr_vhq", "soxr_hq", "soxr_mq", "soxr_lq", "soxr_qq", "polyphase", "fft", "scipy")
 PROTOCOLS = ("random", "speaker", "word")
-ARCHS = ("seed_lstm",)
+ARCHS = ("seed_lstm", "cnn1d", "bigru")
+FEATURE_KINDS = ("mfcc", "logmel")
+NORMALIZATIONS = ("none", "utterance", "speaker")
 MAX_SEED = 2**32 - 1
 
 
@@ -44,16 +46,49 @@ class AudioParams(_Section):
         return int(round(self.duration * self.sr))
 
 
-class MfccParams(_Section):
+class FeatureParams(_Section):
+    kind: Literal[FEATURE_KINDS]  # type: ignore[valid-type]
     n_mfcc: int = Field(gt=0, le=128)
+    n_mels: int = Field(gt=0, le=512)
     n_fft: int = Field(ge=16, le=65_536)
     hop_length: int = Field(gt=0)
-    pooling: Literal["mean", "none"]
 
     @model_validator(mode="after")
-    def _hop_within_window(self) -> MfccParams:
+    def _consistent(self) -> FeatureParams:
         if self.hop_length > self.n_fft:
             raise ValueError(f"hop_length ({self.hop_length}) must not exceed n_fft ({self.n_fft})")
+        if self.kind == "mfcc" and self.n_mfcc > self.n_mels:
+            raise ValueError(f"n_mfcc ({self.n_mfcc}) must not exceed n_mels ({self.n_mels})")
+        return self
+
+    @property
+    def n_channels(self) -> int:
+        """Coefficients per frame."""
+        return self.n_mfcc if self.kind == "mfcc" else self.n_mels
+
+
+def _check_range(name: str, bounds: list[float]) -> None:
+    if bounds and (len(bounds) != 2 or bounds[0] > bounds[1]):
+        raise ValueError(f"{name} must be [] (off) or [low, high] with low <= high, got {bounds}")
+
+
+class AugmentParams(_Section):
+    copies: int = Field(ge=0, le=64, description="augmented copies of every clip; 0 turns augmentation off")
+    seed: int = Field(ge=0, le=MAX_SEED)
+    noise_snr_db: list[float] = Field(max_length=2, description="white noise at an SNR drawn from [low, high] dB")
+    shift_s: float = Field(ge=0, le=5, description="largest time shift, either way (s)")
+    pitch_semitones: float = Field(ge=0, le=12, description="largest pitch shift, up or down")
+    tempo: list[float] = Field(max_length=2, description="tempo factor drawn from [low, high]")
+    gain_db: float = Field(ge=0, le=40, description="largest gain change, up or down (dB)")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> AugmentParams:
+        _check_range("noise_snr_db", self.noise_snr_db)
+        _check_range("tempo", self.tempo)
+        if self.tempo and not 0.25 <= self.tempo[0] <= self.tempo[1] <= 4:
+            raise ValueError(f"tempo factors must lie in [0.25, 4], got {self.tempo}")
+        if self.noise_snr_db and not -20 <= self.noise_snr_db[0] <= self.noise_snr_db[1] <= 100:
+            raise ValueError(f"noise_snr_db must lie in [-20, 100] dB, got {self.noise_snr_db}")
         return self
 
 
@@ -65,11 +100,26 @@ class SplitParams(_Section):
     seed: int = Field(ge=0, le=MAX_SEED)
 
 
+class SpecAugmentParams(_Section):
+    time_masks: int = Field(ge=0, le=16)
+    time_width: int = Field(ge=0, le=1000, description="largest masked run of frames")
+    feature_masks: int = Field(ge=0, le=16)
+    feature_width: int = Field(ge=0, le=512, description="largest masked run of coefficients")
+
+
 class ModelParams(_Section):
     arch: Literal[ARCHS]  # type: ignore[valid-type]
+    deltas: int = Field(ge=0, le=2, description="append delta (1) and delta-delta (2) coefficients")
+    normalize: Literal[NORMALIZATIONS]  # type: ignore[valid-type]
     lstm_units: int = Field(gt=0, le=4096)
     dense_units: list[int] = Field(min_length=0, max_length=8)
     dropout: float = Field(ge=0, lt=1)
+    filters: int = Field(gt=0, le=4096)
+    kernel_size: int = Field(gt=0, le=64)
+    conv_layers: int = Field(gt=0, le=16)
+    rnn_units: int = Field(gt=0, le=4096)
+    input_noise: float = Field(ge=0, le=10, description="std of Gaussian noise added to inputs in training")
+    spec_augment: SpecAugmentParams
 
     @model_validator(mode="after")
     def _positive_dense_units(self) -> ModelParams:
@@ -82,13 +132,16 @@ class TrainParams(_Section):
     epochs: int = Field(gt=0, le=10_000)
     batch_size: int = Field(gt=0, le=65_536)
     learning_rate: float = Field(gt=0, le=1)
+    early_stopping: int = Field(ge=0, le=10_000, description="patience in epochs on val_loss; 0 = off")
+    reduce_lr: int = Field(ge=0, le=10_000, description="patience before halving the learning rate; 0 = off")
     seed: int = Field(ge=0, le=MAX_SEED)
 
 
 class Params(_Section):
     data: DataParams
     audio: AudioParams
-    mfcc: MfccParams
+    features: FeatureParams
+    augment: AugmentParams
     split: SplitParams
     model: ModelParams
     train: TrainParams

@@ -54,7 +54,7 @@ def plot_spectrogram(samples: np.ndarray, sr: int, title: str, path: Path) -> No
     _save(fig, path)
 
 
-def plot_confusion(actual: pd.Series, predicted: pd.Series, classes: list[str], path: Path) -> None:
+def plot_confusion(actual: pd.Series, predicted: pd.Series, classes: list[str], path: Path, title: str = "") -> None:
     """Row-normalized confusion matrix (each row: how one true class was predicted)."""
     counts = pd.crosstab(
         pd.Categorical(actual, categories=classes), pd.Categorical(predicted, categories=classes),
@@ -65,12 +65,13 @@ def plot_confusion(actual: pd.Series, predicted: pd.Series, classes: list[str], 
     sns.heatmap(share, annot=counts, fmt="d", cmap="Blues", vmin=0, vmax=1, ax=ax)
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
-    ax.set_title("Confusion matrix (colour: share of row, numbers: clips)")
+    ax.set_title(f"{title}\ncolour: share of row, numbers: clips".strip())
     _save(fig, path)
 
 
-def plot_history(history: dict[str, list[float]], path: Path) -> None:
+def plot_history(history: dict[str, list[float]], path: Path, title: str = "") -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig.suptitle(title)
     for ax, metric in zip(axes, ("loss", "accuracy")):
         for prefix, label in (("", "train"), ("val_", "validation")):
             if prefix + metric in history:

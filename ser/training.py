@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -14,6 +15,7 @@ import tensorflow as tf
 from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
+from ser.inputs import model_inputs, speaker_stats
 from ser.labels import EMOTIONS
 from ser.models import build_model
 from ser.params import ModelParams, TrainParams
@@ -36,33 +38,80 @@ def encode_labels(emotions: pd.Series) -> np.ndarray:
     return keras.utils.to_categorical(emotions.map(EMOTIONS.index).to_numpy(), len(EMOTIONS))
 
 
-def train_model(
+@dataclass
+class FoldData:
+    """Inputs and targets of one fold: ``fit`` (training clips and their augmented copies) and ``val``."""
+
+    fit_x: np.ndarray
+    fit_y: np.ndarray
+    fit_index: pd.DataFrame
+    val_x: np.ndarray
+    val_y: np.ndarray
+
+
+def fold_data(
     features: np.ndarray,
     index: pd.DataFrame,
+    augmented: tuple[np.ndarray, pd.DataFrame],
     parts: np.ndarray,
-    model_params: ModelParams,
-    train_params: TrainParams,
-    live_dir: Path | None = None,
-) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Train on the ``train`` rows, validate on the ``val`` rows; return the model and its history."""
-    make_deterministic(train_params.seed)
-    targets = encode_labels(index["emotion"])
+    params: ModelParams,
+) -> FoldData:
+    """Model inputs of the training clips plus their augmented copies, and of the validation clips.
+
+    Only copies whose source clip is in the ``train`` part are used; validation
+    and test clips are never augmented.
+    """
+    speakers = index["speaker"].to_numpy(dtype=str)
+    stats = speaker_stats(features, index["valid_frames"], speakers, params.deltas) if params.normalize == "speaker" else None
+    inputs = model_inputs(features, index["valid_frames"], speakers, params, stats)
     fit_rows, val_rows = parts == TRAIN, parts == VALIDATION
-    model = build_model(features.shape[1:], len(EMOTIONS), model_params)
+    aug_values, aug_index = augmented
+    copies = aug_index["source"].map(lambda row: fit_rows[row]).to_numpy(dtype=bool) if len(aug_index) else np.zeros(0, bool)
+    aug_index = aug_index[copies].reset_index(drop=True)
+    aug_inputs = (
+        model_inputs(aug_values[copies], aug_index["valid_frames"], aug_index["speaker"], params, stats)
+        if len(aug_index) else inputs[:0]
+    )
+    fit_index = pd.concat([index[fit_rows].assign(copy=0), aug_index.drop(columns="source")], ignore_index=True)
+    return FoldData(
+        fit_x=np.concatenate([inputs[fit_rows], aug_inputs]),
+        fit_y=encode_labels(fit_index["emotion"]),
+        fit_index=fit_index,
+        val_x=inputs[val_rows],
+        val_y=encode_labels(index["emotion"][val_rows]),
+    )
+
+
+def _callbacks(params: TrainParams, live_dir: Path | None) -> list[keras.callbacks.Callback]:
+    callbacks: list[keras.callbacks.Callback] = []
+    if params.early_stopping:
+        callbacks.append(keras.callbacks.EarlyStopping(patience=params.early_stopping, restore_best_weights=True))
+    if params.reduce_lr:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=params.reduce_lr, min_lr=1e-5))
+    if live_dir is not None:
+        callbacks.append(DVCLiveCallback(live=Live(str(live_dir), dvcyaml=False, save_dvc_exp=False)))
+    return callbacks
+
+
+def train_model(
+    data: FoldData, model_params: ModelParams, train_params: TrainParams, live_dir: Path | None = None
+) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Train on ``data.fit_*``, validate (early stopping, learning rate) on ``data.val_*``."""
+    make_deterministic(train_params.seed)
+    model = build_model(data.fit_x.shape[1:], len(EMOTIONS), model_params, seed=train_params.seed)
     model.compile(
         loss="categorical_crossentropy",
         optimizer=keras.optimizers.Adam(learning_rate=train_params.learning_rate),
         metrics=["accuracy"],
     )
-    callbacks = []
-    if live_dir is not None:
-        callbacks.append(DVCLiveCallback(live=Live(str(live_dir), dvcyaml=False, save_dvc_exp=False)))
     history = model.fit(
-        features[fit_rows], targets[fit_rows],
-        validation_data=(features[val_rows], targets[val_rows]),
+        data.fit_x, data.fit_y,
+        validation_data=(data.val_x, data.val_y),
         epochs=train_params.epochs, batch_size=train_params.batch_size,
-        callbacks=callbacks, verbose=2,
+        callbacks=_callbacks(train_params, live_dir), verbose=2,
     )
+    if live_dir is not None:  # dvclive's own summary: the train stage writes one for all folds
+        (live_dir / "metrics.json").unlink(missing_ok=True)
     return model, history.history
 
 
@@ -99,3 +148,23 @@ def save_model(model_dir: Path, model: keras.Model, index: pd.DataFrame, parts: 
     meta = {"classes": list(EMOTIONS), "input_shape": list(model.input_shape[1:]), **meta}
     (model_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     index[["file", "speaker", "word", "emotion"]].assign(part=parts).to_csv(model_dir / SPLIT_FILE, index=False)
+
+
+def history_summary(history: dict[str, list[float]], n_fit: int) -> dict:
+    """Epochs run, fit-set size and the best epoch's validation loss and accuracy."""
+    best = int(np.argmin(history["val_loss"]))
+    return {
+        "epochs": len(history["val_loss"]),
+        "n_fit": n_fit,
+        "val_loss": float(f"{history['val_loss'][best]:.6g}"),
+        "val_accuracy": round(float(history["val_accuracy"][best]), 6),
+    }
+
+
+def mean_summary(folds: dict[str, dict]) -> dict:
+    """Validation scores averaged over folds (the model-selection score), and each fold's."""
+    return {
+        "val_loss": float(f"{np.mean([f['val_loss'] for f in folds.values()]):.6g}"),
+        "val_accuracy": round(float(np.mean([f["val_accuracy"] for f in folds.values()])), 6),
+        "folds": folds,
+    }

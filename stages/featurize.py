@@ -1,9 +1,10 @@
-"""Stage featurize: MFCC features of every clip in the manifest."""
+"""Stage featurize: frame features of every clip, and augmented copies for training."""
 
 from pathlib import Path
 
 import pandas as pd
 
+from ser.augment import augmented_features
 from ser.features import featurize, save_features
 from ser.params import load_params
 
@@ -14,9 +15,11 @@ OUT_DIR = Path("data/features")
 def main() -> None:
     params = load_params()
     manifest = pd.read_csv(RAW_DIR / "manifest.csv")
-    features, index = featurize(manifest, RAW_DIR, params.audio, params.mfcc)
-    save_features(OUT_DIR, features, index, params.audio, params.mfcc)
-    print(f"featurized {len(index)} clips into {OUT_DIR}: {features.shape}")
+    values, index = featurize(manifest, RAW_DIR, params.audio, params.features)
+    augmented = augmented_features(manifest, RAW_DIR, params.audio, params.features, params.augment)
+    used = {"audio": params.audio.model_dump(), "features": params.features.model_dump()}
+    save_features(OUT_DIR, values, index, used, augmented)
+    print(f"featurized {len(index)} clips and {len(augmented[1])} augmented copies into {OUT_DIR}: {values.shape[1:]}")
 
 
 if __name__ == "__main__":

@@ -1,32 +1,43 @@
-"""Stage train: split by protocol, train the model named by ``model.arch``, save it."""
+"""Stage train: one model per evaluation fold; the first fold's is the deployable model.
 
+Under the speaker protocol a model is trained for every held-out speaker; the
+one that holds out ``split.test_speaker`` goes to ``models/``, the others to
+``models/cross/<fold>/``.
+"""
+
+import json
 from pathlib import Path
 
-from ser.features import load_features
+from ser.features import load_augmented, load_features
 from ser.params import load_params
-from ser.split import assign_parts
+from ser.split import fold_parts
 
 FEATURE_DIR = Path("data/features")
 MODEL_DIR = Path("models")
-LIVE_DIR = Path("reports/train")
+REPORT_DIR = Path("reports/train")
+
+
+def fold_model_dir(fold_number: int, fold: str) -> Path:
+    return MODEL_DIR if fold_number == 0 else MODEL_DIR / "cross" / fold
 
 
 def main() -> None:
     params = load_params()
     features, index, feature_params = load_features(FEATURE_DIR)
-    parts = assign_parts(index, params.split)
+    augmented = load_augmented(FEATURE_DIR)
+    folds = fold_parts(index, params.split)
 
     from ser import plots, training  # TensorFlow loads only once the inputs are known to be valid
 
-    model, history = training.train_model(features, index, parts, params.model, params.train, LIVE_DIR)
-    meta = {
-        **feature_params,
-        "split": params.split.model_dump(),
-        "model": params.model.model_dump(),
-        "train": params.train.model_dump(),
-    }
-    training.save_model(MODEL_DIR, model, index, parts, meta)
-    plots.plot_history(history, LIVE_DIR / "curves.png")
+    summary = {}
+    meta = {**feature_params, **params.model_dump(include={"split", "model", "train"})}
+    for number, (fold, parts) in enumerate(folds.items()):
+        data = training.fold_data(features, index, augmented, parts, params.model)
+        model, history = training.train_model(data, params.model, params.train, REPORT_DIR / "live" / fold)
+        training.save_model(fold_model_dir(number, fold), model, index, parts, {**meta, "fold": fold})
+        plots.plot_history(history, REPORT_DIR / "curves" / f"{fold}.png", title=fold)
+        summary[fold] = training.history_summary(history, n_fit=len(data.fit_x))
+    (REPORT_DIR / "metrics.json").write_text(json.dumps(training.mean_summary(summary), indent=2) + "\n")
 
 
 if __name__ == "__main__":
