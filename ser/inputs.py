@@ -79,7 +79,7 @@ def model_inputs(
     default each speaker's are computed from the clips given.
     """
     speakers = np.asarray(speakers, dtype=str)
-    values = with_deltas(np.asarray(values, dtype=np.float32), params.deltas)
+    values = with_deltas(np.array(values, dtype=np.float32), params.deltas)  # a copy: normalized below
     mask = frame_mask(valid_frames, values.shape[1])
     if params.normalize == "utterance":
         mean, std = masked_moments(values, mask, axis=(1,))

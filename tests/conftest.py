@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from ser.params import AudioParams, MfccParams, SplitParams
+from ser.params import AudioParams, AugmentParams, FeatureParams, ModelParams, SplitParams, TrainParams
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS_YAML = REPO / "params.yaml"
@@ -99,8 +99,23 @@ def audio_params(params_yaml) -> AudioParams:
 
 
 @pytest.fixture(scope="session")
-def mfcc_params(params_yaml) -> MfccParams:
-    return MfccParams(**params_yaml["mfcc"])
+def feature_params(params_yaml) -> FeatureParams:
+    return FeatureParams(**params_yaml["features"])
+
+
+@pytest.fixture(scope="session")
+def augment_params(params_yaml) -> AugmentParams:
+    return AugmentParams(**params_yaml["augment"])
+
+
+@pytest.fixture(scope="session")
+def model_params(params_yaml) -> ModelParams:
+    return ModelParams.model_validate(params_yaml["model"])
+
+
+@pytest.fixture(scope="session")
+def train_params(params_yaml) -> TrainParams:
+    return TrainParams(**params_yaml["train"])
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,8 @@ QUIRK_FILES = [
     "OAF_fear/OAF_food_fear.flac", "OAF_neutral/OA_bite_neutral.flac",
 ]
 FILES_PER_FOLDER = 3
+EMOTIONS = {"angry", "disgust", "fear", "happy", "neutral", "ps", "sad"}
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def run(args: list[str], cwd: Path) -> str:
@@ -80,7 +83,9 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run(["dvc", "init", "-q"], repo)
     run(["dvc", "config", "core.analytics", "false"], repo)
     run(["dvc", "remote", "add", "-d", "local", str(base / "remote")], repo)
-    set_params(repo, data__source=str(subset), train__epochs=2)
+    # two epochs, no augmented copies: a quick run (one check below turns copies on)
+    # the corpus beside the project and named by a relative path, as in the real layout
+    set_params(repo, data__source=os.path.relpath(subset, repo), train__epochs=2, augment__copies=0)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "init"], repo)
     return repo
@@ -96,15 +101,43 @@ def test_full_pipeline_runs_every_stage_and_writes_outputs(repo: Path, first_run
     manifest = (repo / "data/raw/manifest.csv").read_text().splitlines()
     assert len(manifest) - 1 == 14 * FILES_PER_FOLDER + len(QUIRK_FILES)
     metrics = json.loads((repo / "reports/metrics.json").read_text())
-    assert metrics["protocol"] == "speaker" and metrics["test_speaker"] == "YAF"
-    assert metrics["n_test"] == 7 * FILES_PER_FOLDER + 2  # YAF clips, the two AIFF quirks included
-    assert 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["macro_f1"] <= 1
-    assert set(metrics["f1"]) == {"angry", "disgust", "fear", "happy", "neutral", "ps", "sad"}
-    curve = (repo / "reports/train/plots/metrics/train/accuracy.tsv").read_text().splitlines()
-    assert len(curve) == 1 + 2  # header + one row per epoch
-    for png in ["reports/eval/confusion_matrix.png", "reports/train/curves.png", "reports/eda/spectrogram_ps.png"]:
-        assert (repo / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (repo / "models/model.keras").stat().st_size > 0
+    assert metrics["protocol"] == "speaker"
+    # one fold per held-out speaker, the configured test speaker first
+    assert list(metrics["folds"]) == ["test_YAF", "test_OAF"]
+    for fold in metrics["folds"].values():
+        # each speaker's clips, the two quirky files of each included
+        assert fold["n_test"] == 7 * FILES_PER_FOLDER + 2
+        assert fold["n_train"] + fold["n_val"] == 7 * FILES_PER_FOLDER + 2
+        assert fold["n_val"] > 0
+        assert 0 <= fold["accuracy"] <= 1 and 0 <= fold["macro_f1"] <= 1 and 0 <= fold["ece"] <= 1
+        assert set(fold["f1"]) == set(fold["recall"]) == set(fold["precision"]) == EMOTIONS
+        assert fold["min_recall"] == min(fold["recall"].values())
+    folds = metrics["folds"].values()
+    assert metrics["accuracy"] == pytest.approx(sum(f["accuracy"] for f in folds) / 2, abs=1e-6)
+    assert metrics["min_recall"] == min(f["min_recall"] for f in folds)
+    for fold in ("test_YAF", "test_OAF"):
+        curve = (repo / f"reports/train/live/{fold}/plots/metrics/train/accuracy.tsv").read_text().splitlines()
+        assert len(curve) == 1 + 2  # header + one row per epoch
+    train_metrics = json.loads((repo / "reports/train/metrics.json").read_text())
+    assert list(train_metrics["folds"]) == ["test_YAF", "test_OAF"]
+    assert all(f["n_fit"] == metrics["folds"][name]["n_train"] for name, f in train_metrics["folds"].items())
+    for png in [
+        "reports/eval/confusion/test_YAF.png", "reports/eval/confusion/test_OAF.png",
+        "reports/train/curves/test_YAF.png", "reports/train/curves/test_OAF.png", "reports/eda/spectrogram_ps.png",
+    ]:
+        assert (repo / png).read_bytes()[:8] == PNG, png
+    # the deployable model holds out test_speaker; the other fold's model is under models/cross
+    for model_dir, fold in (("models", "test_YAF"), ("models/cross/test_OAF", "test_OAF")):
+        assert (repo / model_dir / "model.keras").stat().st_size > 0
+        assert json.loads((repo / model_dir / "meta.json").read_text())["fold"] == fold
+        split = (repo / model_dir / "split.csv").read_text()
+        assert split.count(",test\n") == 7 * FILES_PER_FOLDER + 2
+    predictions = (repo / "reports/eval/predictions.csv").read_text().splitlines()
+    assert predictions[0].startswith("fold,file,actual,predicted,confidence,p_angry")
+    assert len(predictions) - 1 == 2 * (7 * FILES_PER_FOLDER + 2)  # every clip is tested once
+    mistakes = (repo / "reports/eval/mistakes.csv").read_text().splitlines()
+    assert mistakes[0] == "fold,file,actual,predicted,confidence"
+    assert (repo / "reports/eval/mistakes.md").exists()
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo))
     assert "reports/metrics.json" in json.dumps(shown)
 
@@ -120,11 +153,21 @@ def test_train_param_reruns_only_train_and_evaluate(repo: Path, first_run: str) 
     assert stages_run(run(["dvc", "repro"], repo)) == {"train", "evaluate"}
 
 
-def test_mfcc_param_reruns_featurize_train_and_evaluate(repo: Path, first_run: str) -> None:
-    set_params(repo, mfcc__n_mfcc=20)
+def test_features_param_reruns_featurize_train_and_evaluate(repo: Path, first_run: str) -> None:
+    set_params(repo, features__n_mfcc=20)
     assert stages_run(run(["dvc", "repro"], repo)) == {"featurize", "train", "evaluate"}
     features = json.loads((repo / "data/features/params.json").read_text())
-    assert features["mfcc"]["n_mfcc"] == 20
+    assert features["features"]["n_mfcc"] == 20
+    meta = json.loads((repo / "models/meta.json").read_text())
+    assert meta["input_shape"][-1] == 2 * 20 + 1  # deltas 1, plus the frame mask
+
+
+def test_model_param_reruns_only_train_and_evaluate(repo: Path, first_run: str) -> None:
+    set_params(repo, model__arch="seed_lstm", model__normalize="utterance")
+    assert stages_run(run(["dvc", "repro"], repo)) == {"train", "evaluate"}
+    meta = json.loads((repo / "models/cross/test_OAF/meta.json").read_text())
+    assert meta["model"]["arch"] == "seed_lstm"
+    assert meta["input_shape"][-1] == 1  # pooled (channels, 1)
 
 
 def test_experiment_with_another_protocol_shows_in_diffs(repo: Path, first_run: str) -> None:
@@ -132,9 +175,28 @@ def test_experiment_with_another_protocol_shows_in_diffs(repo: Path, first_run: 
     run(["git", "commit", "-qm", "baseline"], repo)
     output = run(["dvc", "exp", "run", "-S", "split.protocol=random"], repo)
     assert stages_run(output) == {"train", "evaluate"}
-    assert json.loads((repo / "reports/metrics.json").read_text())["protocol"] == "random"
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    assert metrics["protocol"] == "random" and list(metrics["folds"]) == ["random"]
+    assert not (repo / "models/cross").exists()  # no stale models of the speaker folds
     assert "split.protocol" in run(["dvc", "params", "diff"], repo)
     assert "n_test" in run(["dvc", "metrics", "diff"], repo)
+
+
+def test_augmented_copies_reach_training_only(repo: Path, first_run: str) -> None:
+    run(["dvc", "repro"], repo)
+    before = json.loads((repo / "reports/metrics.json").read_text())["folds"]
+    assert (repo / "data/features/augmented.csv").read_text().count("\n") == 1  # header only: copies 0
+    set_params(repo, augment__copies=1)
+    assert stages_run(run(["dvc", "repro"], repo)) == {"featurize", "train", "evaluate"}
+    augmented = (repo / "data/features/augmented.csv").read_text().splitlines()
+    assert len(augmented) - 1 == 14 * FILES_PER_FOLDER + len(QUIRK_FILES)
+    train = json.loads((repo / "reports/train/metrics.json").read_text())["folds"]
+    metrics = json.loads((repo / "reports/metrics.json").read_text())["folds"]
+    assert list(metrics) == list(before)
+    for fold, summary in train.items():
+        assert summary["n_fit"] == 2 * metrics[fold]["n_train"]  # each training clip and its copy
+        for part in ("n_train", "n_val", "n_test"):  # the parts themselves do not change
+            assert metrics[fold][part] == before[fold][part]
 
 
 def test_push_then_pull_in_a_fresh_clone_restores_artifacts(repo: Path, first_run: str, tmp_path: Path) -> None:
@@ -142,9 +204,25 @@ def test_push_then_pull_in_a_fresh_clone_restores_artifacts(repo: Path, first_ru
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "results"], repo)
     run(["dvc", "push"], repo)
-    clone = tmp_path / "clone"
+    clone = repo.parent / "clone"  # beside the corpus, so that the relative data.source resolves
     run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
     run(["dvc", "pull"], clone)
     assert (clone / "models/model.keras").read_bytes() == (repo / "models/model.keras").read_bytes()
     assert (clone / "data/features/features.npy").exists()
     assert "up to date" in run(["dvc", "status"], clone)
+
+
+def test_queued_experiment_runs_in_a_temporary_copy(repo: Path, first_run: str) -> None:
+    """The README's tuning recipe: queue with --allow-missing (the relative data.source is not in the copy)."""
+    run(["dvc", "repro"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "--allow-empty", "-m", "before queue"], repo)
+    run(["dvc", "exp", "run", "--queue", "--allow-missing", "-n", "queued-one-epoch", "-S", "train.epochs=1"], repo)
+    run(["dvc", "queue", "start", "-j", "1"], repo)
+    deadline = time.monotonic() + 600
+    while re.search(r"\b(Queued|Running)\b", run(["dvc", "queue", "status"], repo)):
+        assert time.monotonic() < deadline, "queued experiment did not finish in 10 minutes"
+        time.sleep(2)
+    assert "Success" in run(["dvc", "queue", "status"], repo), run(["dvc", "queue", "logs", "queued-one-epoch"], repo)
+    row = next(line for line in run(["dvc", "exp", "show", "--csv"], repo).splitlines() if "queued-one-epoch" in line)
+    assert re.search(r",0\.\d+,", row), row  # it has metrics

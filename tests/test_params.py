@@ -10,7 +10,10 @@ import yaml
 
 from ser.params import (
     ARCHS,
+    FEATURE_KINDS,
+    NORMALIZATIONS,
     PROTOCOLS,
+    FeatureParams,
     Params,
     ParamsError,
     load_params,
@@ -72,17 +75,17 @@ def test_valid_params_round_trip(raw_params):
 def test_params_are_frozen(raw_params):
     params = validate_params(raw_params)
     with pytest.raises(Exception):
-        params.mfcc.n_mfcc = 13  # type: ignore[misc]
+        params.features.n_mfcc = 13  # type: ignore[misc]
 
 
 def test_load_params_names_the_file(tmp_path, raw_params):
-    raw_params["mfcc"]["n_mfcc"] = 0
+    raw_params["features"]["n_mfcc"] = 0
     path = tmp_path / "bad-params.yaml"
     path.write_text(yaml.safe_dump(raw_params))
     with pytest.raises(ParamsError) as info:
         load_params(path)
     assert str(path) in str(info.value)
-    assert "mfcc.n_mfcc" in str(info.value)
+    assert "features.n_mfcc" in str(info.value)
 
 
 def test_unknown_top_level_key(raw_params):
@@ -92,9 +95,35 @@ def test_unknown_top_level_key(raw_params):
 
 
 def test_unknown_key_inside_a_section(raw_params):
-    raw_params["mfcc"]["n_mfc"] = 13
+    raw_params["features"]["n_mfc"] = 13
     message = _errors(raw_params)
-    assert "mfcc.n_mfc: unknown key" in message
+    assert "features.n_mfc: unknown key" in message
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [("augment", "copy"), ("model", "spec_augmentation"), ("train", "early_stop"), ("model", "normalise")],
+)
+def test_unknown_new_keys(raw_params, section, key):
+    raw_params[section][key] = 1
+    assert f"{section}.{key}: unknown key" in _errors(raw_params)
+
+
+def test_unknown_key_inside_a_nested_section(raw_params):
+    raw_params["model"]["spec_augment"]["time_mask"] = 2
+    assert "model.spec_augment.time_mask: unknown key" in _errors(raw_params)
+
+
+def test_old_mfcc_section_is_unknown(raw_params):
+    raw_params["mfcc"] = raw_params.pop("features")
+    message = _errors(raw_params)
+    assert "mfcc: unknown key" in message
+    assert "features: missing" in message
+
+
+def test_missing_nested_key(raw_params):
+    del raw_params["model"]["spec_augment"]["time_width"]
+    assert "model.spec_augment.time_width: missing" in _errors(raw_params)
 
 
 def test_misspelt_key_reports_unknown_and_missing(raw_params):
@@ -119,8 +148,22 @@ def test_not_a_mapping():
 @pytest.mark.parametrize(
     ("path", "value", "shown"),
     [
-        (("mfcc", "n_mfcc"), "forty", "'forty'"),
-        (("mfcc", "n_mfcc"), 40.5, "40.5"),
+        (("features", "n_mfcc"), "forty", "'forty'"),
+        (("features", "n_mfcc"), 40.5, "40.5"),
+        (("features", "kind"), 1, "1"),
+        (("augment", "copies"), "2", "'2'"),
+        (("augment", "copies"), 2.0, "2.0"),
+        (("augment", "tempo"), "fast", "'fast'"),
+        (("augment", "tempo"), 1.1, "1.1"),
+        (("augment", "noise_snr_db"), 20, "20"),
+        (("augment", "seed"), "42", "'42'"),
+        (("model", "deltas"), 1.5, "1.5"),
+        (("model", "normalize"), None, "None"),
+        (("model", "spec_augment"), "on", "'on'"),
+        (("model", "spec_augment", "time_masks"), 1.5, "1.5"),
+        (("model", "input_noise"), "0.1", "'0.1'"),
+        (("train", "early_stopping"), 2.5, "2.5"),
+        (("train", "reduce_lr"), "4", "'4'"),
         (("audio", "duration"), "three", "'three'"),
         (("model", "dense_units"), 128, "128"),
         (("model", "dense_units"), ["a", 64], "'a'"),
@@ -137,9 +180,9 @@ def test_wrong_type(raw_params, path, value, shown):
 
 @pytest.mark.parametrize("value", [0, -1, -40])
 def test_n_mfcc_must_be_positive(raw_params, value):
-    raw_params["mfcc"]["n_mfcc"] = value
+    raw_params["features"]["n_mfcc"] = value
     message = _errors(raw_params)
-    assert "mfcc.n_mfcc" in message
+    assert "features.n_mfcc" in message
     assert "greater than 0" in message
 
 
@@ -156,7 +199,8 @@ def test_duration_must_be_positive(raw_params, value):
     [
         (("split", "protocol"), "speakers", PROTOCOLS),
         (("model", "arch"), "transformer", ARCHS),
-        (("mfcc", "pooling"), "max", ("mean", "none")),
+        (("features", "kind"), "mel", FEATURE_KINDS),
+        (("model", "normalize"), "global", NORMALIZATIONS),
         (("audio", "res_type"), "kaiser_best", ("soxr_hq", "polyphase")),
     ],
 )
@@ -169,15 +213,84 @@ def test_unknown_literal_lists_allowed_values(raw_params, path, value, allowed):
         assert f"'{option}'" in message
 
 
-def test_hop_length_may_not_exceed_n_fft(raw_params):
-    raw_params["mfcc"]["n_fft"] = 512
-    raw_params["mfcc"]["hop_length"] = 1024
+@pytest.mark.parametrize(
+    ("key", "limit_key", "bad", "limit"),
+    [("hop_length", "n_fft", 1024, 512), ("n_mfcc", "n_mels", 40, 32)],
+)
+def test_value_may_not_exceed_its_limit(raw_params, key, limit_key, bad, limit):
+    raw_params["features"].update({"kind": "mfcc", limit_key: limit, key: bad})
     message = _errors(raw_params)
-    assert _names_key(message, "mfcc.hop_length")
-    assert "n_fft" in message
+    assert _names_key(message, f"features.{key}")
+    assert limit_key in message
     # Equal is fine.
-    raw_params["mfcc"]["hop_length"] = 512
-    assert validate_params(raw_params).mfcc.hop_length == 512
+    raw_params["features"][key] = limit
+    assert getattr(validate_params(raw_params).features, key) == limit
+
+
+def test_n_mfcc_above_n_mels_is_fine_for_logmel(raw_params):
+    """log-mel features do not use n_mfcc, so it does not constrain n_mels."""
+    raw_params["features"].update(kind="logmel", n_mels=32, n_mfcc=40)
+    features = validate_params(raw_params).features
+    assert (features.kind, features.n_mels) == ("logmel", 32)
+
+
+@pytest.mark.parametrize(
+    ("kind", "n_mfcc", "n_mels", "channels"),
+    [("mfcc", 40, 128, 40), ("mfcc", 13, 64, 13), ("logmel", 40, 128, 128), ("logmel", 40, 64, 64)],
+)
+def test_n_channels(kind, n_mfcc, n_mels, channels):
+    features = FeatureParams(kind=kind, n_mfcc=n_mfcc, n_mels=n_mels, n_fft=2048, hop_length=512)
+    assert features.n_channels == channels
+
+
+@pytest.mark.parametrize("key", ["noise_snr_db", "tempo"])
+@pytest.mark.parametrize("value", [[1.0], [1.2, 1.1], [1.0, 1.1, 1.2]])
+def test_augment_ranges_are_empty_or_low_high(raw_params, key, value):
+    raw_params["augment"][key] = value
+    message = _errors(raw_params)
+    assert _names_key(message, f"augment.{key}"), message
+    assert repr(value) in message or str([float(v) for v in value]) in message
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("noise_snr_db", []), ("noise_snr_db", [20, 20]), ("noise_snr_db", [-20, 100]), ("noise_snr_db", [0.5, 30]),
+        ("tempo", []), ("tempo", [1.0, 1.0]), ("tempo", [0.25, 4]), ("tempo", [0.9, 1.1]),
+    ],
+)
+def test_augment_ranges_accepted(raw_params, key, value):
+    raw_params["augment"][key] = value
+    assert getattr(validate_params(raw_params).augment, key) == value
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("noise_snr_db", [-21, 10]), ("noise_snr_db", [10, 101]), ("noise_snr_db", [float("nan")] * 2),
+        ("tempo", [0.2, 1.0]), ("tempo", [1.0, 4.5]), ("tempo", [0, 1.0]), ("tempo", [float("nan")] * 2),
+    ],
+)
+def test_augment_ranges_are_bounded(raw_params, key, value):
+    raw_params["augment"][key] = value
+    assert _names_key(_errors(raw_params), f"augment.{key}")
+
+
+def test_augmentation_can_be_turned_off(raw_params):
+    raw_params["augment"].update(copies=0, noise_snr_db=[], shift_s=0, pitch_semitones=0, tempo=[], gain_db=0)
+    raw_params["model"].update(input_noise=0)
+    raw_params["model"]["spec_augment"] = {"time_masks": 0, "time_width": 0, "feature_masks": 0, "feature_width": 0}
+    raw_params["train"].update(early_stopping=0, reduce_lr=0)
+    params = validate_params(raw_params)
+    assert params.augment.copies == 0 and params.augment.tempo == [] and params.augment.noise_snr_db == []
+    assert params.model.spec_augment.time_masks == 0
+    assert (params.train.early_stopping, params.train.reduce_lr) == (0, 0)
+
+
+@pytest.mark.parametrize("deltas", [0, 1, 2])
+def test_deltas_in_range(raw_params, deltas):
+    raw_params["model"]["deltas"] = deltas
+    assert validate_params(raw_params).model.deltas == deltas
 
 
 @pytest.mark.parametrize("value", ["abc", "0" * 63, "0" * 65, "g" * 64, "sha256:" + "0" * 64])
@@ -195,25 +308,34 @@ def test_good_sha256(raw_params, value):
 
 
 def test_every_problem_is_reported_at_once(raw_params):
-    raw_params["mfcc"]["n_mfcc"] = -1
+    raw_params["features"]["n_mfcc"] = -1
     raw_params["split"]["protocol"] = "nope"
     raw_params["train"]["batch_size"] = 0
+    raw_params["augment"]["copies"] = -2
+    raw_params["model"]["spec_augment"]["time_width"] = -3
     message = _errors(raw_params)
-    for key in ("mfcc.n_mfcc", "split.protocol", "train.batch_size"):
+    for key in ("features.n_mfcc", "split.protocol", "train.batch_size", "augment.copies", "model.spec_augment.time_width"):
         assert key in message
 
 
 def test_params_yaml_has_numeric_leaves():
     keys = {".".join(map(str, path)) for path, _ in _NUMERIC}
     # The bound test below must cover every section's numbers.
-    assert {"audio.sr", "mfcc.n_mfcc", "split.seed", "train.seed", "model.dense_units.0"} <= keys
+    assert {
+        "audio.sr", "features.n_mfcc", "features.n_mels", "augment.copies", "augment.tempo.1", "augment.noise_snr_db.0",
+        "split.seed", "train.seed", "train.early_stopping", "model.dense_units.0", "model.spec_augment.time_width",
+    } <= keys
+
+
+# Negative SNRs are valid (noise louder than the clip), down to -20 dB.
+_BELOW_RANGE = {"augment.noise_snr_db.0": -21}
 
 
 @pytest.mark.parametrize(
     "path", [path for path, _ in _NUMERIC], ids=[".".join(map(str, p)) for p, _ in _NUMERIC]
 )
 def test_every_numeric_leaf_is_bounded(raw_params, path):
-    _set(raw_params, path, -1)
+    _set(raw_params, path, _BELOW_RANGE.get(".".join(map(str, path)), -1))
     message = _errors(raw_params)
     named = [str(part) for part in path if not isinstance(part, int)]
     assert _names_key(message, ".".join(named)), message
@@ -225,8 +347,25 @@ def test_every_numeric_leaf_is_bounded(raw_params, path):
         (("data", "max_rejected_fraction"), 1.5),
         (("audio", "sr"), 10_000_000),
         (("audio", "duration"), 1e6),
-        (("mfcc", "n_mfcc"), 1000),
-        (("mfcc", "n_fft"), 10**7),
+        (("features", "n_mfcc"), 1000),
+        (("features", "n_mels"), 513),
+        (("features", "n_fft"), 10**7),
+        (("augment", "copies"), 65),
+        (("augment", "shift_s"), 5.5),
+        (("augment", "pitch_semitones"), 12.5),
+        (("augment", "gain_db"), 41),
+        (("model", "deltas"), 3),
+        (("model", "filters"), 4097),
+        (("model", "kernel_size"), 65),
+        (("model", "conv_layers"), 17),
+        (("model", "rnn_units"), 4097),
+        (("model", "input_noise"), 10.5),
+        (("model", "spec_augment", "time_masks"), 17),
+        (("model", "spec_augment", "time_width"), 1001),
+        (("model", "spec_augment", "feature_masks"), 17),
+        (("model", "spec_augment", "feature_width"), 513),
+        (("train", "early_stopping"), 10_001),
+        (("train", "reduce_lr"), 10_001),
         (("split", "test_fraction"), 1.0),
         (("split", "validation_fraction"), 1.0),
         (("model", "lstm_units"), 10**6),
@@ -241,7 +380,7 @@ def test_upper_bounds(raw_params, path, value):
     assert ".".join(path) in _errors(raw_params)
 
 
-@pytest.mark.parametrize("path", [("split", "seed"), ("train", "seed")])
+@pytest.mark.parametrize("path", [("split", "seed"), ("train", "seed"), ("augment", "seed")])
 def test_seeds_are_bounded_above(raw_params, path):
     _set(raw_params, path, 2**32)
     assert ".".join(path) in _errors(raw_params)
@@ -259,10 +398,16 @@ def test_seed_just_below_2_pow_32_is_usable(raw_params):
         np.random.RandomState(2**32)
 
 
-@pytest.mark.parametrize("path", [("mfcc", "n_mfcc"), ("train", "epochs")])
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("features", "n_mfcc"), ("train", "epochs"), ("augment", "copies"), ("augment", "gain_db"),
+        ("augment", "tempo", 0), ("model", "deltas"), ("model", "spec_augment", "feature_masks"), ("train", "reduce_lr"),
+    ],
+)
 def test_booleans_are_not_numbers(raw_params, path):
     _set(raw_params, path, True)
-    assert ".".join(path) in _errors(raw_params)
+    assert ".".join(map(str, path)) in _errors(raw_params)
 
 
 def test_dense_units_may_be_empty(raw_params):

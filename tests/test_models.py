@@ -1,0 +1,233 @@
+"""Architectures on tiny synthetic inputs: build, train, save/load; SpecAugment and masked pooling layers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from ser.inputs import frame_mask, model_inputs  # noqa: E402
+from ser.labels import EMOTIONS  # noqa: E402
+from ser.models import ARCHITECTURES, MaskedStatsPooling, SpecAugment, build_model  # noqa: E402
+from ser.params import ModelParams, SpecAugmentParams, TrainParams  # noqa: E402
+from ser.split import TEST, TRAIN, VALIDATION  # noqa: E402
+from ser.training import FoldData, encode_labels, save_model, train_model  # noqa: E402
+
+FRAMES, CHANNELS = 24, 4
+SPEC = SpecAugmentParams(time_masks=2, time_width=4, feature_masks=1, feature_width=2)
+SMALL = ModelParams(
+    arch="cnn1d", deltas=0, normalize="none", lstm_units=8, dense_units=[8], dropout=0.1, filters=8, kernel_size=3,
+    conv_layers=2, rnn_units=4, input_noise=0.1, spec_augment=SPEC,
+)
+TRAIN_PARAMS = TrainParams(epochs=1, batch_size=8, learning_rate=0.01, early_stopping=2, reduce_lr=1, seed=3)
+
+
+def _small(arch: str, **changes) -> ModelParams:
+    return SMALL.model_copy(update={"arch": arch, **changes})
+
+
+def toy_frames(per_class: int = 3, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
+    """Frame features whose level depends on the class, of varying real length, and their index."""
+    rng = np.random.default_rng(seed)
+    emotions = np.repeat(EMOTIONS, per_class)
+    levels = np.array([EMOTIONS.index(e) for e in emotions], dtype=np.float32)
+    values = (levels[:, None, None] + rng.normal(0, 0.3, (len(emotions), FRAMES, CHANNELS))).astype(np.float32)
+    valid = rng.integers(FRAMES // 2, FRAMES + 1, len(emotions))
+    index = pd.DataFrame({
+        "file": [f"clip{i}.wav" for i in range(len(emotions))], "speaker": "OAF", "word": "back",
+        "emotion": emotions, "valid_frames": valid,
+    })
+    return values, index
+
+
+def _data(arch: str) -> tuple[FoldData, np.ndarray]:
+    values, index = toy_frames()
+    inputs = model_inputs(values, index["valid_frames"], index["speaker"], _small(arch))
+    y = encode_labels(index["emotion"])
+    return FoldData(fit_x=inputs, fit_y=y, fit_index=index, val_x=inputs[::3], val_y=y[::3]), inputs
+
+
+def test_every_arch_is_registered():
+    assert set(ARCHITECTURES) == {"seed_lstm", "cnn1d", "bigru"}
+
+
+@pytest.fixture(scope="module", params=["seed_lstm", "cnn1d", "bigru"])
+def trained(request):
+    """(arch, model, history, data, inputs): each architecture trained once for one epoch."""
+    data, inputs = _data(request.param)
+    model, history = train_model(data, _small(request.param), TRAIN_PARAMS)
+    return request.param, model, history, data, inputs
+
+
+def test_arch_trains_one_epoch_and_predicts_probabilities(trained):
+    arch, model, history, _, inputs = trained
+    expected_shape = (CHANNELS, 1) if arch == "seed_lstm" else (FRAMES, CHANNELS + 1)
+    assert inputs.shape[1:] == expected_shape
+    assert model.name == arch
+    assert model.input_shape == (None, *expected_shape)
+    assert len(history["loss"]) == 1 and np.isfinite(history["loss"][0]) and "val_loss" in history
+    probabilities = model.predict(inputs, verbose=0)
+    assert probabilities.shape == (len(inputs), len(EMOTIONS)) == (21, 7)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert (probabilities >= 0).all()
+    # and the epoch did train: the weights moved from their initial values
+    untrained = build_model(inputs.shape[1:], len(EMOTIONS), _small(arch), seed=TRAIN_PARAMS.seed)
+    assert not np.allclose(untrained.predict(inputs, verbose=0), probabilities, atol=1e-4)
+
+
+def test_save_and_load_round_trip(tmp_path, trained):
+    _, model, _, data, inputs = trained
+    parts = np.resize([TRAIN, TRAIN, VALIDATION, TEST], len(data.fit_index))
+    save_model(tmp_path, model, data.fit_index, parts, {"fold": "speaker"})
+    restored = keras.models.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(restored.predict(inputs, verbose=0), model.predict(inputs, verbose=0), rtol=0, atol=1e-6)
+    assert [type(layer).__name__ for layer in restored.layers] == [type(layer).__name__ for layer in model.layers]
+    split = pd.read_csv(tmp_path / "split.csv")
+    assert split["part"].tolist() == list(parts)
+
+
+@pytest.mark.parametrize("arch", ["cnn1d", "bigru"])
+def test_frame_models_augment_in_training_only(arch):
+    _, inputs = _data(arch)
+    model = build_model(inputs.shape[1:], len(EMOTIONS), _small(arch), seed=1)
+    kinds = {type(layer).__name__ for layer in model.layers}
+    assert {"SpecAugment", "GaussianNoise", "MaskedStatsPooling"} <= kinds
+    inference = model(inputs, training=False)
+    np.testing.assert_array_equal(model(inputs, training=False), inference)
+    assert not np.allclose(model(inputs, training=True), inference, atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["cnn1d", "bigru"])
+def test_augmentation_layers_are_left_out_when_off(arch):
+    off = _small(arch, input_noise=0.0, spec_augment=SpecAugmentParams(time_masks=0, time_width=4, feature_masks=0, feature_width=2))
+    model = build_model((FRAMES, CHANNELS + 1), len(EMOTIONS), off)
+    kinds = {type(layer).__name__ for layer in model.layers}
+    assert not kinds & {"SpecAugment", "GaussianNoise"}
+
+
+def test_bigru_ignores_padded_frames():
+    """The GRU runs over real frames only and pools over them: padding content cannot matter."""
+    values, index = toy_frames()
+    params = _small("bigru")
+    inputs = model_inputs(values, index["valid_frames"], index["speaker"], params)
+    model = build_model(inputs.shape[1:], len(EMOTIONS), params, seed=0)
+    other = inputs.copy()
+    padded = frame_mask(index["valid_frames"], FRAMES) == 0
+    assert padded.any()
+    other[..., :-1][padded] = 5.0  # features of padded frames, not the mask channel
+    np.testing.assert_allclose(model.predict(other, verbose=0), model.predict(inputs, verbose=0), atol=1e-5)
+    # while a change to a real frame does move the output
+    real = inputs.copy()
+    real[:, 0, :-1] += 3.0
+    assert not np.allclose(model.predict(real, verbose=0), model.predict(inputs, verbose=0), atol=1e-4)
+
+
+# --- SpecAugment ---------------------------------------------------------------------------------------
+
+
+def _ones(batch: int = 6) -> np.ndarray:
+    return np.ones((batch, 30, 10), dtype=np.float32)
+
+
+def test_spec_augment_is_the_identity_at_inference():
+    layer = SpecAugment(3, 8, 2, 4, seed=0)
+    x = np.random.default_rng(0).standard_normal((4, 30, 10)).astype(np.float32)
+    np.testing.assert_array_equal(layer(x, training=False), x)
+    np.testing.assert_array_equal(layer(x), x)
+
+
+def test_spec_augment_masks_runs_of_frames_and_coefficients_in_training():
+    layer = SpecAugment(time_masks=2, time_width=5, feature_masks=1, feature_width=3, seed=1)
+    out = keras.ops.convert_to_numpy(layer(_ones(16), training=True))
+    assert set(np.unique(out)) <= {0.0, 1.0}
+    assert (out == 0).any()
+    for sample in out:
+        zero_frames = (sample == 0).all(axis=1)
+        zero_channels = (sample == 0).all(axis=0)
+        # every zero lies in a fully masked frame or a fully masked coefficient
+        expected = zero_frames[:, None] | zero_channels[None, :]
+        np.testing.assert_array_equal(sample == 0, expected)
+        assert zero_frames.sum() <= 2 * 5
+        assert zero_channels.sum() <= 1 * 3
+
+
+def test_spec_augment_masks_values_not_rescales_them():
+    x = np.random.default_rng(2).standard_normal((8, 30, 10)).astype(np.float32)
+    out = keras.ops.convert_to_numpy(SpecAugment(2, 6, 2, 3, seed=4)(x, training=True))
+    kept = out != 0
+    np.testing.assert_array_equal(out[kept], x[kept])
+    assert not kept.all()
+
+
+def test_spec_augment_is_deterministic_under_its_seed():
+    first = keras.ops.convert_to_numpy(SpecAugment(2, 6, 2, 3, seed=5)(_ones(), training=True))
+    again = keras.ops.convert_to_numpy(SpecAugment(2, 6, 2, 3, seed=5)(_ones(), training=True))
+    other = keras.ops.convert_to_numpy(SpecAugment(2, 6, 2, 3, seed=6)(_ones(), training=True))
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_spec_augment_draws_new_masks_each_call():
+    layer = SpecAugment(2, 6, 2, 3, seed=5)
+    first = keras.ops.convert_to_numpy(layer(_ones(), training=True))
+    second = keras.ops.convert_to_numpy(layer(_ones(), training=True))
+    assert not np.array_equal(first, second)
+
+
+def test_spec_augment_without_masks_is_the_identity():
+    x = np.random.default_rng(3).standard_normal((4, 30, 10)).astype(np.float32)
+    np.testing.assert_array_equal(SpecAugment(0, 6, 0, 3, seed=0)(x, training=True), x)
+    np.testing.assert_array_equal(SpecAugment(2, 0, 2, 0, seed=0)(x, training=True), x)
+
+
+def test_spec_augment_config_round_trip():
+    layer = SpecAugment(2, 6, 1, 3, seed=9, name="spec")
+    clone = SpecAugment.from_config(layer.get_config())
+    assert (clone.time_masks, clone.time_width, clone.feature_masks, clone.feature_width, clone.seed) == (2, 6, 1, 3, 9)
+
+
+# --- MaskedStatsPooling --------------------------------------------------------------------------------
+
+
+def _pool_inputs(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    values = rng.standard_normal((5, 20, 6)).astype(np.float32)
+    valid = np.array([20, 12, 7, 1, 15])
+    return values, frame_mask(valid, 20), valid
+
+
+def test_stats_pooling_is_mean_and_std_over_real_frames():
+    values, mask, valid = _pool_inputs()
+    out = keras.ops.convert_to_numpy(MaskedStatsPooling()([values, mask]))
+    assert out.shape == (5, 12)
+    for clip, n in enumerate(valid):
+        real = values[clip, :n]
+        np.testing.assert_allclose(out[clip, :6], real.mean(axis=0), atol=1e-5)
+        np.testing.assert_allclose(out[clip, 6:], np.sqrt(real.var(axis=0) + 1e-6), atol=1e-4)
+
+
+@pytest.mark.parametrize("attention", [False, True])
+def test_stats_pooling_ignores_padded_frames(attention):
+    values, mask, _ = _pool_inputs()
+    layer = MaskedStatsPooling(attention=attention)
+    out = keras.ops.convert_to_numpy(layer([values, mask]))
+    changed = values.copy()
+    changed[mask == 0] = 1000.0 * np.random.default_rng(1).standard_normal((int((mask == 0).sum()), 6))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer([changed, mask])), out, rtol=1e-5, atol=1e-5)
+    # a real frame does count
+    moved = values.copy()
+    moved[:, 0] += 10.0
+    assert not np.allclose(keras.ops.convert_to_numpy(layer([moved, mask])), out, atol=1e-3)
+
+
+def test_attentive_pooling_weights_sum_to_one_over_real_frames():
+    """With equal frames the attention weights cannot matter: mean is the frame, std is ~0."""
+    frame = np.random.default_rng(4).standard_normal(6).astype(np.float32)
+    values = np.broadcast_to(frame, (3, 20, 6)).copy()
+    mask = frame_mask(np.array([20, 9, 2]), 20)
+    values[mask == 0] = -50.0
+    out = keras.ops.convert_to_numpy(MaskedStatsPooling(attention=True)([values, mask]))
+    np.testing.assert_allclose(out[:, :6], np.broadcast_to(frame, (3, 6)), atol=1e-4)
+    np.testing.assert_allclose(out[:, 6:], 1e-3, atol=1e-3)
