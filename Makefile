@@ -31,16 +31,16 @@ experiments: setup
 	$(QUEUE) -n seed_lstm-speaker $(TUTORIAL)
 	$(QUEUE) -n seed_lstm-word $(TUTORIAL) -S split.protocol=word
 	$(QUEUE) -n seed_lstm-random $(TUTORIAL) -S split.protocol=random
-	$(QUEUE) -n cnn1d-word -S split.protocol=word
-	$(QUEUE) -n cnn1d-random -S split.protocol=random
-	$(QUEUE) -n bigru-speaker -S model.arch=bigru
-	$(QUEUE) -n bigru-word -S model.arch=bigru -S split.protocol=word
-	$(QUEUE) -n bigru-random -S model.arch=bigru -S split.protocol=random
+	$(QUEUE) -n cnn1d-speaker -S model.arch=cnn1d
+	$(QUEUE) -n cnn1d-word -S model.arch=cnn1d -S split.protocol=word
+	$(QUEUE) -n cnn1d-random -S model.arch=cnn1d -S split.protocol=random
+	$(QUEUE) -n bigru-word -S split.protocol=word
+	$(QUEUE) -n bigru-random -S split.protocol=random
 	dvc queue start -j 1
 
 # The tuning grid behind the default params (speaker protocol), scored on validation words of the training speaker.
 tuning: setup
-	$(QUEUE) -S model.filters=64,128 -S model.normalize=speaker,utterance
+	$(QUEUE) -S model.rnn_units=64,128 -S model.normalize=speaker,utterance
 	$(QUEUE) -n no-augment -S augment.copies=0
 	dvc queue start -j 1
 

@@ -39,6 +39,8 @@ def with_deltas(values: np.ndarray, order: int) -> np.ndarray:
     """Append delta coefficients up to ``order`` along the channel axis."""
     if order == 0:
         return values
+    if len(values) == 0:
+        return np.zeros((*values.shape[:2], values.shape[2] * (order + 1)), dtype=np.float32)
     width = min(9, values.shape[1] - (1 - values.shape[1] % 2))
     if width < 3:
         raise ValueError(f"deltas need at least 3 frames per clip, got {values.shape[1]}")

@@ -66,12 +66,9 @@ def fold_data(
     inputs = model_inputs(features, index["valid_frames"], speakers, params, stats)
     fit_rows, val_rows = parts == TRAIN, parts == VALIDATION
     aug_values, aug_index = augmented
-    copies = aug_index["source"].map(lambda row: fit_rows[row]).to_numpy(dtype=bool) if len(aug_index) else np.zeros(0, bool)
+    copies = fit_rows[aug_index["source"].to_numpy(dtype=int)]
     aug_index = aug_index[copies].reset_index(drop=True)
-    aug_inputs = (
-        model_inputs(aug_values[copies], aug_index["valid_frames"], aug_index["speaker"], params, stats)
-        if len(aug_index) else inputs[:0]
-    )
+    aug_inputs = model_inputs(aug_values[copies], aug_index["valid_frames"], aug_index["speaker"], params, stats)
     fit_index = pd.concat([index[fit_rows].assign(copy=0), aug_index.drop(columns="source")], ignore_index=True)
     return FoldData(
         fit_x=np.concatenate([inputs[fit_rows], aug_inputs]),

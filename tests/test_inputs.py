@@ -234,3 +234,8 @@ def test_model_inputs_does_not_modify_its_arguments_otherwise(values, model_para
     before = values.copy()
     model_inputs(values, VALID, SPEAKERS, params)
     np.testing.assert_array_equal(values, before)
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_with_deltas_of_no_clips_has_the_channels_it_would_have(order):
+    assert with_deltas(np.zeros((0, 30, 4), np.float32), order).shape == (0, 30, 4 * (order + 1))
