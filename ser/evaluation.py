@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
+from ser.inputs import model_inputs
+from ser.params import ModelParams
 from ser.split import TEST, TRAIN, VALIDATION
 
 ECE_BINS = 15
@@ -76,3 +81,20 @@ def confident_mistakes(predictions: pd.DataFrame, top: int) -> pd.DataFrame:
     wrong = predictions[predictions["actual"] != predictions["predicted"]]
     columns = ["fold", "file", "actual", "predicted", "confidence"]
     return wrong.sort_values(["confidence", "file"], ascending=[False, True], kind="stable")[columns].head(top)
+
+
+def evaluate_model(model_dir: Path, features: np.ndarray, index: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
+    """Predictions and scores of the model saved in ``model_dir`` on its test part, and its metadata."""
+    import keras
+
+    from ser import models  # noqa: F401 - registers the custom layers
+
+    split = pd.read_csv(model_dir / "split.csv")
+    if not split["file"].equals(index["file"]):
+        raise RuntimeError(f"{model_dir / 'split.csv'} does not match the features: rerun the train stage")
+    meta = json.loads((model_dir / "meta.json").read_text())
+    model = keras.models.load_model(model_dir / "model.keras")
+    inputs = model_inputs(features, index["valid_frames"], index["speaker"], ModelParams(**meta["model"]))
+    probabilities = model.predict(inputs[(split["part"] == TEST).to_numpy()], verbose=0)
+    predictions = predictions_table(split, probabilities, meta["classes"], meta["fold"])
+    return predictions, score(predictions, split, meta["classes"]), meta

@@ -5,11 +5,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ser.evaluation import confident_mistakes, predictions_table, score, summarize
+from ser.evaluation import confident_mistakes, evaluate_model, summarize
 from ser.features import load_features
-from ser.inputs import model_inputs
-from ser.params import ModelParams, load_params
-from ser.split import TEST
+from ser.params import load_params
 
 FEATURE_DIR = Path("data/features")
 MODEL_DIR = Path("models")
@@ -27,25 +25,15 @@ def main() -> None:
     load_params()
     features, index, _ = load_features(FEATURE_DIR)
 
-    import keras
-
-    from ser import models  # noqa: F401 - registers the custom layers
     from ser.plots import plot_confusion
 
     folds, tables = {}, []
     for model_dir in model_dirs():
-        split = pd.read_csv(model_dir / "split.csv")
-        if not split["file"].equals(index["file"]):
-            raise RuntimeError(f"{model_dir / 'split.csv'} does not match {FEATURE_DIR}: rerun the train stage")
-        meta = json.loads((model_dir / "meta.json").read_text())
-        model = keras.models.load_model(model_dir / "model.keras")
-        test = (split["part"] == TEST).to_numpy()
-        inputs = model_inputs(features, index["valid_frames"], index["speaker"], ModelParams(**meta["model"]))
-        probabilities = model.predict(inputs[test], verbose=0)
-        predictions = predictions_table(split, probabilities, meta["classes"], meta["fold"])
-        folds[meta["fold"]] = score(predictions, split, meta["classes"])
+        predictions, scores, meta = evaluate_model(model_dir, features, index)
+        fold = meta["fold"]
+        folds[fold] = scores
         plot_confusion(predictions["actual"], predictions["predicted"], meta["classes"],
-                       OUT_DIR / "confusion" / f"{meta['fold']}.png", title=f"{meta['model']['arch']}, {meta['fold']}")
+                       OUT_DIR / "confusion" / f"{fold}.png", title=f"{meta['model']['arch']}, {fold}")
         tables.append(predictions)
 
     OUT_DIR.mkdir(parents=True, exist_ok=True)

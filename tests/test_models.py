@@ -8,6 +8,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from ser.evaluation import evaluate_model  # noqa: E402
 from ser.inputs import frame_mask, model_inputs  # noqa: E402
 from ser.labels import EMOTIONS  # noqa: E402
 from ser.models import ARCHITECTURES, MaskedStatsPooling, SpecAugment, build_model  # noqa: E402
@@ -86,6 +87,23 @@ def test_save_and_load_round_trip(tmp_path, trained):
     assert [type(layer).__name__ for layer in restored.layers] == [type(layer).__name__ for layer in model.layers]
     split = pd.read_csv(tmp_path / "split.csv")
     assert split["part"].tolist() == list(parts)
+
+
+def test_evaluate_model_scores_the_saved_model_on_its_test_part(tmp_path, trained):
+    arch, model, _, data, inputs = trained
+    values, index = toy_frames()
+    parts = np.resize([TRAIN, TRAIN, VALIDATION, TEST], len(index))
+    save_model(tmp_path, model, index, parts, {"fold": "test_X", "model": _small(arch).model_dump()})
+    predictions, scores, meta = evaluate_model(tmp_path, values, index)
+    test = parts == TEST
+    assert meta["fold"] == "test_X" and (predictions["fold"] == "test_X").all()
+    assert predictions["file"].tolist() == index["file"][test].tolist()
+    expected = model.predict(inputs[test], verbose=0)
+    np.testing.assert_allclose(predictions[[f"p_{c}" for c in EMOTIONS]].to_numpy(), expected, atol=1e-5)
+    assert scores["n_test"] == test.sum()
+    assert scores["accuracy"] == pytest.approx((predictions["actual"] == predictions["predicted"]).mean(), abs=1e-6)
+    with pytest.raises(RuntimeError, match="rerun the train stage"):
+        evaluate_model(tmp_path, values[::-1], index[::-1].reset_index(drop=True))
 
 
 @pytest.mark.parametrize("arch", ["cnn1d", "bigru"])
