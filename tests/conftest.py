@@ -10,7 +10,9 @@ import pytest
 import soundfile as sf
 import yaml
 
-from ser.params import AudioParams, AugmentParams, FeatureParams, ModelParams, SplitParams, TrainParams
+from ser.params import (
+    AudioParams, AugmentParams, FeatureParams, ModelParams, Params, SplitParams, TrainParams, validate_params,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS_YAML = REPO / "params.yaml"
@@ -94,33 +96,39 @@ def raw_params(params_yaml) -> dict:
 
 
 @pytest.fixture(scope="session")
-def audio_params(params_yaml) -> AudioParams:
-    return AudioParams(**params_yaml["audio"])
+def repo_params(params_yaml) -> Params:
+    """params.yaml, validated; the section fixtures below are its parts."""
+    return validate_params(params_yaml)
 
 
 @pytest.fixture(scope="session")
-def feature_params(params_yaml) -> FeatureParams:
-    return FeatureParams(**params_yaml["features"])
+def audio_params(repo_params) -> AudioParams:
+    return repo_params.audio
 
 
 @pytest.fixture(scope="session")
-def augment_params(params_yaml) -> AugmentParams:
-    return AugmentParams(**params_yaml["augment"])
+def feature_params(repo_params) -> FeatureParams:
+    return repo_params.features
 
 
 @pytest.fixture(scope="session")
-def model_params(params_yaml) -> ModelParams:
-    return ModelParams.model_validate(params_yaml["model"])
+def augment_params(repo_params) -> AugmentParams:
+    return repo_params.augment
 
 
 @pytest.fixture(scope="session")
-def train_params(params_yaml) -> TrainParams:
-    return TrainParams(**params_yaml["train"])
+def model_params(repo_params) -> ModelParams:
+    return repo_params.model
 
 
 @pytest.fixture(scope="session")
-def split_params(params_yaml) -> SplitParams:
-    return SplitParams(**params_yaml["split"])
+def train_params(repo_params) -> TrainParams:
+    return repo_params.train
+
+
+@pytest.fixture(scope="session")
+def split_params(repo_params) -> SplitParams:
+    return repo_params.split
 
 
 @pytest.fixture(scope="session")
