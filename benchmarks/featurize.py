@@ -1,29 +1,29 @@
-"""Benchmark: the featurize stage against the tutorial's featurization loop, on the same clips.
+"""Featurize: the pipeline against the tutorial's loop, on all clips of data/raw, in the same run.
 
 The tutorial loads each clip with ``librosa.load(path, duration=3, offset=0.5)``,
 computes ``librosa.feature.mfcc(..., n_mfcc=40)`` and takes the mean, one file
-at a time. Each side runs in its own process, so that its peak memory (RSS) is
-its own. Prints the figures and writes them to ``reports/benchmarks/featurize.json``.
+at a time. The pipeline side is the featurize stage's own code
+(``featurize_corpus``, no cache, no augmented copies), on one worker and on the
+configured workers. Each side runs in its own process, so that its peak memory
+is its own; its features are compared with the tutorial's.
 
-    python -m benchmarks.featurize            # all clips in data/raw (run `dvc repro fetch` first)
-    python -m benchmarks.featurize --limit 200
+    python -m benchmarks featurize    # needs data/raw: `dvc pull` or `dvc repro fetch`
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
-import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-RAW_DIR = Path("data/raw")
-OUT = Path("reports/benchmarks/featurize.json")
+from benchmarks.common import RAW_DIR, PeakMemory, run_json, save
+
+SIDES = {"tutorial": None, "pipeline, 1 worker": 1, "pipeline, all cores": 0}
 
 
 def tutorial_features(paths: list[Path]) -> np.ndarray:
@@ -37,74 +37,63 @@ def tutorial_features(paths: list[Path]) -> np.ndarray:
     return np.array(rows, dtype=np.float32)
 
 
-def pipeline_features(manifest: pd.DataFrame) -> np.ndarray:
-    """The featurize stage's computation (no augmented copies), pooled the way ``seed_lstm`` reads it."""
-    from ser.features import featurize
-    from ser.inputs import model_inputs
+def pipeline_features(manifest: pd.DataFrame, workers: int, out_dir: Path) -> None:
+    """The featurize stage's computation (no cache, no augmented copies), written to ``out_dir``."""
+    from ser.featurize import Settings, featurize_corpus
     from ser.params import load_params
 
     params = load_params()
-    values, index = featurize(manifest, RAW_DIR, params.audio, params.features)
-    tutorial_model = params.model.model_copy(update={"arch": "seed_lstm", "deltas": 0, "normalize": "none"})
-    return model_inputs(values, index["valid_frames"], index["speaker"], tutorial_model)[..., 0]
+    settings = Settings(params.audio, params.features, params.augment.model_copy(update={"copies": 0}))
+    featurize_corpus(manifest, RAW_DIR, out_dir, settings, params.featurize.model_copy(update={"workers": workers, "cache": ""}))
 
 
-def run_side(side: str, limit: int | None, out: Path) -> None:
-    """Featurize with one side, in this process, and save its features and timings."""
-    manifest = pd.read_csv(RAW_DIR / "manifest.csv").head(limit)
-    start = time.perf_counter()
-    if side == "tutorial":
-        values = tutorial_features([RAW_DIR / file for file in manifest["file"]])
-    else:
-        values = pipeline_features(manifest)
-    seconds = time.perf_counter() - start
-    np.save(out, values)
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"side": side, "clips": len(manifest), "seconds": seconds, "peak_rss_mib": peak_mib}))
+def pooled_features(out_dir: Path) -> np.ndarray:
+    """The mean over each clip's real frames: what the tutorial computes."""
+    from ser.features import load_features
+    from ser.inputs import frame_mask
+
+    values, index, _ = load_features(out_dir)
+    mask = frame_mask(index["valid_frames"], values.shape[1])[..., np.newaxis]
+    return (values * mask).sum(axis=1) / mask.sum(axis=1)
 
 
-def measure(side: str, limit: int | None, workdir: Path) -> tuple[dict, np.ndarray]:
-    out = workdir / f"{side}.npy"
-    command = [sys.executable, "-m", "benchmarks.featurize", "--side", side, "--out", str(out)]
-    if limit:
-        command += ["--limit", str(limit)]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1]), np.load(out)
+def run_side(side: str, out: Path) -> None:
+    """Featurize all clips with one side, in this process; print its figures as JSON."""
+    manifest = pd.read_csv(RAW_DIR / "manifest.csv")
+    with PeakMemory() as memory:
+        start = time.perf_counter()
+        if SIDES[side] is None:
+            values = tutorial_features([RAW_DIR / file for file in manifest["file"]])
+        else:
+            pipeline_features(manifest, SIDES[side], out.parent / "features")
+        seconds = time.perf_counter() - start
+    np.save(out, values if SIDES[side] is None else pooled_features(out.parent / "features"))
+    print(json.dumps({"clips": len(manifest), "seconds": seconds, "clips_per_s": len(manifest) / seconds, "peak_rss_mib": memory.peak_mib}))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--limit", type=int, help="only the first N clips of the manifest")
-    parser.add_argument("--side", choices=["tutorial", "pipeline"], help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.side:
-        run_side(args.side, args.limit, args.out)
-        return
-
-    import tempfile
-
+def main() -> dict:
+    results, values = {}, {}
     with tempfile.TemporaryDirectory() as workdir:
-        tutorial, tutorial_values = measure("tutorial", args.limit, Path(workdir))
-        pipeline, pipeline_values = measure("pipeline", args.limit, Path(workdir))
-    parity = float(np.abs(tutorial_values - pipeline_values).max())
-    result = {
-        "clips": tutorial["clips"],
-        "tutorial": {**tutorial, "clips_per_s": tutorial["clips"] / tutorial["seconds"]},
-        "pipeline": {**pipeline, "clips_per_s": pipeline["clips"] / pipeline["seconds"]},
-        "speedup": tutorial["seconds"] / pipeline["seconds"],
-        "max_abs_difference": parity,
-        "largest_abs_value": float(np.abs(tutorial_values).max()),
-    }
-    for side in ("tutorial", "pipeline"):
-        figures = result[side]
-        print(f"{side:9s} {figures['seconds']:7.1f} s  {figures['clips_per_s']:6.1f} clips/s  "
-              f"peak RSS {figures['peak_rss_mib']:6.0f} MiB")
-    print(f"speedup {result['speedup']:.2f}x; largest difference between their features: {parity:.2e} "
-          f"(largest value {result['largest_abs_value']:.0f})")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
+        for number, side in enumerate(SIDES):
+            out = Path(workdir) / str(number) / "values.npy"
+            out.parent.mkdir()
+            results[side] = run_json("benchmarks.featurize", "--side", side, "--out", str(out))
+            values[side] = np.load(out)
+    tutorial = results["tutorial"]
+    for side, figures in results.items():
+        figures["speedup"] = tutorial["seconds"] / figures["seconds"]
+        figures["max_abs_difference"] = float(np.abs(values[side] - values["tutorial"]).max())
+        print(f"{side:20s} {figures['seconds']:6.1f} s  {figures['clips_per_s']:6.0f} clips/s  "
+              f"{figures['speedup']:4.2f}x  peak RSS {figures['peak_rss_mib']:4.0f} MiB  "
+              f"max |diff| {figures['max_abs_difference']:.1e}")
+    result = {"clips": tutorial["clips"], "largest_abs_value": float(np.abs(values["tutorial"]).max()), "sides": results}
+    save("featurize", result)
+    return result
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--side", choices=list(SIDES), required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    arguments = parser.parse_args()
+    run_side(arguments.side, arguments.out)

@@ -9,6 +9,7 @@ fails with the file's name when the clip is shorter than the offset.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import librosa
 import numpy as np
@@ -21,10 +22,18 @@ class AudioError(ValueError):
     """Audio that cannot be used; the message names the file and the reason."""
 
 
-def read_window(path: str | Path, offset: float, duration: float) -> tuple[np.ndarray, int]:
-    """Decode ``duration`` seconds from ``offset`` as mono float32 at the native rate."""
+AudioSource = str | Path | BinaryIO
+
+
+def read_window(source: AudioSource, offset: float, duration: float, name: str | None = None) -> tuple[np.ndarray, int]:
+    """Decode ``duration`` seconds from ``offset`` as mono float32 at the native rate.
+
+    ``source`` is a path or an open binary file; ``name`` (default: the path)
+    is what error messages call it.
+    """
+    path = name or str(source)
     try:
-        with sf.SoundFile(path) as audio:
+        with sf.SoundFile(source) as audio:
             native_sr = audio.samplerate
             start = int(native_sr * offset)  # truncation, as librosa.load does
             if audio.frames and start >= audio.frames:
@@ -47,10 +56,10 @@ def require_finite(samples: np.ndarray, path: str | Path) -> None:
         raise AudioError(f"{path}: audio holds NaN or infinite samples")
 
 
-def load_window(path: str | Path, audio: AudioParams) -> np.ndarray:
+def load_window(source: AudioSource, audio: AudioParams, name: str | None = None) -> np.ndarray:
     """The analysis window of a clip, mono at ``audio.sr``; shorter than the window if the clip is."""
-    samples, native_sr = read_window(path, audio.offset, audio.duration)
-    require_finite(samples, path)
+    samples, native_sr = read_window(source, audio.offset, audio.duration, name)
+    require_finite(samples, name or source)
     if native_sr != audio.sr:
         samples = librosa.resample(samples, orig_sr=native_sr, target_sr=audio.sr, res_type=audio.res_type)
     return samples

@@ -1,8 +1,8 @@
 """Waveform augmentation for training copies, seeded per clip and copy.
 
-Every copy draws its own random settings from ``augment.seed``, the clip's row
-and the copy number, so copies are reproducible and independent of the order
-in which clips are processed. The transforms, in the order they are applied:
+Every copy draws its own random settings from ``augment.seed``, the sha256 of
+the clip's audio and the copy number, so copies are reproducible, independent
+of the order in which clips are processed, and cacheable per clip. The transforms, in the order they are applied:
 
 - ``tempo``: time-stretch by a factor in ``tempo`` (pitch kept; length becomes
   ``len / factor``);
@@ -18,19 +18,15 @@ the train stage uses only the copies of its training clips.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import librosa
 import numpy as np
-import pandas as pd
 
-from ser.features import INDEX_COLUMNS, feature_shape, featurize
-from ser.params import AudioParams, AugmentParams, FeatureParams
+from ser.params import AugmentParams
 
 
-def copy_rng(seed: int, row: int, copy: int) -> np.random.Generator:
-    """The random generator of one augmented copy of one clip."""
-    return np.random.default_rng([seed, row, copy])
+def copy_rng(seed: int, audio_sha256: str, copy: int) -> np.random.Generator:
+    """The random generator of one augmented copy of the clip whose audio has this sha256."""
+    return np.random.default_rng([seed, int(audio_sha256[:16], 16), copy])
 
 
 def time_stretch(samples: np.ndarray, factor: float) -> np.ndarray:
@@ -79,20 +75,3 @@ def augment_clip(samples: np.ndarray, sr: int, params: AugmentParams, rng: np.ra
     if params.noise_snr_db:
         out = add_noise(out, float(rng.uniform(*params.noise_snr_db)), rng)
     return out.astype(np.float32)
-
-
-def augmented_features(
-    manifest: pd.DataFrame, raw_dir: Path, audio: AudioParams, features: FeatureParams, params: AugmentParams
-) -> tuple[np.ndarray, pd.DataFrame]:
-    """Features of ``params.copies`` augmented copies of every clip; ``source`` is the clip's row."""
-    values, indexes = [np.zeros((0, *feature_shape(audio, features)), dtype=np.float32)], []
-    for copy in range(1, params.copies + 1):
-
-        def transform(samples: np.ndarray, row: int, copy: int = copy) -> np.ndarray:
-            return augment_clip(samples, audio.sr, params, copy_rng(params.seed, row, copy))
-
-        copy_values, index = featurize(manifest, raw_dir, audio, features, transform, desc=f"augment {copy}/{params.copies}")
-        values.append(copy_values)
-        indexes.append(index.assign(source=np.arange(len(index)), copy=copy))
-    index = pd.concat(indexes, ignore_index=True) if indexes else pd.DataFrame(columns=[*INDEX_COLUMNS, "source", "copy"])
-    return np.concatenate(values), index

@@ -55,6 +55,8 @@ class FeatureParams(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureParams:
+        if self.n_fft % 2:
+            raise ValueError(f"n_fft must be even, got {self.n_fft}")
         if self.hop_length > self.n_fft:
             raise ValueError(f"hop_length ({self.hop_length}) must not exceed n_fft ({self.n_fft})")
         if self.kind == "mfcc" and self.n_mfcc > self.n_mels:
@@ -90,6 +92,16 @@ class AugmentParams(_Section):
         if self.noise_snr_db and not -20 <= self.noise_snr_db[0] <= self.noise_snr_db[1] <= 100:
             raise ValueError(f"noise_snr_db must lie in [-20, 100] dB, got {self.noise_snr_db}")
         return self
+
+
+class FeaturizeParams(_Section):
+    workers: int = Field(ge=0, le=1024, description="local worker processes; 0 = one per CPU core")
+    scheduler: str = Field(
+        pattern=r"^((tcp|tls|ucx)://\S+)?$", description="'' = local processes, or a Dask scheduler address"
+    )
+    batch_size: int = Field(gt=0, le=4096, description="clips per task sent to a worker")
+    cache: str = Field(description="directory of the per-clip feature cache; '' = no cache")
+    cache_limit_gb: float = Field(gt=0, le=1_000_000, description="size of the cache before old entries go")
 
 
 class SplitParams(_Section):
@@ -142,6 +154,7 @@ class Params(_Section):
     audio: AudioParams
     features: FeatureParams
     augment: AugmentParams
+    featurize: FeaturizeParams
     split: SplitParams
     model: ModelParams
     train: TrainParams

@@ -7,6 +7,7 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import keras
 import numpy as np
@@ -91,9 +92,16 @@ def _callbacks(params: TrainParams, live_dir: Path | None) -> list[keras.callbac
 
 
 def train_model(
-    data: FoldData, model_params: ModelParams, train_params: TrainParams, live_dir: Path | None = None
+    data: FoldData,
+    model_params: ModelParams,
+    train_params: TrainParams,
+    live_dir: Path | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Train on ``data.fit_*``, validate (early stopping, learning rate) on ``data.val_*``."""
+    """Train on ``data.fit_*``, validate (early stopping, learning rate) on ``data.val_*``.
+
+    ``callbacks`` run besides the ones the params ask for (e.g. timers).
+    """
     make_deterministic(train_params.seed)
     model = build_model(data.fit_x.shape[1:], len(EMOTIONS), model_params, seed=train_params.seed)
     model.compile(
@@ -105,7 +113,7 @@ def train_model(
         data.fit_x, data.fit_y,
         validation_data=(data.val_x, data.val_y),
         epochs=train_params.epochs, batch_size=train_params.batch_size,
-        callbacks=_callbacks(train_params, live_dir), verbose=2,
+        callbacks=[*_callbacks(train_params, live_dir), *callbacks], verbose=2,
     )
     if live_dir is not None:  # dvclive's own summary: the train stage writes one for all folds
         (live_dir / "metrics.json").unlink(missing_ok=True)

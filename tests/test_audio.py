@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import librosa
 import numpy as np
 import pytest
@@ -235,3 +237,64 @@ def test_real_tess_quirk_files(tess_dir, audio_params, relative, native_sr, cont
                                 duration=audio_params.duration, res_type=audio_params.res_type)
     assert samples.shape == reference.shape
     np.testing.assert_allclose(samples, reference, rtol=0, atol=1e-6)
+
+
+# --- a file object instead of a path (how featurize workers receive audio) -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "ext", "sr", "channels", "seconds"),
+    [
+        ("WAV", ".wav", 24414, 1, 2.1), ("FLAC", ".flac", 96000, 1, 1.5),
+        ("AIFF", ".wav", 44100, 2, 3.7), ("WAV", ".wav", 22050, 1, 4.0),
+    ],
+)
+def test_load_window_from_a_file_object_equals_from_the_path(
+    tmp_path, write_tone, audio_params, fmt, ext, sr, channels, seconds
+):
+    path = write_tone(
+        tmp_path / f"OAF_bytes_angry{ext}", sr=sr, seconds=seconds, channels=channels, format=fmt, seed=sr
+    )
+    expected = load_window(path, audio_params)
+    np.testing.assert_array_equal(load_window(io.BytesIO(path.read_bytes()), audio_params, name="x"), expected)
+    with path.open("rb") as handle:
+        np.testing.assert_array_equal(load_window(handle, audio_params), expected)
+    samples, native_sr = read_window(io.BytesIO(path.read_bytes()), audio_params.offset, audio_params.duration)
+    assert native_sr == sr
+    np.testing.assert_array_equal(samples, read_window(path, audio_params.offset, audio_params.duration)[0])
+
+
+def test_errors_from_a_file_object_use_its_name(tmp_path, write_tone, audio_params):
+    short = write_tone(tmp_path / "OAF_short_angry.wav", sr=24414, seconds=0.3).read_bytes()
+    cases = [
+        (short, "offset"),
+        (b"not audio" * 50, "cannot decode"),
+        (b"", "cannot decode"),
+        (short[:20], "cannot decode"),  # a truncated header
+    ]
+    name = "audio/OAF_x_angry.wav"
+    for data, reason in cases:
+        for call in (lambda: load_window(io.BytesIO(data), audio_params, name=name),
+                     lambda: read_window(io.BytesIO(data), audio_params.offset, audio_params.duration, name)):
+            with pytest.raises(AudioError) as info:
+                call()
+            assert str(info.value).startswith("audio/OAF_x_angry.wav: "), info.value
+            assert reason in str(info.value)
+
+
+def test_nan_in_a_file_object_names_it(audio_params):
+    data = np.full(3 * 22050, 0.1, dtype=np.float32)
+    data[30000] = np.nan
+    buffer = io.BytesIO()
+    sf.write(buffer, data, 22050, subtype="FLOAT", format="WAV")
+    buffer.seek(0)
+    with pytest.raises(AudioError, match=r"^clips/OAF_nan_angry\.wav: .*NaN"):
+        load_window(buffer, audio_params, name="clips/OAF_nan_angry.wav")
+
+
+def test_name_overrides_the_path_in_messages(tmp_path, audio_params):
+    path = tmp_path / "OAF_text_angry.wav"
+    path.write_text("not audio\n" * 50)
+    with pytest.raises(AudioError) as info:
+        load_window(path, audio_params, name="shown/OAF_text_angry.wav")
+    assert str(info.value).startswith("shown/OAF_text_angry.wav: cannot decode")

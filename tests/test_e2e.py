@@ -45,6 +45,22 @@ def stages_run(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
+SUMMARY = re.compile(
+    r"featurized (\d+) clips and (\d+) augmented copies in \d+\.\d s: (\d+) computed, (\d+) from the cache"
+)
+
+
+def featurized(output: str) -> tuple[int, int, int, int]:
+    """(clips, copies, computed, from the cache) from the featurize stage's summary line."""
+    found = SUMMARY.findall(output)
+    assert len(found) == 1, output
+    return tuple(int(n) for n in found[0])  # type: ignore[return-value]
+
+
+def featurize_params(repo: Path) -> dict:
+    return yaml.safe_load((repo / "params.yaml").read_text())["featurize"]
+
+
 def set_params(repo: Path, **changes: object) -> None:
     path = repo / "params.yaml"
     params = yaml.safe_load(path.read_text())
@@ -85,7 +101,11 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run(["dvc", "remote", "add", "-d", "local", str(base / "remote")], repo)
     # two epochs, no augmented copies: a quick run (one check below turns copies on)
     # the corpus beside the project and named by a relative path, as in the real layout
-    set_params(repo, data__source=os.path.relpath(subset, repo), train__epochs=2, augment__copies=0)
+    # a feature cache of the test's own, never the user's ~/.cache
+    set_params(
+        repo, data__source=os.path.relpath(subset, repo), train__epochs=2, augment__copies=0,
+        featurize__cache=str(base / "feature-cache"),
+    )
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "init"], repo)
     return repo
@@ -99,7 +119,12 @@ def first_run(repo: Path) -> str:
 def test_full_pipeline_runs_every_stage_and_writes_outputs(repo: Path, first_run: str) -> None:
     assert stages_run(first_run) == {"fetch", "eda", "featurize", "train", "evaluate"}
     manifest = (repo / "data/raw/manifest.csv").read_text().splitlines()
-    assert len(manifest) - 1 == 14 * FILES_PER_FOLDER + len(QUIRK_FILES)
+    clips = 14 * FILES_PER_FOLDER + len(QUIRK_FILES)
+    assert len(manifest) - 1 == clips
+    # a fresh cache of the test's own: everything computed, and cached there
+    assert featurized(first_run) == (clips, 0, clips, 0)
+    cache = Path(featurize_params(repo)["cache"])
+    assert cache.is_relative_to(repo.parent) and any(cache.iterdir())
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert metrics["protocol"] == "speaker"
     # one fold per held-out speaker, the configured test speaker first
@@ -155,7 +180,10 @@ def test_train_param_reruns_only_train_and_evaluate(repo: Path, first_run: str) 
 
 def test_features_param_reruns_featurize_train_and_evaluate(repo: Path, first_run: str) -> None:
     set_params(repo, features__n_mfcc=20)
-    assert stages_run(run(["dvc", "repro"], repo)) == {"featurize", "train", "evaluate"}
+    output = run(["dvc", "repro"], repo)
+    assert stages_run(output) == {"featurize", "train", "evaluate"}
+    clips = 14 * FILES_PER_FOLDER + len(QUIRK_FILES)
+    assert featurized(output) == (clips, 0, clips, 0)  # other features: nothing from the cache
     features = json.loads((repo / "data/features/params.json").read_text())
     assert features["features"]["n_mfcc"] == 20
     meta = json.loads((repo / "models/meta.json").read_text())
@@ -187,7 +215,10 @@ def test_augmented_copies_reach_training_only(repo: Path, first_run: str) -> Non
     before = json.loads((repo / "reports/metrics.json").read_text())["folds"]
     assert (repo / "data/features/augmented.csv").read_text().count("\n") == 1  # header only: copies 0
     set_params(repo, augment__copies=1)
-    assert stages_run(run(["dvc", "repro"], repo)) == {"featurize", "train", "evaluate"}
+    output = run(["dvc", "repro"], repo)
+    assert stages_run(output) == {"featurize", "train", "evaluate"}
+    clips = 14 * FILES_PER_FOLDER + len(QUIRK_FILES)
+    assert featurized(output) == (clips, clips, clips, clips)  # the copies computed, the clips from the cache
     augmented = (repo / "data/features/augmented.csv").read_text().splitlines()
     assert len(augmented) - 1 == 14 * FILES_PER_FOLDER + len(QUIRK_FILES)
     train = json.loads((repo / "reports/train/metrics.json").read_text())["folds"]
@@ -226,3 +257,25 @@ def test_queued_experiment_runs_in_a_temporary_copy(repo: Path, first_run: str) 
     assert "Success" in run(["dvc", "queue", "status"], repo), run(["dvc", "queue", "logs", "queued-one-epoch"], repo)
     row = next(line for line in run(["dvc", "exp", "show", "--csv"], repo).splitlines() if "queued-one-epoch" in line)
     assert re.search(r",0\.\d+,", row), row  # it has metrics
+
+
+def test_a_new_clip_is_the_only_one_featurized(repo: Path, first_run: str) -> None:
+    """A clip added to the corpus: featurize reruns and computes that clip (and its copies) alone."""
+    run(["dvc", "repro", "featurize"], repo)  # the current params featurized, so every clip is in the cache
+    subset = (repo / yaml.safe_load((repo / "params.yaml").read_text())["data"]["source"]).resolve()
+    folder = "OAF_happy"
+    new = sorted((TESS / folder).iterdir())[FILES_PER_FOLDER]  # the first file the subset left out
+    target = subset / folder / new.name
+    assert not target.exists()
+    shutil.copyfile(new, target)
+    try:
+        output = run(["dvc", "repro", "featurize"], repo)
+        assert stages_run(output) == {"fetch", "featurize"}
+        copies = yaml.safe_load((repo / "params.yaml").read_text())["augment"]["copies"]
+        clips = 14 * FILES_PER_FOLDER + len(QUIRK_FILES) + 1
+        assert featurized(output) == (clips, clips * copies, 1 + copies, (clips - 1) * (1 + copies))
+        index = (repo / "data/features/index.csv").read_text()
+        assert f"audio/{folder}/{new.name}," in index
+        assert "up to date" in run(["dvc", "status", "featurize"], repo)
+    finally:
+        target.unlink()

@@ -1,27 +1,25 @@
-"""Frame features (MFCC, log-mel): shapes, padding, silence, tutorial parity, featurize over a manifest."""
+"""Frame features (MFCC, log-mel) of one clip: shapes, padding, silence, librosa and tutorial parity.
+
+Featurizing a whole manifest (``featurize_corpus``) is tested in test_featurize.py."""
 
 from __future__ import annotations
 
-import json
+import io
+import warnings
 
 import librosa
 import numpy as np
-import pandas as pd
 import pytest
 import soundfile as sf
 
-from ser.audio import load_window
+from ser.audio import AudioError, load_window
 from ser.features import (
-    INDEX_COLUMNS,
-    FeaturizeError,
+    audible_length,
     clip_features,
     feature_shape,
-    featurize,
     frame_count,
     frame_features,
-    load_augmented,
-    load_features,
-    save_features,
+    mel_basis,
 )
 from ser.inputs import model_inputs
 from ser.params import AudioParams, FeatureParams, ModelParams
@@ -209,144 +207,162 @@ def test_mean_pooling_equals_tutorial_on_real_tess(tess_dir, model_params, relat
     np.testing.assert_allclose(_mean_mfcc(features, valid, model_params), _tutorial_mean_mfcc(path), rtol=0, atol=1e-4)
 
 
-def _manifest(tmp_path, write_tone, specs):
-    """Write clips under raw/audio and return (raw_dir, manifest) for ``specs`` of (name, sr, seconds, f0)."""
-    raw = tmp_path / "raw"
-    rows = []
-    for name, sr, seconds, f0 in specs:
-        file = f"audio/{name}"
-        write_tone(raw / file, sr=sr, seconds=seconds, f0=f0, seed=int(f0))
-        speaker, word, emotion = name.split("/")[-1].rsplit(".", 1)[0].split("_")
-        rows.append({"file": file, "source": name, "speaker": speaker, "word": word, "emotion": emotion})
-    return raw, pd.DataFrame(rows)
+# --- reading a clip from a file object -------------------------------------------------------------
 
 
-SPECS = [
-    ("YAF_sad/YAF_dog_sad.wav", 24414, 2.2, 140.0),
-    ("OAF_angry/OAF_back_angry.wav", 24414, 1.8, 260.0),
-    ("OAF_fear/OAF_food_fear.flac", 96000, 1.5, 200.0),
-    ("YAF_ps/YAF_bar_ps.flac", 44100, 3.9, 320.0),
-    ("OAF_happy/OAF_chalk_happy.wav", 16000, 2.6, 110.0),
-]
+def test_clip_features_from_a_file_object_equal_those_from_the_path(tmp_path, write_tone, audio_params, feature_params):
+    path = write_tone(tmp_path / "OAF_bytes_angry.flac", sr=24414, seconds=2.0, format="FLAC")
+    from_path = clip_features(path, audio_params, feature_params)
+    from_bytes = clip_features(io.BytesIO(path.read_bytes()), audio_params, feature_params, name="OAF_bytes_angry.flac")
+    np.testing.assert_array_equal(from_bytes[0], from_path[0])
+    assert from_bytes[1] == from_path[1]
+
+
+def test_clip_features_errors_use_the_name(tmp_path, write_tone, audio_params, feature_params):
+    short = write_tone(tmp_path / "OAF_short_angry.wav", sr=24414, seconds=0.3)
+    with pytest.raises(AudioError, match=r"^audio/OAF_short_angry\.wav: .*offset"):
+        clip_features(io.BytesIO(short.read_bytes()), audio_params, feature_params, name="audio/OAF_short_angry.wav")
+    with pytest.raises(AudioError, match=r"^garbage\.wav: cannot decode"):
+        clip_features(io.BytesIO(b"not audio" * 100), audio_params, feature_params, name="garbage.wav")
+    with pytest.raises(AudioError) as info:  # without a name, a path names itself
+        clip_features(short, audio_params, feature_params)
+    assert str(short) in str(info.value)
+
+
+# --- the fast path equals librosa on the whole zero-padded window -------------------------------------
+
+
+def _reference(samples: np.ndarray, audio: AudioParams, features: FeatureParams) -> tuple[np.ndarray, int]:
+    """The former implementation: librosa on the full zero-padded window."""
+    padded = librosa.util.fix_length(samples[: audio.n_samples], size=audio.n_samples)
+    mel = librosa.feature.melspectrogram(
+        y=padded, sr=audio.sr, n_fft=features.n_fft, hop_length=features.hop_length, n_mels=features.n_mels
+    )
+    frames = librosa.power_to_db(mel)
+    if features.kind == "mfcc":
+        frames = librosa.feature.mfcc(S=frames, n_mfcc=features.n_mfcc)
+    valid = min(frame_count(len(samples), features), frames.shape[1])
+    return frames.T.astype(np.float32), valid
+
+
+def _assert_matches_reference(samples: np.ndarray, audio: AudioParams, features: FeatureParams) -> None:
+    with warnings.catch_warnings():  # librosa warns that n_fft exceeds a very short clip; the values are right
+        warnings.filterwarnings("ignore", message="n_fft=.*is too large", category=UserWarning)
+        values, valid = frame_features(samples, audio, features)
+    expected, expected_valid = _reference(samples, audio, features)
+    assert values.shape == expected.shape == feature_shape(audio, features)
+    assert values.dtype == np.float32
+    np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-4)
+    assert valid == expected_valid
+
+
+# (n_fft, hop_length, n_mels): the tutorial's, a finer one, one whose hop is the whole frame, and a 10 ms hop
+SETTINGS = [(2048, 512, 128), (1024, 256, 64), (512, 512, 40), (400, 160, 40)]
+SETTING_IDS = [f"fft{n_fft}-hop{hop}" for n_fft, hop, _ in SETTINGS]
+
+
+def _settings(kind: str, n_fft: int, hop_length: int, n_mels: int) -> FeatureParams:
+    return FeatureParams(kind=kind, n_mfcc=min(40, n_mels), n_mels=n_mels, n_fft=n_fft, hop_length=hop_length)
+
+
+def _awkward_lengths(audio: AudioParams, n_fft: int, hop: int) -> list[int]:
+    """Lengths at the edges: a sample, around one hop, around half a frame, around the window, beyond it."""
+    window = audio.n_samples
+    return sorted({
+        1, 2, hop - 1, hop, hop + 1, n_fft // 2 - 1, n_fft // 2, n_fft // 2 + 1, n_fft, 3 * hop + 7,
+        window // 2, window - hop - 1, window - hop, window - 1, window, window + 1, window + 3 * n_fft,
+    })
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_featurize_rows_follow_the_manifest(tmp_path, write_tone, audio_params, feature_params, kind):
-    params = _features(feature_params, kind=kind)
-    raw, manifest = _manifest(tmp_path, write_tone, SPECS)
-    manifest = manifest.iloc[[3, 0, 4, 1, 2]]  # not in file order, and a non-default index
-    features, index = featurize(manifest, raw, audio_params, params)
-    assert features.dtype == np.float32
-    assert features.shape == (len(manifest), *feature_shape(audio_params, params))
-    assert list(index.columns) == INDEX_COLUMNS
-    assert index.index.tolist() == list(range(len(manifest)))
-    assert index["file"].tolist() == manifest["file"].tolist()
-    assert index[["speaker", "word", "emotion"]].values.tolist() == manifest[["speaker", "word", "emotion"]].values.tolist()
-    for row, file in enumerate(manifest["file"]):
-        expected, valid = clip_features(raw / file, audio_params, params)
-        np.testing.assert_allclose(features[row], expected, rtol=1e-6, atol=1e-5)
-        assert index.loc[row, "valid_frames"] == valid
-    # rows really differ (a mix-up would show)
-    assert not np.allclose(features[0], features[1], atol=1e-2)
+@pytest.mark.parametrize(("n_fft", "hop_length", "n_mels"), SETTINGS, ids=SETTING_IDS)
+def test_frame_features_equal_librosa_on_the_padded_window_at_awkward_lengths(
+    audio_params, kind, n_fft, hop_length, n_mels
+):
+    features = _settings(kind, n_fft, hop_length, n_mels)
+    rng = np.random.default_rng(n_fft + hop_length)
+    for n in _awkward_lengths(audio_params, n_fft, hop_length):
+        # a decaying tone plus noise: loud and quiet frames, so power_to_db's top_db floor matters
+        t = np.arange(n) / audio_params.sr
+        samples = 0.5 * np.sin(2 * np.pi * 220 * t) * np.exp(-3 * t) + 1e-3 * rng.standard_normal(n)
+        samples = samples.astype(np.float32)
+        _assert_matches_reference(samples, audio_params, features)
 
 
-def test_featurize_applies_the_transform_to_each_row(tmp_path, write_tone, audio_params, feature_params):
-    raw, manifest = _manifest(tmp_path, write_tone, SPECS[:3])
-    calls = []
-
-    def transform(samples: np.ndarray, row: int) -> np.ndarray:
-        calls.append((row, len(samples)))
-        return samples[::-1][: len(samples) // (row + 1)].copy()  # reversed, and shorter for later rows
-
-    features, index = featurize(manifest, raw, audio_params, feature_params, transform=transform)
-    assert [row for row, _ in calls] == [0, 1, 2]
-    plain, plain_index = featurize(manifest, raw, audio_params, feature_params)
-    for row, file in enumerate(manifest["file"]):
-        samples = load_window(raw / file, audio_params)
-        assert calls[row][1] == len(samples)  # the transform sees the loaded window
-        expected, valid = frame_features(samples[::-1][: len(samples) // (row + 1)], audio_params, feature_params)
-        np.testing.assert_array_equal(features[row], expected)
-        assert index.loc[row, "valid_frames"] == valid
-        assert not np.allclose(features[row], plain[row], atol=1e-2)
-    # a shorter transformed clip has fewer real frames
-    assert index.loc[2, "valid_frames"] < plain_index.loc[2, "valid_frames"]
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("n_fft", "hop_length", "n_mels"), SETTINGS[:2], ids=SETTING_IDS[:2])
+@pytest.mark.parametrize("n", [1, 700, 30_000])
+def test_frame_features_equal_librosa_on_silence_and_on_a_single_click(
+    audio_params, kind, n_fft, hop_length, n_mels, n
+):
+    features = _settings(kind, n_fft, hop_length, n_mels)
+    _assert_matches_reference(np.zeros(n, np.float32), audio_params, features)
+    click = np.zeros(n, np.float32)
+    click[-1] = 0.9  # the last real sample alone: the last frame that reaches audio must be computed
+    _assert_matches_reference(click, audio_params, features)
 
 
-def test_featurize_empty_manifest(tmp_path, audio_params, feature_params):
-    manifest = pd.DataFrame(columns=["file", "speaker", "word", "emotion"])
-    features, index = featurize(manifest, tmp_path, audio_params, feature_params)
-    assert features.shape == (0, *feature_shape(audio_params, feature_params))
-    assert len(index) == 0
-    assert list(index.columns) == INDEX_COLUMNS
+@pytest.mark.parametrize(
+    "relative",
+    [
+        "OAF_angry/OAF_back_angry.flac",
+        "YAF_ps/YAF_back_ps.flac",
+        "YAF_angry/YAF_germ_angry.wav",  # AIFF under a .wav name
+        "OAF_fear/OAF_food_fear.flac",  # 96 kHz
+        "OAF_neutral/OA_bite_neutral.flac",
+    ],
+)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("n_fft", "hop_length", "n_mels"), SETTINGS[:2], ids=SETTING_IDS[:2])
+def test_frame_features_equal_librosa_on_real_tess(tess_dir, audio_params, kind, n_fft, hop_length, n_mels, relative):
+    samples = load_window(tess_dir / relative, audio_params)
+    assert len(samples) < audio_params.n_samples  # TESS clips are shorter than the window: padding is exercised
+    features = _settings(kind, n_fft, hop_length, n_mels)
+    _assert_matches_reference(samples, audio_params, features)
+    values, valid = clip_features(tess_dir / relative, audio_params, features)
+    np.testing.assert_array_equal(values, frame_features(samples, audio_params, features)[0])
 
 
-def test_featurize_bad_clip_names_the_file(tmp_path, write_tone, audio_params, feature_params):
-    specs = SPECS[:3] + [("OAF_sad/OAF_tiny_sad.wav", 24414, 0.3, 150.0)]
-    raw, manifest = _manifest(tmp_path, write_tone, specs)
-    with pytest.raises(FeaturizeError) as info:
-        featurize(manifest, raw, audio_params, feature_params)
-    message = str(info.value)
-    assert "1 clip(s)" in message
-    assert "OAF_tiny_sad.wav" in message
-    assert "offset" in message
-    for name, *_ in SPECS[:3]:
-        assert name not in message
+def test_an_odd_n_fft_is_refused(feature_params):
+    """Odd windows frame differently in librosa (1 + (L - 1) // hop frames): params refuse them."""
+    with pytest.raises(ValueError, match="n_fft must be even"):
+        FeatureParams(**{**feature_params.model_dump(), "n_fft": 1023, "hop_length": 256})
 
 
-def test_featurize_lists_every_bad_file(tmp_path, write_tone, audio_params, feature_params):
-    bad = [
-        ("OAF_sad/OAF_tiny_sad.wav", 24414, 0.3, 150.0),
-        ("YAF_fear/YAF_tiny_fear.flac", 96000, 0.2, 170.0),
-        ("YAF_sad/YAF_half_sad.wav", 24414, 0.5, 190.0),
-    ]
-    raw, manifest = _manifest(tmp_path, write_tone, [SPECS[0], bad[0], SPECS[1], bad[1], bad[2]])
-    (raw / "audio" / "garbage").mkdir()
-    (raw / "audio" / "garbage" / "YAF_text_sad.wav").write_text("not audio")
-    manifest.loc[len(manifest)] = ["audio/garbage/YAF_text_sad.wav", "garbage/YAF_text_sad.wav", "YAF", "text", "sad"]
-    with pytest.raises(FeaturizeError) as info:
-        featurize(manifest, raw, audio_params, feature_params)
-    message = str(info.value)
-    assert "4 clip(s)" in message
-    for name in [b[0] for b in bad] + ["garbage/YAF_text_sad.wav"]:
-        assert name in message
-    assert "cannot decode" in message
-    for name in (SPECS[0][0], SPECS[1][0]):
-        assert name not in message
+def test_padding_frames_are_the_silence_value(audio_params, feature_params):
+    """Frames of pure padding hold the value of silence: all equal, and equal the reference's."""
+    logmel = _features(feature_params, kind="logmel")
+    samples = (0.2 * np.random.default_rng(5).standard_normal(10_000)).astype(np.float32)
+    values, valid = frame_features(samples, audio_params, logmel)
+    expected, _ = _reference(samples, audio_params, logmel)
+    # frames whose window lies wholly after the audio: top_db below the loudest frame
+    first_silent = -(-(len(samples) + logmel.n_fft // 2) // logmel.hop_length)
+    silent = values[first_silent:]
+    assert len(silent) > 50 and valid < first_silent
+    assert np.all(silent == silent[0, 0])
+    assert silent[0, 0] == pytest.approx(max(-100.0, float(expected.max()) - 80.0), abs=1e-4)
+    np.testing.assert_allclose(silent, expected[first_silent:], atol=1e-4)
 
 
-def test_featurize_names_the_desc_in_its_progress_bar(tmp_path, write_tone, audio_params, feature_params, capsys):
-    raw, manifest = _manifest(tmp_path, write_tone, SPECS[:1])
-    featurize(manifest, raw, audio_params, feature_params, desc="augment 1/2")
-    assert "augment 1/2" in capsys.readouterr().err
+@pytest.mark.parametrize(("n_fft", "hop_length"), [(2048, 512), (1024, 256), (512, 512), (400, 160)])
+def test_audible_length(audio_params, feature_params, n_fft, hop_length):
+    """Transforming ``audible_length`` samples covers every frame whose window reaches real audio."""
+    features = _features(feature_params, n_fft=n_fft, hop_length=hop_length)
+    window = audio_params.n_samples
+    total = feature_shape(audio_params, features)[0]
+    for n in (1, 2, hop_length - 1, hop_length, hop_length + 1, 5000, window - hop_length, window - 1, window):
+        length = audible_length(n, audio_params, features)
+        assert length <= window
+        computed = frame_count(max(n, length), features)  # frame_features transforms at least the clip itself
+        assert computed <= total
+        # every frame not computed starts at or after the last real sample
+        assert computed == total or computed * hop_length - n_fft // 2 >= n
 
 
-def test_save_and_load_features_round_trip(tmp_path, write_tone, audio_params, feature_params):
-    raw, manifest = _manifest(tmp_path, write_tone, SPECS[:2])
-    features, index = featurize(manifest, raw, audio_params, feature_params)
-    copies = np.stack([features[1] + 1, features[0] - 1])
-    aug_index = index.iloc[[1, 0]].reset_index(drop=True).assign(source=[1, 0], copy=[1, 1])
-    used = {"audio": audio_params.model_dump(), "features": feature_params.model_dump()}
-    save_features(tmp_path / "features", features, index, used, (copies, aug_index))
-    loaded, loaded_index, params = load_features(tmp_path / "features")
-    np.testing.assert_array_equal(loaded, features)
-    assert loaded.dtype == np.float32
-    pd.testing.assert_frame_equal(loaded_index, index, check_dtype=False)
-    assert AudioParams(**params["audio"]) == audio_params
-    assert FeatureParams(**params["features"]) == feature_params
-    assert json.loads((tmp_path / "features" / "params.json").read_text()) == used
-    aug_values, loaded_aug_index = load_augmented(tmp_path / "features")
-    np.testing.assert_array_equal(aug_values, copies)
-    pd.testing.assert_frame_equal(loaded_aug_index, aug_index, check_dtype=False)
-
-
-def test_save_and_load_without_augmented_copies(tmp_path, audio_params, feature_params):
-    shape = feature_shape(audio_params, feature_params)
-    features = np.random.default_rng(0).standard_normal((2, *shape)).astype(np.float32)
-    index = pd.DataFrame({"file": ["a.wav", "b.wav"], "speaker": "OAF", "word": ["x", "y"],
-                          "emotion": ["sad", "ps"], "valid_frames": [shape[0], 3]})
-    empty = pd.DataFrame(columns=[*INDEX_COLUMNS, "source", "copy"])
-    save_features(tmp_path, features, index, {}, (np.zeros((0, *shape), np.float32), empty))
-    aug_values, aug_index = load_augmented(tmp_path)
-    assert aug_values.shape == (0, *shape)
-    assert len(aug_index) == 0 and list(aug_index.columns) == [*INDEX_COLUMNS, "source", "copy"]
-    np.testing.assert_array_equal(load_features(tmp_path)[0], features)
+def test_mel_basis_is_librosas_and_built_once():
+    mel_basis.cache_clear()
+    first = mel_basis(22050, 2048, 128)
+    np.testing.assert_array_equal(first, librosa.filters.mel(sr=22050, n_fft=2048, n_mels=128))
+    assert mel_basis(22050, 2048, 128) is first
+    assert mel_basis.cache_info().hits == 1
+    assert mel_basis(16000, 512, 40).shape == (40, 257)

@@ -1,0 +1,29 @@
+"""Run the benchmarks and print their figures: ``python -m benchmarks [NAME ...]``.
+
+NAME is any of featurize, scaling, incremental, train, e2e (default: all, in
+that order; about 15 minutes on 2 cores). featurize, scaling and train read
+data/raw and data/features (`dvc pull`); e2e clones the committed project.
+Each writes reports/benchmarks/NAME.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+NAMES = ("featurize", "scaling", "incremental", "train", "e2e")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description="Run the benchmarks and print their figures.")
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(NAMES)} (default: all)")
+    names = parser.parse_args().names or NAMES
+    if unknown := sorted(set(names) - set(NAMES)):
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(NAMES)}")
+    for name in names:
+        print(f"== {name}", flush=True)
+        importlib.import_module(f"benchmarks.{name}").main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,342 @@
+"""Featurize a whole corpus: parallel, streamed to disk, and cached per clip.
+
+- **Parallel.** Clips go to workers in batches of ``featurize.batch_size``:
+  local processes (``featurize.workers``, BLAS pinned to one thread each), or
+  the workers of a Dask cluster (``featurize.scheduler``). Workers receive the
+  audio's bytes, not paths, so cluster workers need no shared file system.
+- **Streamed.** At most a few batches are in flight, and results are appended
+  to ``features.npy`` / ``augmented.npy`` in manifest order as they arrive, so
+  memory does not grow with the corpus.
+- **Cached.** Each clip's features, and each augmented copy, are stored under a
+  key made of the audio's sha256, the params that shape them, and a digest of
+  the code and libraries that compute them. A rerun computes only what is new.
+
+The results are the same whichever way they are computed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import time
+from collections import deque
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, ContextManager, Iterable, Iterator
+
+import diskcache
+import librosa
+import numpy as np
+import pandas as pd
+import soundfile as sf
+import soxr
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
+
+import ser.audio
+import ser.augment
+import ser.features
+from ser.audio import AudioError, load_window
+from ser.augment import augment_clip, copy_rng
+from ser.features import (
+    AUGMENTED_FILE, AUGMENTED_INDEX_FILE, FEATURES_FILE, INDEX_COLUMNS, INDEX_FILE, PARAMS_FILE,
+    feature_shape, frame_features,
+)
+from ser.params import AudioParams, AugmentParams, FeatureParams, FeaturizeParams
+
+BATCHES_PER_WORKER = 4  # batches in flight per worker: enough to keep workers busy, few enough to bound memory
+Features = tuple[np.ndarray, int]  # (frames, channels) values and the count of real frames
+
+
+class FeaturizeError(RuntimeError):
+    """One or more clips could not be featurized; the message lists each file and reason."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that shapes a clip's features and its augmented copies."""
+
+    audio: AudioParams
+    features: FeatureParams
+    augment: AugmentParams
+
+
+@dataclass(frozen=True)
+class ClipTask:
+    """Work for one clip: its audio and the variants to compute (0 = the clip, k = augmented copy k)."""
+
+    name: str
+    data: bytes
+    sha256: str
+    variants: tuple[int, ...]
+    error: str = ""  # the clip could not even be read
+
+
+@dataclass
+class ClipResult:
+    features: dict[int, Features] = field(default_factory=dict)
+    error: str = ""
+
+
+def compute_clip(task: ClipTask, settings: Settings) -> ClipResult:
+    """Features of the variants ``task`` asks for; an unusable clip gives its error instead."""
+    if task.error:
+        return ClipResult(error=task.error)
+    try:
+        samples = load_window(io.BytesIO(task.data), settings.audio, name=task.name)
+    except AudioError as exc:
+        return ClipResult(error=str(exc))
+    result = ClipResult()
+    for copy in task.variants:
+        clip = samples
+        if copy:
+            rng = copy_rng(settings.augment.seed, task.sha256, copy)
+            clip = augment_clip(samples, settings.audio.sr, settings.augment, rng)
+        result.features[copy] = frame_features(clip, settings.audio, settings.features)
+    return result
+
+
+def compute_batch(tasks: list[ClipTask], settings: Settings) -> list[ClipResult]:
+    """A worker's unit of work: several clips, with BLAS on one thread (the workers are the parallelism)."""
+    if not tasks:
+        return []
+    with threadpool_limits(limits=1):
+        return [compute_clip(task, settings) for task in tasks]
+
+
+def code_digest() -> str:
+    """Digest of the code and library versions that compute features: a change invalidates the cache."""
+    digest = hashlib.sha256()
+    for source in (ser.audio.__file__, ser.features.__file__, ser.augment.__file__, __file__):
+        digest.update(Path(source).read_bytes())
+    digest.update(f"{np.__version__} {librosa.__version__} {soxr.__version__} {sf.__libsndfile_version__}".encode())
+    return digest.hexdigest()
+
+
+class FeatureCache:
+    """Per-clip features on disk (``diskcache``), keyed by audio sha256, params, code and copy number."""
+
+    def __init__(self, directory: str, limit_gb: float, settings: Settings):
+        self.store = diskcache.Cache(os.path.expanduser(directory), size_limit=int(limit_gb * 1e9)) if directory else None
+        shared = {"audio": settings.audio.model_dump(), "features": settings.features.model_dump(), "code": code_digest()}
+        augment = settings.augment.model_dump(exclude={"copies"})
+        self.clip_prefix = _digest(shared)
+        self.copy_prefix = _digest({**shared, "augment": augment})
+
+    def key(self, sha256: str, copy: int) -> str:
+        return f"{self.copy_prefix if copy else self.clip_prefix}/{sha256}/{copy}"
+
+    def get(self, sha256: str, copy: int) -> Features | None:
+        return None if self.store is None else self.store.get(self.key(sha256, copy))
+
+    def put(self, sha256: str, copy: int, value: Features) -> None:
+        if self.store is not None:
+            self.store.set(self.key(sha256, copy), value)
+
+    def transaction(self) -> ContextManager:
+        """Group writes (one disk sync for many entries)."""
+        return self.store.transact() if self.store is not None else nullcontext()
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+
+def _digest(value: dict) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:32]
+
+
+class InlineExecutor(Executor):
+    """Runs each call at once in this process (one worker: no process start-up or transfer)."""
+
+    def submit(self, fn: Callable, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # handed to whoever reads the future, as a pool would
+            future.set_exception(exc)
+        return future
+
+
+def worker_count(params: FeaturizeParams) -> int:
+    """Local workers: ``featurize.workers``, or one per CPU core this process may use."""
+    return params.workers or len(os.sched_getaffinity(0))
+
+
+@contextmanager
+def worker_pool(params: FeaturizeParams) -> Iterator[tuple[Executor, int]]:
+    """Where batches run, and how many run at once: a Dask cluster, local processes, or this process."""
+    if params.scheduler:
+        from dask.distributed import Client
+
+        with Client(params.scheduler) as client:
+            yield client.get_executor(pure=False), max(1, sum(client.nthreads().values()))
+    elif worker_count(params) == 1:
+        yield InlineExecutor(), 1
+    else:
+        workers = worker_count(params)
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            yield pool, workers
+
+
+@dataclass
+class Batch:
+    """Consecutive clips of the manifest: what the cache holds of each, and tasks for what it lacks."""
+
+    cached: list[dict[int, Features]]
+    tasks: list[ClipTask]
+
+
+def ordered_results(pool: Executor, batches: Iterable[Batch], settings: Settings, window: int) -> Iterator[tuple[Batch, list[ClipResult]]]:
+    """Each batch with its computed results, in order, with at most ``window`` batches in flight."""
+    inline = InlineExecutor()
+    pending: deque[tuple[Batch, Future]] = deque()
+    for batch in batches:
+        pending.append((batch, (pool if batch.tasks else inline).submit(compute_batch, batch.tasks, settings)))
+        if len(pending) >= window:
+            done, future = pending.popleft()
+            yield done, future.result()
+    while pending:
+        done, future = pending.popleft()
+        yield done, future.result()
+
+
+class NpyWriter:
+    """Writes a ``.npy`` array of known shape row by row, without holding it in memory."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype: type = np.float32):
+        self.path, self.shape, self.dtype, self.rows = path, shape, np.dtype(dtype), 0
+        self.handle = path.open("wb")
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_2_0(self.handle, header)
+
+    def append(self, row: np.ndarray) -> None:
+        self.handle.write(np.ascontiguousarray(row, dtype=self.dtype).tobytes())
+        self.rows += 1
+
+    def close(self) -> None:
+        self.handle.close()
+        if self.rows != self.shape[0]:
+            raise FeaturizeError(f"{self.path}: wrote {self.rows} of {self.shape[0]} rows")
+
+    def __enter__(self) -> NpyWriter:
+        return self
+
+    def __exit__(self, exc_type, *exc_info) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # an error is already on its way: report that one, not the missing rows
+            self.handle.close()
+
+
+@dataclass
+class FeaturizeSummary:
+    clips: int
+    copies: int
+    computed: int
+    cached: int
+    seconds: float
+
+    def __str__(self) -> str:
+        return (
+            f"featurized {self.clips} clips and {self.copies} augmented copies in {self.seconds:.1f} s: "
+            f"{self.computed} computed, {self.cached} from the cache"
+        )
+
+
+def _batches(manifest: pd.DataFrame, raw_dir: Path, cache: FeatureCache, variants: tuple[int, ...], size: int) -> Iterator[Batch]:
+    for start in range(0, len(manifest), size):
+        batch = Batch([], [])
+        for file, sha256 in manifest[["file", "sha256"]].iloc[start : start + size].itertuples(index=False):
+            found = {copy: value for copy in variants if (value := cache.get(sha256, copy)) is not None}
+            missing = tuple(copy for copy in variants if copy not in found)
+            batch.cached.append(found)
+            if missing:
+                batch.tasks.append(_read_task(raw_dir / file, sha256, missing))
+        yield batch
+
+
+def _read_task(path: Path, sha256: str, variants: tuple[int, ...]) -> ClipTask:
+    try:
+        return ClipTask(str(path), path.read_bytes(), sha256, variants)
+    except OSError as exc:
+        return ClipTask(str(path), b"", sha256, variants, error=f"{path}: cannot read the file ({exc.strerror})")
+
+
+def _complete(batch: Batch, results: list[ClipResult], cache: FeatureCache, variants: int, errors: list[str]) -> list[dict[int, Features]]:
+    """Every clip's variants, from the cache or just computed (and then cached); errors are collected."""
+    computed = iter(zip(batch.tasks, results))
+    completed = []
+    with cache.transaction():
+        for found in batch.cached:
+            if len(found) < variants:
+                task, result = next(computed)
+                errors.extend([result.error] if result.error else [])
+                for copy, value in result.features.items():
+                    cache.put(task.sha256, copy, value)
+                found = {**found, **result.features}
+            completed.append(found)
+    return completed
+
+
+def featurize_corpus(
+    manifest: pd.DataFrame, raw_dir: Path, out_dir: Path, settings: Settings, params: FeaturizeParams
+) -> FeaturizeSummary:
+    """Features of every clip of ``manifest`` and of its augmented copies, written to ``out_dir``.
+
+    ``features.npy`` has one row per clip in manifest order; ``augmented.npy``
+    has ``augment.copies`` rows per clip, clip by clip, and ``augmented.csv``
+    names each row's ``source`` (the clip's row) and ``copy``.
+    """
+    start = time.perf_counter()
+    copies = settings.augment.copies
+    variants = tuple(range(copies + 1))
+    shape = feature_shape(settings.audio, settings.features)
+    blank = (np.zeros(shape, np.float32), 0)  # rows of failed clips, never used: the run fails
+    out_dir.mkdir(parents=True, exist_ok=True)
+    valid = np.zeros((len(manifest), len(variants)), dtype=np.int64)
+    errors: list[str] = []
+    with ExitStack() as stack:
+        cache = FeatureCache(params.cache, params.cache_limit_gb, settings)
+        stack.callback(cache.close)
+        pool, slots = stack.enter_context(worker_pool(params))
+        writers = [
+            stack.enter_context(NpyWriter(out_dir / FEATURES_FILE, (len(manifest), *shape))),
+            stack.enter_context(NpyWriter(out_dir / AUGMENTED_FILE, (len(manifest) * copies, *shape))),
+        ]
+        progress = stack.enter_context(tqdm(total=len(manifest), desc="featurize", unit="clip"))
+        batches = _batches(manifest, raw_dir, cache, variants, params.batch_size)
+        window = BATCHES_PER_WORKER * slots
+        row, computed = 0, 0
+        for batch, results in ordered_results(pool, batches, settings, window):
+            computed += sum(len(result.features) for result in results)
+            for found in _complete(batch, results, cache, len(variants), errors):
+                for copy in variants:
+                    values, valid[row, copy] = found.get(copy, blank)
+                    writers[min(copy, 1)].append(values)
+                row += 1
+            progress.update(len(batch.cached))
+    if errors:
+        raise FeaturizeError(f"{len(errors)} clip(s) could not be featurized:\n  " + "\n  ".join(errors))
+    _write_indexes(manifest, out_dir, valid, settings)
+    total = len(manifest) * len(variants)
+    return FeaturizeSummary(len(manifest), len(manifest) * copies, computed, total - computed, time.perf_counter() - start)
+
+
+def _write_indexes(manifest: pd.DataFrame, out_dir: Path, valid: np.ndarray, settings: Settings) -> None:
+    """``index.csv`` (one row per clip), ``augmented.csv`` (one per copy) and ``params.json``."""
+    clips = manifest[INDEX_COLUMNS[:-1]].reset_index(drop=True)
+    clips.assign(valid_frames=valid[:, 0]).to_csv(out_dir / INDEX_FILE, index=False)
+    copies = settings.augment.copies
+    rows = np.repeat(np.arange(len(clips)), copies)
+    augmented = clips.iloc[rows].reset_index(drop=True).assign(
+        valid_frames=valid[:, 1:].reshape(-1), source=rows, copy=np.tile(np.arange(1, copies + 1), len(clips))
+    )
+    augmented.to_csv(out_dir / AUGMENTED_INDEX_FILE, index=False)
+    used = {"audio": settings.audio.model_dump(), "features": settings.features.model_dump()}
+    (out_dir / PARAMS_FILE).write_text(json.dumps(used, indent=2) + "\n")
