@@ -98,6 +98,36 @@ class MaskedStatsPooling(layers.Layer):
         return {**super().get_config(), "attention": self.attention}
 
 
+@keras.saving.register_keras_serializable(package="ser")
+class PoolFrames(layers.Layer):
+    """Shorten frame sequences: keep the first ``max_frames`` frames (0: all), then average
+    each run of ``stride`` frames over its real frames; a pooled frame is real if any of its frames is."""
+
+    def __init__(self, max_frames: int = 0, stride: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.max_frames, self.stride = max_frames, stride
+
+    def call(self, inputs):
+        features, mask = inputs
+        if self.max_frames:
+            features, mask = features[:, : self.max_frames], mask[:, : self.max_frames]
+        if self.stride > 1:
+            frames, channels = features.shape[1], features.shape[2]
+            pad = -frames % self.stride
+            if pad:
+                features = ops.pad(features, [[0, 0], [0, pad], [0, 0]])
+                mask = ops.pad(mask, [[0, 0], [0, pad]])
+            steps = (frames + pad) // self.stride
+            runs = ops.reshape(features * ops.expand_dims(mask, -1), (-1, steps, self.stride, channels))
+            counts = ops.sum(ops.reshape(mask, (-1, steps, self.stride)), axis=2)
+            features = ops.sum(runs, axis=2) / ops.expand_dims(ops.maximum(counts, 1.0), -1)
+            mask = ops.cast(counts > 0, mask.dtype)
+        return features, mask
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "max_frames": self.max_frames, "stride": self.stride}
+
+
 def seed_lstm(input_shape: tuple[int, ...], n_classes: int, params: ModelParams, seed: int) -> keras.Model:
     """The tutorial's network: LSTM over the (n_mfcc, 1) mean-MFCC "sequence", then dense layers."""
     stack = [
@@ -145,6 +175,8 @@ def bigru(input_shape: tuple[int, ...], n_classes: int, params: ModelParams, see
     """Bidirectional GRU over the real frames, attentive statistics pooling, dense classifier."""
     inputs = keras.Input(shape=input_shape)
     hidden, mask = _augmented_frames(inputs, params, seed)
+    if params.max_frames or params.time_stride > 1:
+        hidden, mask = PoolFrames(params.max_frames, params.time_stride)([hidden, mask])
     hidden = layers.Bidirectional(layers.GRU(params.rnn_units, return_sequences=True))(hidden, mask=mask > 0.5)
     pooled = MaskedStatsPooling(attention=True)([hidden, mask])
     return keras.Model(inputs, _classifier(pooled, n_classes, params), name="bigru")

@@ -130,6 +130,8 @@ class ModelParams(_Section):
     kernel_size: int = Field(gt=0, le=64)
     conv_layers: int = Field(gt=0, le=16)
     rnn_units: int = Field(gt=0, le=4096)
+    max_frames: int = Field(0, ge=0, le=100_000, description="bigru: frames kept from the start of each clip; 0 = all")
+    time_stride: int = Field(1, gt=0, le=16, description="bigru: average runs of this many frames before the GRU")
     input_noise: float = Field(ge=0, le=10, description="std of Gaussian noise added to inputs in training")
     spec_augment: SpecAugmentParams
 
@@ -147,6 +149,7 @@ class TrainParams(_Section):
     early_stopping: int = Field(ge=0, le=10_000, description="patience in epochs on val_loss; 0 = off")
     reduce_lr: int = Field(ge=0, le=10_000, description="patience before halving the learning rate; 0 = off")
     seed: int = Field(ge=0, le=MAX_SEED)
+    jit_compile: bool = Field(False, description="compile training steps with XLA")
 
 
 class Params(_Section):

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchmarks.common import project_copy
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[1]
 TESS = ROOT.parent / "shared" / "data" / "tess"
-PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "stages", "ser"]
 QUIRK_FILES = [
     "YAF_angry/YAF_germ_angry.wav", "YAF_fear/YAF_neat_fear.wav",
     "OAF_fear/OAF_food_fear.flac", "OAF_neutral/OA_bite_neutral.flac",
@@ -87,17 +88,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip(f"real TESS corpus not found at {TESS}")
     base = tmp_path_factory.mktemp("e2e")
     subset = make_subset(base / "tess")
-    repo = base / "repo"
-    repo.mkdir()
-    for name in PROJECT_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copyfile(source, repo / name)
-    run(["git", "init", "-q"], repo)
-    run(["dvc", "init", "-q"], repo)
-    run(["dvc", "config", "core.analytics", "false"], repo)
+    repo = project_copy(base / "repo")
     run(["dvc", "remote", "add", "-d", "local", str(base / "remote")], repo)
     # two epochs, no augmented copies: a quick run (one check below turns copies on)
     # the corpus beside the project and named by a relative path, as in the real layout

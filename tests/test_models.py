@@ -11,7 +11,7 @@ keras = pytest.importorskip("keras")
 from ser.evaluation import evaluate_model  # noqa: E402
 from ser.inputs import frame_mask, model_inputs  # noqa: E402
 from ser.labels import EMOTIONS  # noqa: E402
-from ser.models import ARCHITECTURES, MaskedStatsPooling, SpecAugment, build_model  # noqa: E402
+from ser.models import ARCHITECTURES, MaskedStatsPooling, PoolFrames, SpecAugment, build_model  # noqa: E402
 from ser.params import ModelParams, SpecAugmentParams, TrainParams  # noqa: E402
 from ser.split import TEST, TRAIN, VALIDATION  # noqa: E402
 from ser.training import FoldData, encode_labels, save_model, train_model  # noqa: E402
@@ -125,10 +125,11 @@ def test_augmentation_layers_are_left_out_when_off(arch):
     assert not kinds & {"SpecAugment", "GaussianNoise"}
 
 
-def test_bigru_ignores_padded_frames():
+@pytest.mark.parametrize("max_frames, time_stride", [(0, 1), (0, 3), (FRAMES, 2)])
+def test_bigru_ignores_padded_frames(max_frames, time_stride):
     """The GRU runs over real frames only and pools over them: padding content cannot matter."""
     values, index = toy_frames()
-    params = _small("bigru")
+    params = _small("bigru", max_frames=max_frames, time_stride=time_stride)
     inputs = model_inputs(values, index["valid_frames"], index["speaker"], params)
     model = build_model(inputs.shape[1:], len(EMOTIONS), params, seed=0)
     other = inputs.copy()
@@ -147,6 +148,22 @@ def test_bigru_ignores_padded_frames():
 
 def _ones(batch: int = 6) -> np.ndarray:
     return np.ones((batch, 30, 10), dtype=np.float32)
+
+
+def test_pool_frames_averages_real_frames_and_keeps_a_frame_with_any_real_one():
+    features = np.arange(1, 8, dtype=np.float32).reshape(1, 7, 1)
+    mask = np.array([[1, 1, 1, 1, 1, 0, 0]], dtype=np.float32)
+    pooled, pooled_mask = PoolFrames(max_frames=6, stride=2)([features * mask[..., None] + 9 * (1 - mask[..., None]), mask])
+    np.testing.assert_allclose(np.asarray(pooled)[0, :, 0], [1.5, 3.5, 5.0])
+    np.testing.assert_array_equal(np.asarray(pooled_mask), [[1, 1, 1]])
+    pooled, pooled_mask = PoolFrames(stride=3)([features, mask])  # 7 frames: padded to 9
+    np.testing.assert_allclose(np.asarray(pooled)[0, :, 0], [2.0, 4.5, 0.0])
+    np.testing.assert_array_equal(np.asarray(pooled_mask), [[1, 1, 0]])
+
+
+def test_pool_frames_config_round_trip():
+    layer = PoolFrames.from_config(PoolFrames(max_frames=10, stride=3).get_config())
+    assert (layer.max_frames, layer.stride) == (10, 3)
 
 
 def test_spec_augment_is_the_identity_at_inference():
