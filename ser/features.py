@@ -22,6 +22,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 import pandas as pd
+import scipy.sparse
 
 from ser.audio import AudioSource, load_window
 from ser.params import AudioParams, FeatureParams
@@ -47,9 +48,9 @@ def feature_shape(audio: AudioParams, features: FeatureParams) -> tuple[int, int
 
 
 @functools.lru_cache(maxsize=16)
-def mel_basis(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
-    """The mel filter bank, built once per setting (librosa builds it on every call)."""
-    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
+def mel_basis(sr: int, n_fft: int, n_mels: int) -> scipy.sparse.csr_array:
+    """librosa's mel filter bank, built once per setting, as a sparse matrix (each filter is a narrow band)."""
+    return scipy.sparse.csr_array(librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels))
 
 
 def audible_length(n_samples: int, audio: AudioParams, features: FeatureParams) -> int:
@@ -58,21 +59,39 @@ def audible_length(n_samples: int, audio: AudioParams, features: FeatureParams) 
     return min(audio.n_samples, (frames - 1) * features.hop_length)
 
 
+def transform_length(n_samples: int, audio: AudioParams, features: FeatureParams) -> int:
+    """Samples to transform for a clip of ``n_samples``: its audible frames, and at least one window."""
+    return min(audio.n_samples, max(n_samples, audible_length(n_samples, audio, features), features.n_fft))
+
+
+def batch_frame_features(clips: list[np.ndarray], audio: AudioParams, features: FeatureParams) -> list[tuple[np.ndarray, int]]:
+    """:func:`frame_features` of several windows at once (one STFT and one mel product for all).
+
+    Every clip is zero-padded to the longest one's transform length; frames of
+    padding are silence either way, so each clip's values do not depend on the others.
+    """
+    clips = [np.asarray(clip, dtype=np.float32)[: audio.n_samples] for clip in clips]
+    total = frame_count(audio.n_samples, features)
+    size = max(max(len(clip), transform_length(len(clip), audio, features)) for clip in clips)
+    padded = np.stack([librosa.util.fix_length(clip, size=size) for clip in clips])
+    spectrum = librosa.stft(y=padded, n_fft=features.n_fft, hop_length=features.hop_length)[..., :total]
+    power = spectrum.real**2 + spectrum.imag**2
+    clips_, bins, frames = power.shape
+    # each frame's mel bands are summed on their own (so a clip's values do not depend on its batch)
+    mel = mel_basis(audio.sr, features.n_fft, features.n_mels) @ power.transpose(1, 0, 2).reshape(bins, -1)
+    mel = mel.reshape(-1, clips_, frames).transpose(1, 0, 2)
+    mel = np.pad(mel, ((0, 0), (0, 0), (0, total - frames)))  # frames of pure padding: zero power
+    decibels = librosa.power_to_db(mel, amin=AMIN, top_db=None)
+    # top_db per clip, as librosa.power_to_db applies it to each clip alone
+    decibels = np.maximum(decibels, decibels.max(axis=(1, 2), keepdims=True) - TOP_DB)
+    frames = librosa.feature.mfcc(S=decibels, n_mfcc=features.n_mfcc) if features.kind == "mfcc" else decibels
+    frames = np.swapaxes(frames, 1, 2).astype(np.float32)
+    return [(values, min(frame_count(len(clip), features), total)) for values, clip in zip(frames, clips)]
+
+
 def frame_features(samples: np.ndarray, audio: AudioParams, features: FeatureParams) -> tuple[np.ndarray, int]:
     """Features of one analysis window and the number of frames that hold real audio."""
-    samples = samples[: audio.n_samples]
-    total = frame_count(audio.n_samples, features)
-    # at least one window long (as the padded window is), so librosa has no short-signal warning
-    size = min(audio.n_samples, max(len(samples), audible_length(len(samples), audio, features), features.n_fft))
-    padded = librosa.util.fix_length(samples, size=max(len(samples), size))
-    power = np.abs(librosa.stft(y=padded, n_fft=features.n_fft, hop_length=features.hop_length)) ** 2
-    mel = np.einsum("ft,mf->mt", power[:, :total], mel_basis(audio.sr, features.n_fft, features.n_mels), optimize=True)
-    decibels = librosa.power_to_db(mel, amin=AMIN, top_db=None)
-    silence = max(10 * np.log10(AMIN), float(decibels.max()) - TOP_DB)  # a frame of padding, after top_db
-    decibels = np.pad(np.maximum(decibels, silence), ((0, 0), (0, total - decibels.shape[1])), constant_values=silence)
-    frames = librosa.feature.mfcc(S=decibels, n_mfcc=features.n_mfcc) if features.kind == "mfcc" else decibels
-    valid = min(frame_count(len(samples), features), total)
-    return frames.T.astype(np.float32), valid
+    return batch_frame_features([samples], audio, features)[0]
 
 
 def clip_features(source: AudioSource, audio: AudioParams, features: FeatureParams, name: str | None = None) -> tuple[np.ndarray, int]:

@@ -45,7 +45,7 @@ from ser.audio import AudioError, load_window
 from ser.augment import augment_clip, copy_rng
 from ser.features import (
     AUGMENTED_FILE, AUGMENTED_INDEX_FILE, FEATURES_FILE, INDEX_COLUMNS, INDEX_FILE, PARAMS_FILE,
-    feature_shape, frame_features,
+    batch_frame_features, feature_shape,
 )
 from ser.params import AudioParams, AugmentParams, FeatureParams, FeaturizeParams
 
@@ -83,30 +83,47 @@ class ClipResult:
     error: str = ""
 
 
-def compute_clip(task: ClipTask, settings: Settings) -> ClipResult:
-    """Features of the variants ``task`` asks for; an unusable clip gives its error instead."""
+def _variants(task: ClipTask, settings: Settings) -> list[np.ndarray]:
+    """The clip's window and the augmented copies ``task`` asks for (``AudioError`` if unusable)."""
     if task.error:
-        return ClipResult(error=task.error)
-    try:
-        samples = load_window(io.BytesIO(task.data), settings.audio, name=task.name)
-    except AudioError as exc:
-        return ClipResult(error=str(exc))
-    result = ClipResult()
-    for copy in task.variants:
-        clip = samples
-        if copy:
-            rng = copy_rng(settings.augment.seed, task.sha256, copy)
-            clip = augment_clip(samples, settings.audio.sr, settings.augment, rng)
-        result.features[copy] = frame_features(clip, settings.audio, settings.features)
-    return result
+        raise AudioError(task.error)
+    samples = load_window(io.BytesIO(task.data), settings.audio, name=task.name)
+    return [
+        augment_clip(samples, settings.audio.sr, settings.augment, copy_rng(settings.augment.seed, task.sha256, copy)) if copy else samples
+        for copy in task.variants
+    ]
 
 
 def compute_batch(tasks: list[ClipTask], settings: Settings) -> list[ClipResult]:
-    """A worker's unit of work: several clips, with BLAS on one thread (the workers are the parallelism)."""
-    if not tasks:
-        return []
+    """A worker's unit of work: several clips, their features computed together.
+
+    BLAS runs on one thread: the workers are the parallelism.
+    """
+    results, clips, slots = [], [], []
     with threadpool_limits(limits=1):
-        return [compute_clip(task, settings) for task in tasks]
+        for task in tasks:
+            result = ClipResult()
+            try:
+                variants = _variants(task, settings)
+            except AudioError as exc:
+                result.error = str(exc)
+                variants = []
+            clips.extend(variants)
+            slots.extend((result, copy) for copy in task.variants[: len(variants)])
+            results.append(result)
+        values = batch_frame_features(clips, settings.audio, settings.features) if clips else []
+    for (result, copy), value in zip(slots, values):
+        result.features[copy] = value
+    return results
+
+
+def warm_up() -> None:
+    """Load what computing features loads on first use (librosa's lazy modules, numba code)."""
+    audio = AudioParams(sr=8000, offset=0.0, duration=0.5, res_type="soxr_hq")
+    features = FeatureParams(kind="mfcc", n_mfcc=13, n_mels=32, n_fft=256, hop_length=128)
+    noise = np.random.default_rng(0).standard_normal(4000).astype(np.float32)
+    augment = AugmentParams(copies=1, seed=0, noise_snr_db=[20, 20], shift_s=0.1, pitch_semitones=1.0, tempo=[1.1, 1.1], gain_db=1.0)
+    batch_frame_features([noise, augment_clip(noise, audio.sr, augment, np.random.default_rng(0))], audio, features)
 
 
 def code_digest() -> str:
@@ -181,6 +198,8 @@ def worker_pool(params: FeaturizeParams) -> Iterator[tuple[Executor, int]]:
     else:
         workers = worker_count(params)
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            for _ in range(workers):  # start the workers now: they warm up while this process reads the cache
+                pool.submit(warm_up)
             yield pool, workers
 
 

@@ -149,7 +149,6 @@ class TrainParams(_Section):
     early_stopping: int = Field(ge=0, le=10_000, description="patience in epochs on val_loss; 0 = off")
     reduce_lr: int = Field(ge=0, le=10_000, description="patience before halving the learning rate; 0 = off")
     seed: int = Field(ge=0, le=MAX_SEED)
-    jit_compile: bool = Field(False, description="compile training steps with XLA")
 
 
 class Params(_Section):

@@ -108,7 +108,6 @@ def train_model(
         loss="categorical_crossentropy",
         optimizer=keras.optimizers.Adam(learning_rate=train_params.learning_rate),
         metrics=["accuracy"],
-        jit_compile=train_params.jit_compile,
     )
     history = model.fit(
         data.fit_x, data.fit_y,

@@ -730,3 +730,9 @@ def test_missing_featurize_key_and_section(raw_params):
     assert "featurize.cache: missing" in _errors(raw_params)
     del raw_params["featurize"]
     assert "featurize: missing" in _errors(raw_params)
+
+
+def test_warm_up_runs_in_a_worker_process():
+    """The pool's start-up task must work (a failure there would go unseen)."""
+    with ProcessPoolExecutor(1) as pool:
+        assert pool.submit(ser.featurize.warm_up).result() is None
