@@ -76,10 +76,10 @@ def batch_frame_features(clips: list[np.ndarray], audio: AudioParams, features: 
     padded = np.stack([librosa.util.fix_length(clip, size=size) for clip in clips])
     spectrum = librosa.stft(y=padded, n_fft=features.n_fft, hop_length=features.hop_length)[..., :total]
     power = spectrum.real**2 + spectrum.imag**2
-    clips_, bins, frames = power.shape
+    count, bins, frames = power.shape
     # each frame's mel bands are summed on their own (so a clip's values do not depend on its batch)
     mel = mel_basis(audio.sr, features.n_fft, features.n_mels) @ power.transpose(1, 0, 2).reshape(bins, -1)
-    mel = mel.reshape(-1, clips_, frames).transpose(1, 0, 2)
+    mel = mel.reshape(-1, count, frames).transpose(1, 0, 2)
     mel = np.pad(mel, ((0, 0), (0, 0), (0, total - frames)))  # frames of pure padding: zero power
     decibels = librosa.power_to_db(mel, amin=AMIN, top_db=None)
     # top_db per clip, as librosa.power_to_db applies it to each clip alone
