@@ -91,14 +91,15 @@ def project_copy(target: Path) -> Path:
     return target
 
 
-def set_param(project: Path, key: str, value: str) -> None:
-    """Set one ``section.key`` of a project's params.yaml (keeps the rest of the file as it is)."""
+def set_params(project: Path, **changes: object) -> None:
+    """Set params of a project's params.yaml, named ``section__key`` (e.g. ``train__epochs=2``)."""
     import yaml
 
     path = project / "params.yaml"
     params = yaml.safe_load(path.read_text())
-    section, name = key.split(".")
-    params[section][name] = yaml.safe_load(value)
+    for key, value in changes.items():
+        section, name = key.split("__")
+        params[section][name] = value
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 

@@ -48,13 +48,14 @@ def pipeline_features(manifest: pd.DataFrame, workers: int, out_dir: Path) -> No
 
 
 def pooled_features(out_dir: Path) -> np.ndarray:
-    """The mean over each clip's real frames: what the tutorial computes."""
+    """The mean over each clip's real frames, as ``seed_lstm`` reads it: what the tutorial computes."""
     from ser.features import load_features
-    from ser.inputs import frame_mask
+    from ser.inputs import model_inputs
+    from ser.params import load_params
 
     values, index, _ = load_features(out_dir)
-    mask = frame_mask(index["valid_frames"], values.shape[1])[..., np.newaxis]
-    return (values * mask).sum(axis=1) / mask.sum(axis=1)
+    tutorial = load_params().model.model_copy(update={"arch": "seed_lstm", "deltas": 0, "normalize": "none"})
+    return model_inputs(values, index["valid_frames"], index["speaker"], tutorial)[..., 0]
 
 
 def run_side(side: str, out: Path) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from benchmarks.common import DVC, CORPUS, isolated_env, project_copy, save, set_param, timed
+from benchmarks.common import DVC, CORPUS, isolated_env, project_copy, save, set_params, timed
 
 NEW_CLIPS = 10
 SUMMARY = re.compile(r"in ([\d.]+) s: (\d+) computed, (\d+) from the cache")
@@ -54,11 +54,11 @@ def main() -> dict:
         project, corpus = project_copy(workdir / "project"), workdir / "corpus"
         link_corpus(corpus)
         env = isolated_env(workdir / "home")
-        set_param(project, "data.source", str(corpus))
+        set_params(project, data__source=str(corpus))
         full = {"fetch": repro(project, env, "fetch"), "featurize": repro(project, env, "featurize")}
         add_new_clips(corpus, NEW_CLIPS)
         added = {"fetch": repro(project, env, "fetch"), "featurize": repro(project, env, "featurize")}
-        set_param(project, "train.epochs", "7")
+        set_params(project, train__epochs=7)
         _, status = timed([DVC, "status"], project, env)
         train_only = {"featurize": repro(project, env, "featurize"), "featurize_in_status": "featurize:" in status}
     result = {

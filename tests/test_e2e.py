@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks.common import project_copy
+from benchmarks.common import project_copy, set_params
 
 pytestmark = pytest.mark.e2e
 
@@ -60,15 +60,6 @@ def featurized(output: str) -> tuple[int, int, int, int]:
 
 def featurize_params(repo: Path) -> dict:
     return yaml.safe_load((repo / "params.yaml").read_text())["featurize"]
-
-
-def set_params(repo: Path, **changes: object) -> None:
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for key, value in changes.items():
-        section, name = key.split("__")
-        params[section][name] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def make_subset(target: Path) -> Path:
