@@ -151,6 +151,11 @@ class TrainParams(_Section):
     seed: int = Field(ge=0, le=MAX_SEED)
 
 
+class ServeParams(_Section):
+    max_upload_mb: float = Field(20.0, gt=0, le=4096, description="largest upload the web app accepts (MB)")
+    max_duration_s: float = Field(300.0, gt=0, le=86_400, description="longest clip the web app accepts (s)")
+
+
 class Params(_Section):
     data: DataParams
     audio: AudioParams
@@ -160,6 +165,7 @@ class Params(_Section):
     split: SplitParams
     model: ModelParams
     train: TrainParams
+    serve: ServeParams = ServeParams()
 
 
 def _describe(error: dict) -> str:

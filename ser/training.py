@@ -16,15 +16,12 @@ import tensorflow as tf
 from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
-from ser.inputs import model_inputs, speaker_stats
+from ser.inference import META_FILE, MODEL_FILE, ONNX_FILE, SPLIT_FILE
+from ser.inputs import Stats, model_inputs, speaker_stats
 from ser.labels import EMOTIONS
 from ser.models import build_model
 from ser.params import ModelParams, TrainParams
-from ser.split import TRAIN, VALIDATION
-
-MODEL_FILE = "model.keras"
-META_FILE = "meta.json"
-SPLIT_FILE = "split.csv"
+from ser.split import TEST, TRAIN, VALIDATION
 
 
 def make_deterministic(seed: int) -> None:
@@ -145,12 +142,39 @@ def make_archive_deterministic(path: Path) -> None:
             archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), payload, zipfile.ZIP_DEFLATED)
 
 
-def save_model(model_dir: Path, model: keras.Model, index: pd.DataFrame, parts: np.ndarray, meta: dict) -> None:
-    """Write the model, its metadata (classes, params) and the split it was trained on."""
+def reference_stats(features: np.ndarray, index: pd.DataFrame, parts: np.ndarray, params: ModelParams) -> Stats | None:
+    """Channel statistics pooled over the clips the model may see (all but the test part), for
+    ``normalize: speaker``: what serving uses for a clip of an unknown speaker."""
+    if params.normalize != "speaker":
+        return None
+    rows = np.asarray(parts) != TEST
+    pooled = np.zeros(int(rows.sum()), dtype=str)
+    return speaker_stats(features[rows], index["valid_frames"][rows], pooled, params.deltas)[""]
+
+
+def export_onnx(model: keras.Model, path: Path) -> None:
+    """Export ``model`` for onnxruntime, with a dynamic batch size."""
+    signature = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="inputs")]
+    model.export(str(path), format="onnx", input_signature=signature, verbose=False)
+
+
+def save_model(
+    model_dir: Path,
+    model: keras.Model,
+    index: pd.DataFrame,
+    parts: np.ndarray,
+    meta: dict,
+    stats: Stats | None = None,
+) -> None:
+    """Write the model (Keras and ONNX), its metadata (classes, params, reference statistics ``stats``)
+    and the split it was trained on."""
     model_dir.mkdir(parents=True, exist_ok=True)
     model.save(model_dir / MODEL_FILE)
     make_archive_deterministic(model_dir / MODEL_FILE)
+    export_onnx(model, model_dir / ONNX_FILE)
     meta = {"classes": list(EMOTIONS), "input_shape": list(model.input_shape[1:]), **meta}
+    if stats is not None:
+        meta["reference_stats"] = {"mean": stats[0].tolist(), "std": stats[1].tolist()}
     (model_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     index[["file", "speaker", "word", "emotion"]].assign(part=parts).to_csv(model_dir / SPLIT_FILE, index=False)
 

@@ -34,7 +34,8 @@ def main() -> None:
     for number, (fold, parts) in enumerate(folds.items()):
         data = training.fold_data(features, index, augmented, parts, params.model)
         model, history = training.train_model(data, params.model, params.train, REPORT_DIR / "live" / fold)
-        training.save_model(fold_model_dir(number, fold), model, index, parts, {**meta, "fold": fold})
+        stats = training.reference_stats(features, index, parts, params.model)
+        training.save_model(fold_model_dir(number, fold), model, index, parts, {**meta, "fold": fold}, stats)
         plots.plot_history(history, REPORT_DIR / "curves" / f"{fold}.png", title=fold)
         summary[fold] = training.history_summary(history, n_fit=len(data.fit_x))
     (REPORT_DIR / "metrics.json").write_text(json.dumps(training.mean_summary(summary), indent=2) + "\n")

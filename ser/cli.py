@@ -1,0 +1,243 @@
+"""The ``ser`` command: ``predict`` emotions of audio files, ``info`` on the model, ``serve`` the web app.
+
+User errors (a missing path, a file that is not audio, a silent clip, no
+model) are reported as one line each on stderr, never as a traceback; the
+other files are still scored, and the exit status is 1 if any file failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import json
+import sys
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import yaml
+
+from ser.params import ParamsError, ServeParams
+
+PREDICT_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".aifc", ".mp3", ".au", ".caf", ".w64"})
+"""Files that ``ser predict DIR`` picks up in a directory (a file named on the command line is always tried)."""
+CHUNK = 256  # clips scored per model call
+EXIT_FAILED_FILES, EXIT_USAGE = 1, 2
+
+
+class UsageError(Exception):
+    """A problem with the command as a whole (no model, bad option): reported, exit status 2."""
+
+
+def error(message: str) -> None:
+    print(f"ser: error: {message}", file=sys.stderr)
+
+
+def expand_paths(arguments: Sequence[str]) -> tuple[list[Path], list[str], list[str]]:
+    """Audio files named by ``arguments`` (files, directories searched recursively, glob patterns),
+    in order, without repeats; the problems found; and notes on files skipped in directories."""
+    files: dict[Path, None] = {}
+    problems, notes = [], []
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file())
+            audio = [p for p in found if p.suffix.lower() in PREDICT_SUFFIXES]
+            if len(audio) < len(found):
+                suffixes = sorted({p.suffix or "(none)" for p in found} - PREDICT_SUFFIXES)
+                notes.append(f"{argument}: skipped {len(found) - len(audio)} files that are not audio ({', '.join(suffixes)})")
+            if not audio:
+                problems.append(f"{argument}: no audio files in this directory")
+            files.update(dict.fromkeys(audio))
+        elif path.exists():
+            files[path] = None
+        elif glob.has_magic(argument):
+            matches = sorted(Path(p) for p in glob.glob(argument, recursive=True))
+            if not matches:
+                problems.append(f"{argument}: no files match this pattern")
+            files.update(dict.fromkeys(p for p in matches if p.is_file()))
+        else:
+            problems.append(f"{argument}: no such file or directory")
+    return list(files), problems, notes
+
+
+def chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def score_files(predictor, files: Sequence[Path], adapt: bool, progress: bool) -> tuple[list, list[str]]:
+    """Predictions of the files that could be scored, and one message per file that could not."""
+    from tqdm import tqdm
+
+    from ser.audio import AudioError
+
+    clips, problems = [], []
+    for path in tqdm(files, unit="file", file=sys.stderr, disable=not progress, leave=False):
+        try:
+            clips.append(predictor.clip_features(path, str(path)))
+        except AudioError as exc:
+            problems.append(str(exc))
+        except OSError as exc:
+            problems.append(f"{path}: {exc.strerror or exc}")
+    if adapt:
+        return predictor.predict(clips, adapt=True), problems
+    return [p for chunk in chunks(clips, CHUNK) for p in predictor.predict(chunk)], problems
+
+
+def prediction_rows(predictions: Iterable, top: int | None, per_window: bool) -> list[dict]:
+    """Flat rows for table and CSV output: one per clip, and one per window with ``per_window``."""
+    rows = []
+    for prediction in predictions:
+        items = [("all", prediction.probabilities)]
+        if per_window:
+            items += [(f"{w.start:.2f}-{w.end:.2f}", w.probabilities) for w in prediction.windows]
+        for window, probabilities in items:
+            row = {"file": prediction.name}
+            if per_window:
+                row["window"] = window
+            ranked = sorted(zip(prediction.classes, probabilities), key=lambda item: -item[1])
+            row["emotion"], row["confidence"] = ranked[0][0], round(float(ranked[0][1]), 4)
+            if top is None:
+                row.update({f"p_{label}": round(float(p), 4) for label, p in zip(prediction.classes, probabilities)})
+            else:
+                for rank, (label, p) in enumerate(ranked[:top], start=1):
+                    row[f"top{rank}"], row[f"p{rank}"] = label, round(float(p), 4)
+            rows.append(row)
+    return rows
+
+
+def write_predictions(predictions: list, output_format: str, top: int | None, per_window: bool) -> None:
+    if output_format == "json":
+        json.dump([p.to_dict(top, per_window) for p in predictions], sys.stdout, indent=2)
+        print()
+        return
+    rows = prediction_rows(predictions, top, per_window)
+    if output_format == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["file", "emotion", "confidence"])
+        writer.writeheader()
+        writer.writerows(rows)
+    elif rows:
+        from tabulate import tabulate
+
+        print(tabulate(rows, headers="keys", floatfmt=".3f"))
+
+
+def load_predictor(model_dir: str):
+    from ser.inference import ModelError, Predictor
+
+    try:
+        return Predictor(model_dir)
+    except ModelError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def predict(args: argparse.Namespace) -> int:
+    files, problems, notes = expand_paths(args.paths)
+    for message in notes:
+        print(f"ser: note: {message}", file=sys.stderr)
+    for message in problems:
+        error(message)
+    predictions = []
+    if files:
+        predictor = load_predictor(args.model)
+        progress = sys.stderr.isatty() and len(files) > 1 and not args.no_progress
+        predictions, failed = score_files(predictor, files, args.adapt, progress)
+        for message in failed:
+            error(message)
+        problems += failed
+    write_predictions(predictions, args.format, args.top, args.per_window)
+    return EXIT_FAILED_FILES if problems else 0
+
+
+def info(args: argparse.Namespace) -> int:
+    summary = load_predictor(args.model).info()
+    if args.format == "json":
+        print(json.dumps(summary, indent=2))
+    else:
+        print(yaml.safe_dump(summary, sort_keys=False, width=100), end="")
+    return 0
+
+
+def serve_params(path: Path) -> ServeParams:
+    """The ``serve`` section of ``params.yaml`` if there is one, else the defaults."""
+    if not path.is_file():
+        return ServeParams()
+    section = (yaml.safe_load(path.read_text()) or {}).get("serve", {})
+    try:
+        return ServeParams(**section)
+    except ValueError as exc:
+        raise UsageError(f"{path}: invalid serve section: {exc}") from None
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ser.webapp import create_app
+
+    limits = serve_params(Path(args.params)).model_dump()
+    if args.max_upload_mb is not None:
+        limits["max_upload_mb"] = args.max_upload_mb
+    if args.max_duration is not None:
+        limits["max_duration_s"] = args.max_duration
+    try:
+        limits = ServeParams(**limits)
+    except ValueError as exc:
+        raise UsageError(f"invalid limit: {exc}") from None
+    app = create_app(load_predictor(args.model), limits)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    main_parser = argparse.ArgumentParser(prog="ser", description="Speech emotion recognition with the trained model.")
+    commands = main_parser.add_subparsers(dest="command", required=True)
+    model = argparse.ArgumentParser(add_help=False)
+    model.add_argument("--model", default="models", metavar="DIR", help="model directory (default: %(default)s)")
+
+    p = commands.add_parser("predict", parents=[model], help="predict the emotion of audio files",
+                            description="Predict the emotion of audio files, directories (recursive) or glob patterns.")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--top", type=positive, metavar="K", help="show only the K most probable classes")
+    p.add_argument("--per-window", action="store_true", help="also show every window of clips longer than the model's window")
+    p.add_argument("--adapt", action="store_true",
+                   help="normalize with the files' own statistics, as one speaker (better from about 20 clips of one speaker)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
+    p.set_defaults(run=predict)
+
+    p = commands.add_parser("info", parents=[model], help="show the model, its params, classes and metrics")
+    p.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    p.set_defaults(run=info)
+
+    p = commands.add_parser("serve", parents=[model], help="serve the web app and its JSON API")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
+    p.add_argument("--params", default="params.yaml", help="file whose serve section sets the limits (default: %(default)s)")
+    p.add_argument("--max-upload-mb", type=float, help="largest upload (default: serve.max_upload_mb)")
+    p.add_argument("--max-duration", type=float, metavar="SECONDS", help="longest clip (default: serve.max_duration_s)")
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    p.set_defaults(run=serve)
+    return main_parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (UsageError, ParamsError) as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

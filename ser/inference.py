@@ -1,0 +1,252 @@
+"""Scoring audio with a trained model: the one path behind ``ser predict`` and the web app.
+
+A :class:`Predictor` loads the ONNX export of a model directory (onnxruntime,
+no TensorFlow) and computes features exactly as the featurize stage does
+(:func:`ser.audio.load_window`, :func:`ser.features.batch_frame_features`,
+:func:`ser.inputs.model_inputs`), so serving sees what training saw.
+
+A clip no longer than the model's window (``audio.offset + audio.duration``)
+is one window, as in training. A longer clip is cut into windows of
+``audio.duration`` seconds from ``audio.offset`` on, the last one ending at the
+end of the clip; the clip's probabilities are the mean of its windows'.
+
+Models trained with ``normalize: speaker`` need a speaker's statistics. By
+default a clip is normalized with the training speakers' pooled statistics,
+saved with the model; ``adapt=True`` instead treats the clips scored together
+as one speaker and uses their own statistics (better from about 20 clips on).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import soundfile as sf
+
+from ser.audio import AudioError, AudioSource, load_window
+from ser.features import batch_frame_features
+from ser.inputs import Stats, model_inputs, speaker_stats
+from ser.params import AudioParams, FeatureParams, ModelParams
+
+MODEL_FILE = "model.keras"
+ONNX_FILE = "model.onnx"
+META_FILE = "meta.json"
+SPLIT_FILE = "split.csv"
+METRICS_FILE = Path("reports/metrics.json")
+"""Where the evaluate stage writes its scores, relative to the project that holds ``models/``."""
+SILENCE_DBFS = -80.0
+"""A clip whose loudest sample is below this level is refused as silent."""
+REFERENCE = "reference"
+ADAPTED = "adapted"
+
+
+class UndecodableAudio(AudioError):
+    """Content that libsndfile cannot read as audio."""
+
+
+class ModelError(RuntimeError):
+    """A model directory that cannot be served; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ClipFeatures:
+    """Frame features of one clip's windows, before normalization."""
+
+    name: str
+    duration: float
+    starts: list[float]
+    values: np.ndarray
+    valid_frames: np.ndarray
+
+
+@dataclass(frozen=True)
+class Window:
+    start: float
+    end: float
+    probabilities: np.ndarray
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A clip's class probabilities (the mean over its windows) and each window's."""
+
+    name: str
+    duration: float
+    classes: tuple[str, ...]
+    probabilities: np.ndarray
+    windows: list[Window] = field(default_factory=list)
+
+    @property
+    def emotion(self) -> str:
+        return self.classes[int(np.argmax(self.probabilities))]
+
+    @property
+    def confidence(self) -> float:
+        return float(np.max(self.probabilities))
+
+    def top(self, k: int | None = None) -> list[tuple[str, float]]:
+        """The ``k`` most probable classes (all by default), most probable first."""
+        order = np.argsort(-self.probabilities, kind="stable")[:k]
+        return [(self.classes[i], float(self.probabilities[i])) for i in order]
+
+    def to_dict(self, top: int | None = None, per_window: bool = False) -> dict:
+        """JSON-ready: file, duration, emotion, confidence, probabilities (top ``top``), windows."""
+        result = {
+            "file": self.name,
+            "duration": round(self.duration, 3),
+            "emotion": self.emotion,
+            "confidence": round(self.confidence, 6),
+            "probabilities": {label: round(p, 6) for label, p in self.top(top)},
+        }
+        if per_window:
+            result["windows"] = [
+                {"start": round(w.start, 3), "end": round(w.end, 3),
+                 "probabilities": {label: round(float(p), 6) for label, p in zip(self.classes, w.probabilities)}}
+                for w in self.windows
+            ]
+        return result
+
+
+def window_starts(duration: float, audio: AudioParams) -> list[float]:
+    """Start times of the analysis windows of a clip lasting ``duration`` seconds."""
+    if duration <= audio.offset + audio.duration:
+        return [audio.offset]
+    last = duration - audio.duration
+    count = math.ceil((last - audio.offset) / audio.duration) + 1
+    return [min(audio.offset + k * audio.duration, last) for k in range(count)]
+
+
+def clip_duration(source: AudioSource, name: str) -> float:
+    """Length of a clip in seconds, read from its header."""
+    try:
+        info = sf.info(source)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        reason = getattr(exc, "error_string", None) or str(exc).split(": ")[-1]
+        raise UndecodableAudio(f"{name}: cannot decode audio ({reason})") from None
+    finally:
+        _rewind(source)
+    if info.frames == 0:
+        raise AudioError(f"{name}: no audio samples (an empty clip)")
+    return info.frames / info.samplerate
+
+
+def _rewind(source: AudioSource) -> None:
+    if isinstance(source, io.IOBase):
+        source.seek(0)
+
+
+def load_windows(source: AudioSource, audio: AudioParams, name: str) -> tuple[float, list[float], list[np.ndarray]]:
+    """A clip's duration, window start times and windows' samples; silent clips are refused."""
+    duration = clip_duration(source, name)
+    starts = window_starts(duration, audio)
+    windows = []
+    for start in starts:
+        windows.append(load_window(source, audio.model_copy(update={"offset": start}), name))
+        _rewind(source)
+    peak = max(float(np.max(np.abs(w))) for w in windows)
+    if peak < 10 ** (SILENCE_DBFS / 20):
+        level = "digital silence" if peak == 0 else f"peak {20 * math.log10(peak):.0f} dBFS"
+        raise AudioError(f"{name}: clip is silent ({level})")
+    return duration, starts, windows
+
+
+def load_meta(model_dir: Path) -> dict:
+    """A model directory's ``meta.json``."""
+    path = Path(model_dir) / META_FILE
+    if not path.is_file():
+        raise ModelError(f"no model in {model_dir}: run `dvc pull` or `dvc repro` first (missing {path})")
+    return json.loads(path.read_text())
+
+
+def scored_metrics(model_dir: Path, fold: str | None) -> dict | None:
+    """The evaluate stage's scores of the model in ``model_dir`` (its fold), if they are there."""
+    path = Path(model_dir).resolve().parent / METRICS_FILE
+    if not path.is_file():
+        return None
+    metrics = json.loads(path.read_text())
+    scores = metrics.get("folds", {}).get(fold)
+    if scores is None:
+        return None
+    keys = ("n_test", "accuracy", "macro_f1", "ece", "serving_accuracy", "recall")
+    return {"file": str(path), "protocol": metrics.get("protocol"), **{k: scores[k] for k in keys if k in scores}}
+
+
+class Predictor:
+    """A trained model loaded once, scoring clips from paths or in-memory files."""
+
+    def __init__(self, model_dir: str | Path = "models", threads: int = 0):
+        import onnxruntime
+
+        self.model_dir = Path(model_dir)
+        self.meta = load_meta(self.model_dir)
+        onnx_path = self.model_dir / ONNX_FILE
+        if not onnx_path.is_file():
+            raise ModelError(f"no {ONNX_FILE} in {model_dir}: rerun the train stage (`dvc repro train`)")
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.classes: tuple[str, ...] = tuple(self.meta["classes"])
+        self.audio = AudioParams(**self.meta["audio"])
+        self.features = FeatureParams(**self.meta["features"])
+        self.params = ModelParams(**self.meta["model"])
+        stats = self.meta.get("reference_stats")
+        self.reference: Stats | None = (
+            (np.float32(stats["mean"]), np.float32(stats["std"])) if stats else None
+        )
+        if self.params.normalize == "speaker" and self.reference is None:
+            raise ModelError(f"{self.model_dir / META_FILE} has no reference_stats: rerun the train stage")
+
+    def clip_features(self, source: AudioSource, name: str | None = None) -> ClipFeatures:
+        """Features of every window of one clip (a path or a binary file object)."""
+        name = name or str(source)
+        duration, starts, windows = load_windows(source, self.audio, name)
+        computed = batch_frame_features(windows, self.audio, self.features)
+        values = np.stack([values for values, _ in computed])
+        valid = np.array([valid for _, valid in computed])
+        return ClipFeatures(name, duration, starts, values, valid)
+
+    def predict(self, clips: Sequence[ClipFeatures], adapt: bool = False) -> list[Prediction]:
+        """Score clips; ``adapt`` normalizes them with their own pooled statistics (one speaker)."""
+        if not clips:
+            return []
+        values = np.concatenate([clip.values for clip in clips])
+        valid = np.concatenate([clip.valid_frames for clip in clips])
+        speaker = ADAPTED if adapt else REFERENCE
+        speakers = np.full(len(values), speaker)
+        stats = None
+        if self.params.normalize == "speaker":
+            stats = speaker_stats(values, valid, speakers, self.params.deltas) if adapt else {REFERENCE: self.reference}
+        inputs = model_inputs(values, valid, speakers, self.params, stats)
+        probabilities = self.session.run(None, {self.input_name: inputs})[0]
+        predictions, row = [], 0
+        for clip in clips:
+            rows = probabilities[row : row + len(clip.starts)]
+            row += len(clip.starts)
+            windows = [
+                Window(start, min(start + self.audio.duration, clip.duration), p)
+                for start, p in zip(clip.starts, rows)
+            ]
+            predictions.append(Prediction(clip.name, clip.duration, self.classes, rows.mean(axis=0), windows))
+        return predictions
+
+    def predict_file(self, source: AudioSource, name: str | None = None) -> Prediction:
+        """Score one clip with the reference statistics."""
+        return self.predict([self.clip_features(source, name)])[0]
+
+    def info(self) -> dict:
+        """What is loaded: directory, architecture, classes, fold, params and test scores."""
+        return {
+            "model_dir": str(self.model_dir),
+            "arch": self.params.arch,
+            "fold": self.meta.get("fold"),
+            "classes": list(self.classes),
+            "window_s": self.audio.duration,
+            "params": {key: self.meta[key] for key in ("audio", "features", "split", "model", "train") if key in self.meta},
+            "metrics": scored_metrics(self.model_dir, self.meta.get("fold")),
+        }

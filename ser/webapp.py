@@ -1,0 +1,152 @@
+"""The web app: a JSON API and an offline page, on the same :class:`~ser.inference.Predictor` as the CLI.
+
+- ``POST /api/predict``: a multipart upload (field ``file``) -> the clip's class
+  probabilities, its windows', and with ``?visuals=true`` its waveform and
+  mel spectrogram for display;
+- ``GET /api/health``, ``GET /api/model``; the OpenAPI spec at ``/openapi.json``
+  and its pages at ``/docs``;
+- ``GET /``: the page (its scripts and styles are served from ``/static``).
+
+Uploads are read into memory (never written under a name the client chose)
+and refused when too large (413), too long (422), not audio (415) or
+unusable (422: empty, silent, shorter than the model's offset).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, File, HTTPException, Query, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from ser.audio import AudioError, read_window
+from ser.inference import Predictor, UndecodableAudio, clip_duration
+from ser.params import ServeParams
+
+STATIC_DIR = Path(__file__).parent / "static"
+MB = 1_000_000
+MULTIPART_SLACK = 64 * 1024  # room for the multipart envelope around the file
+WAVEFORM_POINTS = 800
+SPECTROGRAM_FRAMES = 400
+SPECTROGRAM_MELS = 64
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over ``limit`` bytes with 413 as soon as they pass it,
+    whether or not the client declared their length."""
+
+    def __init__(self, app, limit: int, message: str):
+        self.app, self.limit, self.message = app, limit, message
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            return await JSONResponse({"detail": self.message}, status_code=413)(scope, receive, send)
+        received = 0
+
+        async def counted_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise HTTPException(413, self.message)
+            return message
+
+        await self.app(scope, counted_receive, send)
+
+
+def display_name(filename: str | None) -> str:
+    """The client's file name, for display only: its last component, printable, at most 100 characters."""
+    name = re.split(r"[\\/]", filename or "")[-1]
+    return re.sub(r"[^\w.\- ]", "_", name)[:100] or "upload"
+
+
+def waveform(samples: np.ndarray, points: int = WAVEFORM_POINTS) -> dict:
+    """Min and max of the samples in ``points`` equal runs (or fewer, for short clips)."""
+    runs = np.array_split(samples, min(points, len(samples)))
+    return {"min": [round(float(r.min()), 4) for r in runs], "max": [round(float(r.max()), 4) for r in runs]}
+
+
+def mel_spectrogram(samples: np.ndarray, sr: int) -> dict:
+    """Log-mel power (dB below the peak) with at most ``SPECTROGRAM_FRAMES`` frames."""
+    import librosa
+
+    hop = max(256, math.ceil(len(samples) / SPECTROGRAM_FRAMES))
+    power = librosa.feature.melspectrogram(y=samples, sr=sr, n_fft=max(1024, 2 ** math.ceil(math.log2(hop))),
+                                           hop_length=hop, n_mels=SPECTROGRAM_MELS)
+    decibels = librosa.power_to_db(power, ref=np.max, top_db=80.0)
+    return {"db": np.round(decibels, 1).tolist(), "hop_s": hop / sr, "fmax": sr / 2}
+
+
+def clip_visuals(source: io.BytesIO, duration: float, name: str) -> dict:
+    """What the page draws: the whole clip's waveform and mel spectrogram."""
+    samples, sr = read_window(source, 0.0, duration + 1.0, name)
+    source.seek(0)
+    return {"sr": sr, "waveform": waveform(samples), "spectrogram": mel_spectrogram(samples, sr)}
+
+
+def create_app(predictor: Predictor, limits: ServeParams = ServeParams()) -> FastAPI:
+    """The app, serving ``predictor`` (a model loaded once) within ``limits``."""
+    app = FastAPI(
+        title="Speech emotion recognition",
+        description="Predict the emotion of a speech clip with the model trained by the ser pipeline.",
+        version="1",
+    )
+    max_bytes = int(limits.max_upload_mb * MB)
+    too_large = f"upload larger than {limits.max_upload_mb:g} MB"
+    app.add_middleware(BodyLimit, limit=max_bytes + MULTIPART_SLACK, message=too_large)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    model_info = predictor.info()
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
+
+    @app.get("/api/health")
+    def health() -> dict:
+        """The service is up and its model is loaded."""
+        return {"status": "ok", "model": model_info["arch"]}
+
+    @app.get("/api/model")
+    def model() -> dict:
+        """The loaded model: classes, params, test scores, and this service's limits."""
+        return {**model_info, "limits": limits.model_dump()}
+
+    @app.post(
+        "/api/predict",
+        responses={413: {"description": "upload too large"}, 415: {"description": "not audio"},
+                   422: {"description": "audio that cannot be scored: empty, silent, too short or too long"}},
+    )
+    def predict(
+        file: UploadFile = File(description="a clip: WAV, FLAC, OGG, AIFF or MP3, any rate, mono or stereo"),
+        visuals: bool = Query(False, description="also return the waveform and mel spectrogram for display"),
+    ) -> dict:
+        """The emotion of the uploaded clip, every class's probability, and its windows'."""
+        name = display_name(file.filename)
+        data = file.file.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise HTTPException(413, f"{name}: {too_large}")
+        if not data:
+            raise HTTPException(422, f"{name}: the upload is empty")
+        source = io.BytesIO(data)
+        try:
+            duration = clip_duration(source, name)
+            if duration > limits.max_duration_s:
+                raise HTTPException(422, f"{name}: clip is {duration:.1f} s long, over the limit of {limits.max_duration_s:g} s")
+            result = predictor.predict_file(source, name).to_dict(per_window=True)
+            if visuals:
+                result["visuals"] = clip_visuals(source, duration, name)
+        except UndecodableAudio as exc:
+            raise HTTPException(415, str(exc)) from None
+        except AudioError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return result
+
+    return app
