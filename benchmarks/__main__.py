@@ -1,8 +1,9 @@
 """Run the benchmarks and print their figures: ``python -m benchmarks [NAME ...]``.
 
-NAME is any of featurize, scaling, incremental, train, e2e (default: all, in
-that order; about 15 minutes on 2 cores). featurize, scaling and train read
-data/raw and data/features (`dvc pull`); e2e clones the committed project.
+NAME is any of featurize, scaling, incremental, train, e2e, serving, load
+(default: all, in that order; about 20 minutes on 2 cores). featurize,
+scaling and train read data/raw and data/features, serving and load read
+models/ (`dvc pull`); e2e clones the committed project.
 Each writes reports/benchmarks/NAME.json.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-NAMES = ("featurize", "scaling", "incremental", "train", "e2e")
+NAMES = ("featurize", "scaling", "incremental", "train", "e2e", "serving", "load")
 
 
 def main() -> None:

@@ -48,7 +48,8 @@ def main() -> dict:
             model, history = training.train_model(data, params.model, params.train, callbacks=[timer])
             model_dir = Path(workdir) / fold
             meta = {**feature_params, **params.model_dump(include={"split", "model", "train"}), "fold": fold}
-            training.save_model(model_dir, model, index, parts, meta)
+            stats = training.reference_stats(features, index, parts, params.model)
+            training.save_model(model_dir, model, index, parts, meta, stats)
             trained = time.perf_counter() - start
             _, scores, _ = evaluate_model(model_dir, features, index)
             epochs = len(timer.seconds)

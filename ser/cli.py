@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import yaml
+from pydantic import ValidationError
 
-from ser.params import ParamsError, ServeParams
+from ser.params import ParamsError, ServeParams, describe_error
 
 PREDICT_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".aifc", ".mp3", ".au", ".caf", ".w64"})
 """Files that ``ser predict DIR`` picks up in a directory (a file named on the command line is always tried)."""
@@ -36,29 +37,34 @@ def error(message: str) -> None:
 def expand_paths(arguments: Sequence[str]) -> tuple[list[Path], list[str], list[str]]:
     """Audio files named by ``arguments`` (files, directories searched recursively, glob patterns),
     in order, without repeats; the problems found; and notes on files skipped in directories."""
-    files: dict[Path, None] = {}
+    files: dict[Path, Path] = {}  # resolved path -> the path as the user spelled it
     problems, notes = [], []
+
+    def add(paths: Iterable[Path]) -> None:
+        for path in paths:
+            files.setdefault(path.resolve(), path)
+
     for argument in arguments:
         path = Path(argument)
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file())
             audio = [p for p in found if p.suffix.lower() in PREDICT_SUFFIXES]
-            if len(audio) < len(found):
-                suffixes = sorted({p.suffix or "(none)" for p in found} - PREDICT_SUFFIXES)
-                notes.append(f"{argument}: skipped {len(found) - len(audio)} files that are not audio ({', '.join(suffixes)})")
+            if skipped := [p for p in found if p.suffix.lower() not in PREDICT_SUFFIXES]:
+                suffixes = ", ".join(sorted({p.suffix or "(no suffix)" for p in skipped}))
+                notes.append(f"{argument}: skipped {len(skipped)} file{'s' * (len(skipped) > 1)} that are not audio ({suffixes})")
             if not audio:
                 problems.append(f"{argument}: no audio files in this directory")
-            files.update(dict.fromkeys(audio))
+            add(audio)
         elif path.exists():
-            files[path] = None
+            add([path])
         elif glob.has_magic(argument):
             matches = sorted(Path(p) for p in glob.glob(argument, recursive=True))
             if not matches:
                 problems.append(f"{argument}: no files match this pattern")
-            files.update(dict.fromkeys(p for p in matches if p.is_file()))
+            add(p for p in matches if p.is_file())
         else:
             problems.append(f"{argument}: no such file or directory")
-    return list(files), problems, notes
+    return list(files.values()), problems, notes
 
 
 def chunks(items: Sequence, size: int) -> Iterator[Sequence]:
@@ -159,15 +165,27 @@ def info(args: argparse.Namespace) -> int:
     return 0
 
 
-def serve_params(path: Path) -> ServeParams:
-    """The ``serve`` section of ``params.yaml`` if there is one, else the defaults."""
-    if not path.is_file():
-        return ServeParams()
-    section = (yaml.safe_load(path.read_text()) or {}).get("serve", {})
+def validated_limits(section: object, origin: str) -> ServeParams:
     try:
-        return ServeParams(**section)
-    except ValueError as exc:
-        raise UsageError(f"{path}: invalid serve section: {exc}") from None
+        return ServeParams.model_validate(section)
+    except ValidationError as exc:
+        raise UsageError(f"{origin}: " + "; ".join(describe_error(e) for e in exc.errors())) from None
+
+
+def serve_limits(args: argparse.Namespace) -> ServeParams:
+    """The ``serve`` section of the params file (if there is one), overridden by the options."""
+    path = Path(args.params)
+    section: object = {}
+    if path.is_file():
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise UsageError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        section = raw.get("serve") or {} if isinstance(raw, dict) else raw
+    limits = validated_limits(section, f"{path}: invalid serve section").model_dump()
+    options = {"max_upload_mb": args.max_upload_mb, "max_duration_s": args.max_duration}
+    limits.update({key: value for key, value in options.items() if value is not None})
+    return validated_limits(limits, "invalid limit")
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -175,15 +193,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from ser.webapp import create_app
 
-    limits = serve_params(Path(args.params)).model_dump()
-    if args.max_upload_mb is not None:
-        limits["max_upload_mb"] = args.max_upload_mb
-    if args.max_duration is not None:
-        limits["max_duration_s"] = args.max_duration
-    try:
-        limits = ServeParams(**limits)
-    except ValueError as exc:
-        raise UsageError(f"invalid limit: {exc}") from None
+    limits = serve_limits(args)
     app = create_app(load_predictor(args.model), limits)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0

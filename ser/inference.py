@@ -117,7 +117,7 @@ def window_starts(duration: float, audio: AudioParams) -> list[float]:
     if duration <= audio.offset + audio.duration:
         return [audio.offset]
     last = duration - audio.duration
-    count = math.ceil((last - audio.offset) / audio.duration) + 1
+    count = math.ceil(round((last - audio.offset) / audio.duration, 9)) + 1  # no extra window from rounding
     return [min(audio.offset + k * audio.duration, last) for k in range(count)]
 
 

@@ -168,7 +168,8 @@ class Params(_Section):
     serve: ServeParams = ServeParams()
 
 
-def _describe(error: dict) -> str:
+def describe_error(error: dict) -> str:
+    """One pydantic error as ``key: message (got value)``."""
     key = ".".join(str(part) for part in error["loc"]) or "<top level>"
     if error["type"] == "extra_forbidden":
         return f"{key}: unknown key"
@@ -183,7 +184,7 @@ def validate_params(raw: object, origin: str = "params") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        problems = "\n  ".join(_describe(err) for err in exc.errors())
+        problems = "\n  ".join(describe_error(err) for err in exc.errors())
         raise ParamsError(f"invalid {origin}:\n  {problems}") from None
 
 

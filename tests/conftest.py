@@ -138,3 +138,35 @@ def tess_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"real TESS corpus not found at {path} (see shared/data/README.md)")
     return path
+
+
+@pytest.fixture(scope="session")
+def served_model_dir(tmp_path_factory, repo_params) -> Path:
+    """A small seeded bigru saved as the train stage saves a model: Keras and ONNX files, split, and
+    meta.json with the repo's audio/feature params and reference statistics of six synthetic clips.
+
+    It is untrained: tests compare paths (Keras vs ONNX, CLI vs web app), not accuracy."""
+    import pandas as pd
+
+    from ser import training
+    from ser.features import frame_features
+    from ser.labels import EMOTIONS
+    from ser.models import build_model
+    from ser.split import TEST, TRAIN, VALIDATION
+
+    audio, features = repo_params.audio, repo_params.features
+    params = repo_params.model.model_copy(update={"rnn_units": 8, "dense_units": [8]})
+    clips = [frame_features(make_tone(audio.sr, 1.5 + 0.2 * k, seed=k, f0=120.0 + 30 * k), audio, features) for k in range(6)]
+    values = np.stack([v for v, _ in clips])
+    index = pd.DataFrame({
+        "file": [f"OAF_w{k}_{e}.wav" for k, e in enumerate(EMOTIONS[:6])], "speaker": "OAF",
+        "word": [f"w{k}" for k in range(6)], "emotion": EMOTIONS[:6], "valid_frames": [n for _, n in clips],
+    })
+    parts = np.array([TRAIN] * 4 + [VALIDATION, TEST])
+    training.make_deterministic(0)
+    inputs_shape = (values.shape[1], values.shape[2] * (params.deltas + 1) + 1)
+    model = build_model(inputs_shape, len(EMOTIONS), params, seed=0)
+    meta = {**repo_params.model_dump(include={"audio", "features", "split", "train"}), "model": params.model_dump(), "fold": "test_YAF"}
+    model_dir = tmp_path_factory.mktemp("served") / "models"
+    training.save_model(model_dir, model, index, parts, meta, training.reference_stats(values, index, parts, params))
+    return model_dir

@@ -1,0 +1,98 @@
+"""Load: ``ser serve`` on loopback under concurrent clients posting real TESS clips.
+
+Starts the web app on 127.0.0.1 (the model in models/), then sends the same
+fixed number of requests from 1 client (the baseline) and from CLIENTS
+concurrent clients; reports requests/s, p50/p95 latency, the failures (there
+should be none) and the server's memory after the run.
+
+    python -m benchmarks load   # needs models/ (`dvc pull` or `make run`)
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psutil
+
+from benchmarks.common import CORPUS, REPO, save
+
+REQUESTS = 300
+CLIENTS = 8
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_up(url: str, server: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"ser serve exited: {server.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/api/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError("ser serve did not start")
+
+
+def run_load(url: str, payloads: list[tuple[str, bytes]], clients: int) -> dict:
+    """Send every payload once, from ``clients`` threads; latencies and failures."""
+    def send(item: tuple[str, bytes]) -> tuple[float, bool]:
+        name, data = item
+        start = time.perf_counter()
+        try:
+            response = http.post(f"{url}/api/predict", files={"file": (name, data)})
+            ok = response.status_code == 200 and "emotion" in response.json()
+        except httpx.HTTPError:
+            ok = False
+        return time.perf_counter() - start, ok
+
+    with httpx.Client(timeout=60, limits=httpx.Limits(max_connections=clients)) as http:
+        start = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            results = list(pool.map(send, payloads))
+        wall = time.perf_counter() - start
+    ms = np.array([seconds for seconds, _ in results]) * 1000
+    return {
+        "clients": clients, "requests": len(results), "failed": sum(not ok for _, ok in results),
+        "requests_per_s": len(results) / wall,
+        "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)), "max_ms": float(ms.max()),
+    }
+
+
+def main() -> dict:
+    clips = sorted(CORPUS.glob("*/*.*"))
+    payloads = [(clip.name, clip.read_bytes()) for clip in clips[:: len(clips) // REQUESTS][:REQUESTS]]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    ser = str(Path(sys.executable).with_name("ser"))
+    server = subprocess.Popen([ser, "serve", "--port", str(port), "--log-level", "warning"], cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until_up(url, server)
+        run_load(url, payloads[:10], 1)  # warm-up
+        baseline = run_load(url, payloads, 1)
+        loaded = run_load(url, payloads, CLIENTS)
+        server_rss_mib = psutil.Process(server.pid).memory_info().rss / 2**20
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    result = {"single_client": baseline, "concurrent": loaded, "server_rss_mib": server_rss_mib,
+              "throughput_ratio": loaded["requests_per_s"] / baseline["requests_per_s"]}
+    for name, run in (("1 client", baseline), (f"{CLIENTS} clients", loaded)):
+        print(f"{name}: {run['requests']} requests, {run['failed']} failed, {run['requests_per_s']:.1f} requests/s, "
+              f"p50 {run['p50_ms']:.0f} ms, p95 {run['p95_ms']:.0f} ms, max {run['max_ms']:.0f} ms")
+    print(f"throughput {result['throughput_ratio']:.2f}x the single client's; server RSS {server_rss_mib:.0f} MiB")
+    save("load", result)
+    return result

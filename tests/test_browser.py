@@ -1,0 +1,216 @@
+"""The page in a real browser: Playwright drives Debian's Chromium against the app served by uvicorn.
+
+It uploads a real TESS clip and checks what the page draws against the API's answer, that the page
+talks to no other host and logs no errors, and that a refused upload shows the server's message.
+Skips only when /usr/bin/chromium is absent (CI installs it); no browser is ever downloaded."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from ser.inference import Predictor
+from ser.params import ServeParams
+from ser.webapp import create_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+]
+CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "ps", "sad")
+SHOWN = {"ps": "pleasant surprise"}
+TIMEOUT_MS = 15_000
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def base_url(served_model_dir):
+    """The app, served for real by uvicorn on a free local port in a background thread."""
+    import uvicorn
+
+    app = create_app(Predictor(served_model_dir), ServeParams(max_upload_mb=5, max_duration_s=60))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", log_config=None))
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "uvicorn did not stop"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+class Recorded:
+    """What a page did: the URLs it requested, its console errors and uncaught exceptions."""
+
+    def __init__(self, page):
+        self.requests, self.console_errors, self.page_errors = [], [], []
+        page.on("request", lambda request: self.requests.append(request.url))
+        page.on("console", lambda message: message.type == "error" and self.console_errors.append(message.text))
+        page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+
+
+@pytest.fixture
+def page(browser, base_url):
+    context = browser.new_context(viewport={"width": 1000, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.recorded = Recorded(page)
+    page.goto(base_url + "/")
+    page.wait_for_function("document.getElementById('model-info').textContent.startsWith('Model:')")
+    yield page
+    context.close()
+
+
+def api_predict(base_url: str, path: Path, visuals: bool = False) -> dict:
+    import httpx
+
+    url = f"{base_url}/api/predict" + ("?visuals=true" if visuals else "")
+    response = httpx.post(url, files={"file": (path.name, path.read_bytes())}, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+CANVAS_PIXELS = """(id) => {
+  const canvas = document.getElementById(id);
+  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  const colours = new Set();
+  let painted = 0;
+  for (let i = 0; i < data.length; i += 4) {
+    if (data[i + 3] > 0 && (data[i] || data[i + 1] || data[i + 2])) painted++;
+    if (colours.size < 1000) colours.add(`${data[i]},${data[i + 1]},${data[i + 2]},${data[i + 3]}`);
+  }
+  return {width: canvas.width, height: canvas.height, pixels: data.length / 4, painted, colours: colours.size};
+}"""
+
+
+def test_uploading_a_real_clip_shows_the_apis_answer_and_draws_it(page, base_url, tess_dir):
+    path = tess_dir / "YAF_sad" / "YAF_back_sad.flac"
+    expected = api_predict(base_url, path)
+
+    page.set_input_files("#file", str(path))
+    page.wait_for_function("document.querySelectorAll('#chart rect.bar').length === 7")
+    page.wait_for_function("document.getElementById('status').textContent === 'Scored YAF_back_sad.flac.'")
+    assert page.is_visible("#result")
+    assert page.is_hidden("#error")
+
+    emotion = page.text_content("#emotion")
+    assert emotion.lower() in {SHOWN.get(c, c) for c in CLASSES}
+    assert emotion.lower() == SHOWN.get(expected["emotion"], expected["emotion"])
+    assert page.eval_on_selector("#emotion", "e => getComputedStyle(e).textTransform") == "capitalize"
+
+    confidence = page.text_content("#confidence")
+    assert re.fullmatch(r"\d{1,3}\.\d%", confidence), confidence
+    assert float(confidence[:-1]) == pytest.approx(100 * expected["confidence"], abs=0.051)
+    assert page.text_content("#clip") == f"YAF_back_sad.flac, {expected['duration']:.2f} s"
+
+    bars = chart(page)
+    assert sorted(bar["label"] for bar in bars) == list(CLASSES)
+    top = [bar["label"] for bar in bars if bar["top"]]
+    assert top == [expected["emotion"]]
+    for bar in bars:
+        assert bar["p"] == pytest.approx(expected["probabilities"][bar["label"]], abs=1e-6)
+    widest = max(bars, key=lambda bar: bar["width"])
+    assert widest["label"] == expected["emotion"]
+
+    for canvas in ("waveform", "spectrogram"):
+        pixels = page.evaluate(CANVAS_PIXELS, canvas)
+        assert pixels["width"] > 100 and pixels["height"] > 50, (canvas, pixels)
+        assert pixels["painted"] > 0.01 * pixels["pixels"], (canvas, pixels)
+        assert pixels["colours"] > 1, (canvas, pixels)
+    assert page.evaluate(CANVAS_PIXELS, "spectrogram")["colours"] > 20  # a colour map, not a flat fill
+
+    recorded = page.recorded
+    assert recorded.console_errors == []
+    assert recorded.page_errors == []
+    hosts = {urlsplit(url).netloc for url in recorded.requests if urlsplit(url).scheme in ("http", "https", "ws", "wss")}
+    assert hosts == {urlsplit(base_url).netloc}, recorded.requests
+    assert all(urlsplit(url).scheme in ("http", "data", "blob") for url in recorded.requests), recorded.requests
+    paths = [urlsplit(url).path for url in recorded.requests if url.startswith(base_url)]
+    assert {"/", "/static/style.css", "/static/app.js", "/api/model", "/api/predict"} <= set(paths)
+
+
+def chart(page) -> list[dict]:
+    return page.eval_on_selector_all(
+        "#chart rect.bar",
+        "bars => bars.map(b => ({label: b.dataset.label, p: Number(b.dataset.probability),"
+        " top: b.classList.contains('top'), width: Number(b.getAttribute('width'))}))",
+    )
+
+
+def test_a_second_upload_replaces_the_first_answer(page, base_url, tess_dir, write_tone, tmp_path):
+    real = tess_dir / "OAF_fear" / "OAF_back_fear.flac"
+    first = api_predict(base_url, real)["emotion"]
+    # A synthetic clip the (untrained, seeded) model scores differently, so the top bar has to move.
+    for f0 in (180.0, 120.0, 250.0, 320.0, 90.0):
+        tone = write_tone(tmp_path / f"tone-{f0:.0f}.wav", sr=16000, seconds=1.5, f0=f0, seed=1)
+        second = api_predict(base_url, tone)
+        if second["emotion"] != first:
+            break
+    assert second["emotion"] != first, "no synthetic clip found that the model scores differently"
+
+    for path, emotion in ((real, first), (tone, second["emotion"])):
+        page.set_input_files("#file", str(path))
+        page.wait_for_function(f"document.getElementById('status').textContent === 'Scored {path.name}.'")
+        assert page.text_content("#emotion").lower() == SHOWN.get(emotion, emotion)
+        bars = chart(page)
+        assert len(bars) == 7
+        assert [bar["label"] for bar in bars if bar["top"]] == [emotion]
+    for bar in bars:
+        assert bar["p"] == pytest.approx(second["probabilities"][bar["label"]], abs=1e-6)
+    assert page.text_content("#clip").startswith(tone.name)
+
+
+def test_pleasant_surprise_is_spelled_out(page, base_url, tess_dir):
+    result = api_predict(base_url, tess_dir / "OAF_ps" / "OAF_back_ps.flac", visuals=True)
+    result["probabilities"] = {label: (0.7 if label == "ps" else 0.05) for label in CLASSES}
+    result["emotion"], result["confidence"] = "ps", 0.7
+    page.evaluate("result => render(result)", result)
+    assert page.text_content("#emotion") == "pleasant surprise"
+    assert page.inner_text("#emotion") == "Pleasant Surprise"  # capitalized by the stylesheet
+    assert page.text_content("#confidence") == "70.0%"
+    assert [bar["label"] for bar in chart(page) if bar["top"]] == ["ps"]
+    labels = page.eval_on_selector_all("#chart text", "texts => texts.map(t => t.textContent)")
+    assert "pleasant surprise" in labels and "ps" not in labels
+    assert page.recorded.page_errors == []
+
+
+def test_uploading_a_non_audio_file_shows_the_servers_message(page, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a shopping list, not a recording\n" * 10)
+
+    with page.expect_response(lambda response: "/api/predict" in response.url) as answer:
+        page.set_input_files("#file", str(notes))
+    assert answer.value.status == 415
+    detail = answer.value.json()["detail"]
+    assert "notes.txt" in detail and "cannot decode audio" in detail
+
+    page.wait_for_selector("#error", state="visible")
+    message = page.text_content("#error")
+    assert message == f"Could not score notes.txt (415): {detail}"
+    assert page.is_hidden("#result")
+    assert page.recorded.page_errors == []
+    # The only console error allowed is Chromium's own note of the refused request.
+    assert all("415" in text for text in page.recorded.console_errors), page.recorded.console_errors

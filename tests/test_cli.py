@@ -1,0 +1,612 @@
+"""The ``ser`` command (``ser.cli``): predict (paths, output formats, errors), info and serve.
+
+Most tests call ``main([...])`` in process; a few run the installed console script and
+``python -m ser`` to check that they exist, that exit codes propagate and that users never see
+a traceback. The model is the small untrained ``served_model_dir`` (conftest)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+from conftest import TESS_DIR
+from ser.cli import main
+from ser.inference import Predictor
+from ser.labels import EMOTIONS
+
+SER_SCRIPT = Path(sys.executable).with_name("ser")
+P_COLUMNS = [f"p_{e}" for e in EMOTIONS]
+TESS = TESS_DIR.resolve()
+REAL_CLIPS = (
+    [TESS / "YAF_sad" / "YAF_back_sad.flac", TESS / "OAF_angry" / "OAF_back_angry.flac",
+     *sorted((TESS / "YAF_fear").glob("*.flac"))[:5]]
+    if TESS.is_dir() else []
+)
+"""A few real TESS clips when the corpus is there (test_inference.py skips visibly when it is not)."""
+
+
+# ---------------------------------------------------------------- fixtures and helpers
+
+
+@pytest.fixture(scope="session")
+def model(served_model_dir) -> str:
+    return str(served_model_dir)
+
+
+@pytest.fixture(scope="session")
+def predictor(served_model_dir) -> Predictor:
+    return Predictor(served_model_dir)
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory, write_tone) -> list[Path]:
+    """Five short synthetic clips (one window each), different voices."""
+    folder = tmp_path_factory.mktemp("clips")
+    return [
+        write_tone(folder / f"voice{k}.wav", sr=22050, seconds=1.5 + 0.3 * k, seed=20 + k, f0=100.0 + 45 * k)
+        for k in range(5)
+    ]
+
+
+@pytest.fixture(scope="session")
+def long_clip(tmp_path_factory, write_tone) -> Path:
+    """10 s: windows 0.50-3.50, 3.50-6.50, 6.50-9.50, 7.00-10.00."""
+    return write_tone(tmp_path_factory.mktemp("long") / "long.wav", sr=22050, seconds=10.0, seed=9)
+
+
+@pytest.fixture(scope="session")
+def bad_files(tmp_path_factory, write_tone) -> dict[str, Path]:
+    """One file for each way a clip can be unusable (and a path that does not exist)."""
+    folder = tmp_path_factory.mktemp("bad")
+    text = folder / "notes.wav"
+    text.write_bytes(b"not audio at all\n" * 100)
+    empty = folder / "empty.wav"
+    sf.write(str(empty), np.zeros(0), 22050, subtype="PCM_16")
+    silent = folder / "silent.wav"
+    sf.write(str(silent), np.zeros(22050 * 2), 22050, subtype="PCM_16")
+    short = write_tone(folder / "short.wav", sr=22050, seconds=0.3)
+    return {"missing": folder / "missing.wav", "not audio": text, "empty": empty, "silent": silent, "short": short}
+
+
+EXPECTED_REASON = {
+    "missing": "no such file or directory",
+    "not audio": "cannot decode audio",
+    "empty": "empty",
+    "silent": "silent",
+    "short": "offset",
+}
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_script(*argv: str, script: Path = SER_SCRIPT, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(script), *argv], capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def read_csv(text: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("ser: error:")]
+
+
+def json_probabilities(out: str) -> dict[str, np.ndarray]:
+    return {item["file"]: np.array([item["probabilities"][e] for e in EMOTIONS]) for item in json.loads(out)}
+
+
+# ---------------------------------------------------------------- predict: what is scored
+
+
+def test_predict_one_file_prints_a_table(capsys, model, predictor, clips):
+    code, out, err = run(capsys, "predict", str(clips[0]), "--model", model)
+    assert code == 0
+    assert err == ""
+    header, rule, row = out.splitlines()
+    assert header.split() == ["file", "emotion", "confidence", *P_COLUMNS]
+    assert set(rule) <= {"-", " "}
+    prediction = predictor.predict_file(clips[0])
+    cells = row.split()
+    assert cells[:2] == [str(clips[0]), prediction.emotion]
+    assert float(cells[2]) == pytest.approx(prediction.confidence, abs=5e-4)
+    assert [float(c) for c in cells[3:]] == pytest.approx(prediction.probabilities.tolist(), abs=5e-4)
+
+
+def test_predict_several_files_keeps_their_order(capsys, model, clips):
+    order = [clips[3], clips[0], clips[2]]
+    code, out, _ = run(capsys, "predict", *map(str, order), "--model", model, "--format", "csv")
+    assert code == 0
+    assert [row["file"] for row in read_csv(out)] == [str(p) for p in order]
+
+
+def test_predict_directory_recursively(capsys, model, tmp_path, write_tone):
+    root = tmp_path / "corpus"
+    expected = [
+        write_tone(root / "a.wav", seconds=1.2, seed=1),
+        write_tone(root / "deep" / "er" / "b.FLAC", seconds=1.2, seed=2, format="FLAC"),
+        write_tone(root / "deep" / "c.WAV", seconds=1.2, seed=3, format="WAV"),
+        write_tone(root / "other" / "d.ogg", seconds=1.2, seed=4, subtype="VORBIS"),
+    ]
+    (root / "README").write_text("no audio here")
+    (root / "deep" / "notes.txt").write_text("nor here")
+    code, out, err = run(capsys, "predict", str(root), "--model", model, "--format", "csv")
+    assert code == 0
+    assert sorted(row["file"] for row in read_csv(out)) == sorted(str(p) for p in expected)
+    assert error_lines(err) == []
+    notes = [line for line in err.splitlines() if line.startswith("ser: note:")]
+    assert len(notes) == 1
+    assert str(root) in notes[0] and "2 files" in notes[0]
+    assert ".txt" in notes[0] and "(no suffix)" in notes[0]
+
+
+def test_directory_note_lists_only_the_suffixes_it_skipped(capsys, model, tmp_path, write_tone):
+    """Audio files with an upper-case suffix are scored, so the note must not call them skipped."""
+    root = tmp_path / "upper"
+    write_tone(root / "a.WAV", seconds=1.2, format="WAV")
+    (root / "notes.txt").write_text("text")
+    code, out, err = run(capsys, "predict", str(root), "--model", model, "--format", "csv")
+    assert code == 0
+    assert [row["file"] for row in read_csv(out)] == [str(root / "a.WAV")]
+    (note,) = [line for line in err.splitlines() if line.startswith("ser: note:")]
+    assert "skipped 1 file" in note
+    assert ".txt" in note
+    assert ".WAV" not in note
+
+
+def test_directory_without_audio_is_an_error(capsys, model, tmp_path):
+    root = tmp_path / "texts"
+    root.mkdir()
+    (root / "a.txt").write_text("text")
+    code, out, err = run(capsys, "predict", str(root), "--model", model)
+    assert code == 1
+    assert error_lines(err) == [f"ser: error: {root}: no audio files in this directory"]
+    assert out == ""
+
+
+def test_predict_glob_pattern(capsys, model, tmp_path, write_tone):
+    folder = tmp_path / "globbed"
+    wavs = [write_tone(folder / f"x{k}.wav", seconds=1.2, seed=k) for k in range(3)]
+    write_tone(folder / "y.flac", seconds=1.2)
+    write_tone(folder / "sub" / "x9.wav", seconds=1.2)
+    code, out, err = run(capsys, "predict", str(folder / "x*.wav"), "--model", model, "--format", "csv")
+    assert code == 0, err
+    assert [row["file"] for row in read_csv(out)] == [str(p) for p in wavs]
+    code, out, _ = run(capsys, "predict", str(folder / "**" / "x*.wav"), "--model", model, "--format", "csv")
+    assert code == 0
+    assert sorted(row["file"] for row in read_csv(out)) == sorted(str(p) for p in [*wavs, folder / "sub" / "x9.wav"])
+
+
+def test_glob_matching_nothing_is_an_error(capsys, model, tmp_path, clips):
+    pattern = str(tmp_path / "nothing*.wav")
+    code, out, err = run(capsys, "predict", pattern, str(clips[0]), "--model", model, "--format", "csv")
+    assert code == 1
+    assert error_lines(err) == [f"ser: error: {pattern}: no files match this pattern"]
+    assert [row["file"] for row in read_csv(out)] == [str(clips[0])]
+
+
+def test_duplicates_are_scored_once(capsys, model, tmp_path, write_tone):
+    folder = tmp_path / "dups"
+    a = write_tone(folder / "a.wav", seconds=1.2, seed=1)
+    b = write_tone(folder / "b.wav", seconds=1.2, seed=2)
+    code, out, _ = run(
+        capsys, "predict", str(a), str(folder), str(a), str(folder / "*.wav"), str(folder) + "/", "--model", model,
+        "--format", "csv",
+    )
+    assert code == 0
+    assert [row["file"] for row in read_csv(out)] == [str(a), str(b)]
+
+
+# ---------------------------------------------------------------- predict: output formats
+
+
+def test_csv_has_every_class_probability(capsys, model, clips):
+    code, out, _ = run(capsys, "predict", *map(str, clips), "--model", model, "--format", "csv")
+    assert code == 0
+    rows = read_csv(out)
+    assert list(rows[0]) == ["file", "emotion", "confidence", *P_COLUMNS]
+    assert len(rows) == len(clips)
+    for row in rows:
+        probabilities = [float(row[c]) for c in P_COLUMNS]
+        assert sum(probabilities) == pytest.approx(1.0, abs=1e-3)
+        assert float(row["confidence"]) == max(probabilities)
+        assert float(row[f"p_{row['emotion']}"]) == max(probabilities)
+
+
+def test_json_output(capsys, model, clips, predictor):
+    code, out, _ = run(capsys, "predict", *map(str, clips[:2]), "--model", model, "--format", "json")
+    assert code == 0
+    items = json.loads(out)
+    assert len(items) == 2
+    for item, path in zip(items, clips[:2]):
+        assert set(item) == {"file", "duration", "emotion", "confidence", "probabilities"}
+        assert item["file"] == str(path)
+        assert item["duration"] == pytest.approx(sf.info(str(path)).duration, abs=1e-3)
+        assert list(item["probabilities"]) == sorted(item["probabilities"], key=lambda e: -item["probabilities"][e])
+        assert sorted(item["probabilities"]) == sorted(EMOTIONS)
+        assert sum(item["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert item["emotion"] == next(iter(item["probabilities"]))
+        assert item["confidence"] == max(item["probabilities"].values())
+
+
+def test_top_k_in_csv_and_json(capsys, model, clips):
+    code, out, _ = run(capsys, "predict", *map(str, clips), "--model", model, "--format", "csv", "--top", "2")
+    assert code == 0
+    rows = read_csv(out)
+    assert list(rows[0]) == ["file", "emotion", "confidence", "top1", "p1", "top2", "p2"]
+    for row in rows:
+        assert row["top1"] == row["emotion"] and row["p1"] == row["confidence"]
+        assert float(row["p1"]) >= float(row["p2"])
+        assert row["top2"] in EMOTIONS and row["top2"] != row["top1"]
+    code, out, _ = run(capsys, "predict", *map(str, clips), "--model", model, "--format", "json", "--top", "2")
+    for item in json.loads(out):
+        assert len(item["probabilities"]) == 2
+        first, second = item["probabilities"].values()
+        assert first >= second
+        assert next(iter(item["probabilities"])) == item["emotion"]
+
+
+def test_top_larger_than_the_classes_shows_them_all(capsys, model, clips):
+    code, out, _ = run(capsys, "predict", str(clips[0]), "--model", model, "--format", "json", "--top", "20")
+    assert code == 0
+    assert sorted(json.loads(out)[0]["probabilities"]) == sorted(EMOTIONS)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_top_must_be_a_positive_integer(capsys, model, clips, value):
+    with pytest.raises(SystemExit) as caught:
+        main(["predict", str(clips[0]), "--model", model, "--top", value])
+    assert caught.value.code == 2
+    assert "--top" in capsys.readouterr().err
+
+
+def test_per_window_rows_for_a_long_clip(capsys, model, long_clip, predictor):
+    code, out, _ = run(capsys, "predict", str(long_clip), "--model", model, "--format", "csv", "--per-window")
+    assert code == 0
+    rows = read_csv(out)
+    assert list(rows[0]) == ["file", "window", "emotion", "confidence", *P_COLUMNS]
+    assert [row["window"] for row in rows] == ["all", "0.50-3.50", "3.50-6.50", "6.50-9.50", "7.00-10.00"]
+    prediction = predictor.predict_file(long_clip)
+    for row, probabilities in zip(rows, [prediction.probabilities, *(w.probabilities for w in prediction.windows)]):
+        assert [float(row[c]) for c in P_COLUMNS] == pytest.approx(probabilities.tolist(), abs=1e-4)
+
+    code, out, _ = run(capsys, "predict", str(long_clip), "--model", model, "--format", "json", "--per-window")
+    (item,) = json.loads(out)
+    assert [(w["start"], w["end"]) for w in item["windows"]] == [(0.5, 3.5), (3.5, 6.5), (6.5, 9.5), (7.0, 10.0)]
+    for window in item["windows"]:
+        assert sum(window["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+
+    code, out, _ = run(capsys, "predict", str(long_clip), "--model", model, "--per-window")
+    assert "7.00-10.00" in out and "all" in out
+
+
+def test_without_per_window_a_long_clip_is_one_row(capsys, model, long_clip):
+    code, out, _ = run(capsys, "predict", str(long_clip), "--model", model, "--format", "csv")
+    assert code == 0
+    rows = read_csv(out)
+    assert len(rows) == 1 and "window" not in rows[0]
+
+
+# ---------------------------------------------------------------- predict: same results as the library
+
+
+def test_cli_probabilities_equal_the_predictors(capsys, model, predictor, clips, long_clip):
+    paths = [*clips, long_clip, *REAL_CLIPS[:2]]
+    code, out, _ = run(capsys, "predict", *map(str, paths), "--model", model, "--format", "json")
+    assert code == 0
+    got = json_probabilities(out)
+    for path in paths:
+        np.testing.assert_allclose(got[str(path)], predictor.predict_file(path).probabilities, atol=1e-6, rtol=0)
+
+
+def test_adapt_normalizes_with_the_files_own_statistics(capsys, model, predictor, clips):
+    paths = [*clips, *REAL_CLIPS[2:]]
+    code, out, _ = run(capsys, "predict", *map(str, paths), "--model", model, "--format", "json")
+    assert code == 0
+    default = json_probabilities(out)
+    code, out, _ = run(capsys, "predict", *map(str, paths), "--model", model, "--format", "json", "--adapt")
+    assert code == 0
+    adapted = json_probabilities(out)
+    expected = predictor.predict([predictor.clip_features(p) for p in paths], adapt=True)
+    for path, prediction in zip(paths, expected):
+        np.testing.assert_allclose(adapted[str(path)], prediction.probabilities, atol=1e-6, rtol=0)
+    assert max(np.abs(adapted[str(p)] - default[str(p)]).max() for p in paths) > 1e-3
+
+
+def test_adapt_leaves_out_the_files_that_fail(capsys, model, predictor, clips, bad_files):
+    paths = [*map(str, clips), str(bad_files["silent"]), str(bad_files["not audio"])]
+    code, out, err = run(capsys, "predict", *paths, "--model", model, "--format", "json", "--adapt")
+    assert code == 1
+    assert len(error_lines(err)) == 2
+    expected = predictor.predict([predictor.clip_features(p) for p in clips], adapt=True)
+    got = json_probabilities(out)
+    assert list(got) == [str(p) for p in clips]
+    for path, prediction in zip(clips, expected):
+        np.testing.assert_allclose(got[str(path)], prediction.probabilities, atol=1e-6, rtol=0)
+
+
+# ---------------------------------------------------------------- predict: bad input
+
+
+@pytest.mark.parametrize("kind", list(EXPECTED_REASON))
+def test_each_bad_file_is_one_error_line_and_the_rest_is_scored(capsys, model, clips, bad_files, kind):
+    bad = bad_files[kind]
+    code, out, err = run(capsys, "predict", str(clips[0]), str(bad), str(clips[1]), "--model", model, "--format", "csv")
+    assert code == 1
+    (line,) = error_lines(err)
+    assert line.startswith(f"ser: error: {bad}: ")
+    assert EXPECTED_REASON[kind] in line
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+    assert [row["file"] for row in read_csv(out)] == [str(clips[0]), str(clips[1])]
+
+
+def test_all_bad_files_at_once(capsys, model, clips, bad_files):
+    paths = [str(clips[0]), *map(str, bad_files.values()), str(clips[1])]
+    code, out, err = run(capsys, "predict", *paths, "--model", model)
+    assert code == 1
+    lines = error_lines(err)
+    assert len(lines) == len(bad_files) == len(err.splitlines())
+    for kind, path in bad_files.items():
+        (line,) = [line for line in lines if line.startswith(f"ser: error: {path}: ")]
+        assert EXPECTED_REASON[kind] in line
+    assert str(clips[0]) in out and str(clips[1]) in out
+    assert not any(str(path) in out for path in bad_files.values())
+
+
+def test_all_good_files_exit_zero(capsys, model, clips):
+    code, _, err = run(capsys, "predict", *map(str, clips), "--model", model)
+    assert code == 0
+    assert err == ""
+
+
+def test_only_missing_paths_print_nothing_and_exit_one(capsys, model, tmp_path):
+    code, out, err = run(capsys, "predict", str(tmp_path / "a.wav"), str(tmp_path / "b.wav"), "--model", model)
+    assert code == 1
+    assert out == ""
+    assert len(error_lines(err)) == 2
+
+
+def test_missing_model_dir_is_a_one_line_usage_error(capsys, tmp_path, clips):
+    missing = tmp_path / "no_models"
+    code, out, err = run(capsys, "predict", str(clips[0]), "--model", str(missing))
+    assert code == 2
+    assert out == ""
+    (line,) = err.splitlines()
+    assert line.startswith("ser: error: ") and str(missing) in line
+
+
+def test_model_dir_without_onnx_is_a_one_line_usage_error(capsys, served_model_dir, tmp_path, clips):
+    model_dir = tmp_path / "models"
+    shutil.copytree(served_model_dir, model_dir)
+    (model_dir / "model.onnx").unlink()
+    code, _, err = run(capsys, "predict", str(clips[0]), "--model", str(model_dir))
+    assert code == 2
+    (line,) = err.splitlines()
+    assert "model.onnx" in line
+
+
+def test_progress_bar_only_on_a_terminal(capsys, model, clips, monkeypatch):
+    """The positive control for the subprocess test below: a terminal does get a bar."""
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["predict", *map(str, clips), "--model", model]) == 0
+    assert "file/s" in terminal.getvalue() or "%|" in terminal.getvalue()
+
+    quiet = Terminal()
+    monkeypatch.setattr(sys, "stderr", quiet)
+    assert main(["predict", *map(str, clips), "--model", model, "--no-progress"]) == 0
+    assert quiet.getvalue() == ""
+
+
+# ---------------------------------------------------------------- installed commands
+
+
+def test_console_script_reports_bad_files_without_traceback_or_progress(model, clips, bad_files):
+    assert SER_SCRIPT.is_file()
+    paths = [str(clips[0]), *map(str, bad_files.values()), str(clips[1])]
+    result = run_script("predict", *paths, "--model", model, "--format", "csv")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert len(error_lines(result.stderr)) == len(bad_files) == len(result.stderr.splitlines())
+    for marker in ("%|", "it/s", "file/s"):
+        assert marker not in result.stderr
+    assert [row["file"] for row in read_csv(result.stdout)] == [str(clips[0]), str(clips[1])]
+
+
+def test_python_dash_m_ser_predicts_and_exits_zero(model, clips):
+    result = subprocess.run(
+        [sys.executable, "-m", "ser", "predict", *map(str, clips[:3]), "--model", model, "--format", "json"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert [item["file"] for item in json.loads(result.stdout)] == [str(p) for p in clips[:3]]
+
+
+def test_console_script_missing_model_exits_two_without_traceback(tmp_path, clips):
+    result = run_script("predict", str(clips[0]), "--model", str(tmp_path / "nowhere"))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("ser: error: ")
+
+
+def test_console_script_usage_error_exits_two(tmp_path):
+    result = run_script("predict", "x.wav", "--top", "0")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    result = run_script()
+    assert result.returncode == 2
+
+
+# ---------------------------------------------------------------- info
+
+
+def _metrics() -> dict:
+    return {
+        "protocol": "speaker",
+        "accuracy": 0.7,
+        "folds": {
+            "test_YAF": {"n_test": 40, "accuracy": 0.75, "macro_f1": 0.7, "ece": 0.12, "serving_accuracy": 0.72,
+                         "recall": {e: 0.5 for e in EMOTIONS}},
+            "test_OAF": {"n_test": 41, "accuracy": 0.5},
+        },
+    }
+
+
+@pytest.fixture
+def project_model(served_model_dir, tmp_path) -> Path:
+    """A copy of the served model at ``<project>/models`` with ``<project>/reports/metrics.json``."""
+    model_dir = tmp_path / "project" / "models"
+    shutil.copytree(served_model_dir, model_dir)
+    (model_dir.parent / "reports").mkdir()
+    (model_dir.parent / "reports" / "metrics.json").write_text(json.dumps(_metrics()))
+    return model_dir
+
+
+def _check_info(summary: dict, model_dir: Path, served_model_dir: Path) -> None:
+    meta = json.loads((served_model_dir / "meta.json").read_text())
+    assert summary["model_dir"] == str(model_dir)
+    assert summary["arch"] == "bigru"
+    assert summary["classes"] == list(EMOTIONS)
+    assert summary["fold"] == "test_YAF"
+    assert summary["params"]["model"] == meta["model"]
+    assert summary["params"]["audio"] == meta["audio"]
+    assert set(summary["params"]) == {"audio", "features", "split", "model", "train"}
+    metrics = summary["metrics"]
+    assert metrics["accuracy"] == 0.75 and metrics["n_test"] == 40 and metrics["protocol"] == "speaker"
+    assert metrics["recall"] == {e: 0.5 for e in EMOTIONS}
+
+
+def test_info_yaml(capsys, project_model, served_model_dir):
+    code, out, err = run(capsys, "info", "--model", str(project_model))
+    assert code == 0 and err == ""
+    _check_info(yaml.safe_load(out), project_model, served_model_dir)
+    assert out.startswith("model_dir:")
+
+
+def test_info_json(capsys, project_model, served_model_dir):
+    code, out, _ = run(capsys, "info", "--model", str(project_model), "--format", "json")
+    assert code == 0
+    _check_info(json.loads(out), project_model, served_model_dir)
+
+
+def test_info_without_metrics(capsys, served_model_dir, tmp_path):
+    model_dir = tmp_path / "bare" / "models"
+    shutil.copytree(served_model_dir, model_dir)
+    code, out, _ = run(capsys, "info", "--model", str(model_dir), "--format", "json")
+    assert code == 0
+    assert json.loads(out)["metrics"] is None
+
+
+def test_info_missing_model(capsys, tmp_path):
+    code, out, err = run(capsys, "info", "--model", str(tmp_path / "none"))
+    assert code == 2
+    assert out == ""
+    assert len(err.splitlines()) == 1 and err.startswith("ser: error: ")
+
+
+# ---------------------------------------------------------------- serve
+
+
+@pytest.fixture
+def no_server(monkeypatch) -> list:
+    """Record ``uvicorn.run`` calls instead of starting a server."""
+    import uvicorn
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append((app, kwargs)))
+    return calls
+
+
+def test_serve_help(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["serve", "--help"])
+    assert caught.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--host", "--port", "--max-upload-mb", "--max-duration", "--params", "--model"):
+        assert option in out
+
+
+def test_serve_starts_the_app_with_the_limits(capsys, model, no_server, monkeypatch, tmp_path):
+    import ser.webapp
+
+    created = []
+    real = ser.webapp.create_app
+    monkeypatch.setattr(ser.webapp, "create_app", lambda predictor, limits: created.append(limits) or real(predictor, limits))
+    params = tmp_path / "params.yaml"
+    params.write_text("serve:\n  max_upload_mb: 7\n  max_duration_s: 60\n")
+    code, _, err = run(capsys, "serve", "--model", model, "--params", str(params), "--max-duration", "30", "--port", "8123")
+    assert code == 0, err
+    (limits,) = created
+    assert limits.max_upload_mb == 7 and limits.max_duration_s == 30
+    ((_, kwargs),) = no_server
+    assert kwargs["port"] == 8123 and kwargs["host"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    "option, value, key",
+    [("--max-upload-mb", "-1", "max_upload_mb"), ("--max-upload-mb", "0", "max_upload_mb"), ("--max-duration", "-5", "max_duration_s")],
+)
+def test_serve_invalid_limit_is_a_one_line_error(capsys, model, no_server, tmp_path, option, value, key):
+    code, out, err = run(capsys, "serve", "--model", model, "--params", str(tmp_path / "none.yaml"), option, value)
+    assert code == 2
+    assert no_server == []
+    assert err.startswith("ser: error: ")
+    assert len(err.splitlines()) == 1, err
+    assert key in err
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        "serve:\n  max_upload_mb: 0\n",
+        "serve:\n  max_upload_mb: lots\n",
+        "serve:\n  bogus: 1\n",
+        "serve: 5\n",
+        "- a list\n",
+        "serve: {max_upload_mb: [unclosed\n",
+    ],
+    ids=["zero", "text", "unknown-key", "not-a-mapping", "not-a-mapping-file", "bad-yaml"],
+)
+def test_serve_invalid_params_file_is_a_one_line_error(capsys, model, no_server, tmp_path, section):
+    params = tmp_path / "params.yaml"
+    params.write_text(section)
+    code, out, err = run(capsys, "serve", "--model", model, "--params", str(params))
+    assert code == 2
+    assert no_server == []
+    assert err.startswith(f"ser: error: {params}")
+    assert len(err.splitlines()) == 1, err
+
+
+def test_serve_missing_model_is_a_one_line_error(capsys, no_server, tmp_path):
+    code, _, err = run(capsys, "serve", "--model", str(tmp_path / "none"), "--params", str(tmp_path / "none.yaml"))
+    assert code == 2
+    assert no_server == []
+    assert len(err.splitlines()) == 1 and err.startswith("ser: error: ")
+
+
+def test_console_script_serve_invalid_limit_exits_two(model, tmp_path):
+    result = run_script("serve", "--model", model, "--max-upload-mb", "-1", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("ser: error: ")

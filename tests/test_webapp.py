@@ -1,0 +1,667 @@
+"""The web app (``ser.webapp``): the JSON API, its limits and refusals, the page's files, uploads that
+never touch the disk under the client's name, one model for all requests, and concurrent requests.
+
+The browser driving the page is tested in test_browser.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import re
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from fastapi.testclient import TestClient
+
+from conftest import make_tone
+from ser.inference import Predictor
+from ser.params import ServeParams
+from ser.webapp import STATIC_DIR, create_app, display_name
+
+CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "ps", "sad")
+TRACEBACK = re.compile(r"Traceback|File \"|\.py\", line")
+# The SVG namespace is an identifier that app.js passes to createElementNS, never fetched.
+XML_NAMESPACES = {"http://www.w3.org/2000/svg"}
+
+
+@pytest.fixture(scope="module")
+def predictor(served_model_dir) -> Predictor:
+    return Predictor(served_model_dir)
+
+
+@pytest.fixture(scope="module")
+def client(predictor) -> TestClient:
+    return TestClient(create_app(predictor, ServeParams(max_upload_mb=5, max_duration_s=60)))
+
+
+def small_client(predictor, max_upload_mb: float = 5, max_duration_s: float = 60) -> TestClient:
+    app = create_app(predictor, ServeParams(max_upload_mb=max_upload_mb, max_duration_s=max_duration_s))
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def encode(samples: np.ndarray, sr: int, format: str, subtype: str | None = None) -> bytes:  # noqa: A002
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, sr, format=format, subtype=subtype)
+    return buffer.getvalue()
+
+
+def tone_wav(sr: int = 16000, seconds: float = 1.5, **kwargs) -> bytes:
+    return encode(make_tone(sr, seconds, **kwargs), sr, "WAV")
+
+
+def upload(client: TestClient, name: str, data: bytes, visuals: bool = False):
+    url = "/api/predict?visuals=true" if visuals else "/api/predict"
+    return client.post(url, files={"file": (name, data, "application/octet-stream")})
+
+
+def assert_prediction(body: dict, name: str) -> None:
+    assert body["file"] == name
+    assert body["duration"] > 0
+    assert set(body["probabilities"]) == set(CLASSES)
+    assert sum(body["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert all(0.0 <= p <= 1.0 for p in body["probabilities"].values())
+    assert body["emotion"] == max(body["probabilities"], key=body["probabilities"].get)
+    assert body["confidence"] == pytest.approx(body["probabilities"][body["emotion"]], abs=1e-6)
+    assert len(body["windows"]) >= 1
+    for window in body["windows"]:
+        assert 0.0 <= window["start"] < window["end"] <= body["duration"] + 1e-3
+        assert set(window["probabilities"]) == set(CLASSES)
+        assert sum(window["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def assert_same_as_library(body: dict, predictor: Predictor, path: Path) -> None:
+    expected = predictor.predict_file(path)
+    assert body["emotion"] == expected.emotion
+    assert body["duration"] == pytest.approx(expected.duration, abs=1e-3)
+    for label, p in zip(expected.classes, expected.probabilities):
+        assert body["probabilities"][label] == pytest.approx(float(p), abs=1e-6), label
+    assert len(body["windows"]) == len(expected.windows)
+    for got, window in zip(body["windows"], expected.windows):
+        assert got["start"] == pytest.approx(window.start, abs=1e-3)
+        assert got["end"] == pytest.approx(window.end, abs=1e-3)
+        for label, p in zip(expected.classes, window.probabilities):
+            assert got["probabilities"][label] == pytest.approx(float(p), abs=1e-6)
+
+
+def assert_refused(response, status: int, name: str, *words: str) -> str:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    detail = response.json()["detail"]
+    assert isinstance(detail, str)
+    assert name in detail
+    for word in words:
+        assert word in detail.lower(), detail
+    assert not TRACEBACK.search(response.text)
+    return detail
+
+
+# --- good audio -----------------------------------------------------------------------------------
+
+
+def test_a_real_tess_clip_scores_exactly_as_the_library_does(client, predictor, tess_dir):
+    path = tess_dir / "YAF_sad" / "YAF_back_sad.flac"
+    response = upload(client, path.name, path.read_bytes())
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert_prediction(body, "YAF_back_sad.flac")
+    assert body["duration"] == pytest.approx(sf.info(str(path)).duration, abs=1e-3)
+    assert len(body["windows"]) == 1
+    assert_same_as_library(body, predictor, path)
+
+
+@pytest.mark.parametrize(
+    ("name", "sr", "seconds", "channels", "subtype"),
+    [
+        ("tone.wav", 16000, 1.5, 1, "PCM_16"),
+        ("tone.flac", 24414, 2.0, 1, "PCM_16"),
+        ("tone.ogg", 22050, 1.8, 1, "VORBIS"),
+        ("stereo.wav", 44100, 1.5, 2, "PCM_24"),
+        ("odd-rate.wav", 11025, 1.2, 1, "PCM_16"),
+        ("float.wav", 32000, 1.0, 1, "FLOAT"),
+        ("surround.aiff", 48000, 1.0, 6, "PCM_16"),
+    ],
+)
+def test_synthetic_uploads_of_any_format_rate_and_channels_match_the_library(
+    client, predictor, write_tone, tmp_path, name, sr, seconds, channels, subtype
+):
+    path = write_tone(tmp_path / name, sr=sr, seconds=seconds, channels=channels, subtype=subtype, seed=3)
+    response = upload(client, name, path.read_bytes())
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert_prediction(body, name)
+    assert body["duration"] == pytest.approx(seconds, abs=2e-3)
+    assert_same_as_library(body, predictor, path)
+
+
+def test_stereo_is_scored_as_the_mean_of_its_channels(client, tmp_path):
+    stereo = make_tone(22050, 1.5, channels=2, seed=5)
+    mono = stereo.mean(axis=1)
+    by_stereo = upload(client, "s.wav", encode(stereo, 22050, "WAV", "FLOAT")).json()
+    by_mono = upload(client, "m.wav", encode(mono, 22050, "WAV", "FLOAT")).json()
+    for label in CLASSES:
+        assert by_stereo["probabilities"][label] == pytest.approx(by_mono["probabilities"][label], abs=1e-5)
+
+
+def test_a_long_clip_is_scored_in_several_windows_averaged(client, predictor, write_tone, tmp_path):
+    path = write_tone(tmp_path / "long.wav", sr=16000, seconds=10.0, seed=4)
+    body = upload(client, "long.wav", path.read_bytes()).json()
+    assert_prediction(body, "long.wav")
+    assert len(body["windows"]) == 4  # 0.5-3.5, 3.5-6.5, 6.5-9.5, 7-10
+    assert body["windows"][0]["start"] == pytest.approx(0.5)
+    assert body["windows"][-1]["end"] == pytest.approx(10.0)
+    for label in CLASSES:
+        mean = np.mean([w["probabilities"][label] for w in body["windows"]])
+        assert body["probabilities"][label] == pytest.approx(mean, abs=2e-6)
+    assert_same_as_library(body, predictor, path)
+
+
+def test_visuals_are_only_sent_when_asked_for(client):
+    data = tone_wav()
+    assert "visuals" not in upload(client, "a.wav", data).json()
+    assert "visuals" not in client.post("/api/predict?visuals=false", files={"file": ("a.wav", data)}).json()
+    assert "visuals" in upload(client, "a.wav", data, visuals=True).json()
+
+
+def assert_visuals(visuals: dict, sr: int, peak: float = 0.1) -> None:
+    assert visuals["sr"] == sr
+    wave = visuals["waveform"]
+    assert len(wave["min"]) == len(wave["max"])
+    assert 0 < len(wave["min"]) <= 800
+    assert all(-1.0 <= lo <= hi <= 1.0 for lo, hi in zip(wave["min"], wave["max"]))
+    assert max(wave["max"]) > peak and min(wave["min"]) < -peak  # the sound is there, not a flat line
+    spectrogram = visuals["spectrogram"]
+    db = np.array(spectrogram["db"])
+    assert db.ndim == 2 and db.shape[0] == 64
+    assert 1 < db.shape[1] <= 400
+    assert db.max() == pytest.approx(0.0, abs=0.05)
+    assert db.min() >= -80.0
+    assert spectrogram["fmax"] == pytest.approx(sr / 2)
+    assert spectrogram["hop_s"] > 0
+
+
+@pytest.mark.parametrize(
+    ("sr", "seconds", "channels"),
+    [
+        (24414, 2.0, 1),  # a TESS-like clip
+        (16000, 1.0, 2),
+        (8000, 3.0, 1),
+        (16000, 10.0, 1),  # 160000 samples: a multiple of 400 frames' hops
+        (96000, 1.5, 1),  # 144000 samples: likewise
+        (22050, 30.0, 1),  # long: the waveform and spectrogram are decimated
+    ],
+)
+def test_visuals_hold_a_bounded_waveform_and_a_64_band_mel_spectrogram(client, sr, seconds, channels):
+    data = encode(make_tone(sr, seconds, channels=channels, seed=1), sr, "WAV")
+    response = upload(client, "v.wav", data, visuals=True)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert_visuals(body["visuals"], sr)
+    wave = body["visuals"]["waveform"]
+    assert len(wave["min"]) == min(800, int(round(sr * seconds)))
+
+
+def test_visuals_of_a_real_clip(client, tess_dir):
+    path = tess_dir / "OAF_happy" / "OAF_back_happy.flac"
+    body = upload(client, path.name, path.read_bytes(), visuals=True).json()
+    samples, sr = sf.read(str(path))
+    assert_visuals(body["visuals"], sr, peak=0.5 * np.abs(samples).max())
+    wave = body["visuals"]["waveform"]
+    assert max(wave["max"]) == pytest.approx(samples.max(), abs=1e-4)
+    assert min(wave["min"]) == pytest.approx(samples.min(), abs=1e-4)
+    assert_prediction(body, path.name)
+
+
+# --- the other endpoints and the page ---------------------------------------------------------------
+
+
+def test_health_says_ok_and_names_the_model(client):
+    response = client.get("/api/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "model": "bigru"}
+
+
+def test_model_describes_classes_params_and_limits(predictor):
+    client = small_client(predictor, max_upload_mb=1.5, max_duration_s=12)
+    body = client.get("/api/model").json()
+    assert body["classes"] == list(CLASSES)
+    assert body["arch"] == "bigru"
+    assert body["fold"] == "test_YAF"
+    assert body["window_s"] == 3.0
+    assert body["params"]["audio"] == {"sr": 22050, "offset": 0.5, "duration": 3.0, "res_type": "soxr_hq"}
+    assert body["params"]["model"]["arch"] == "bigru"
+    assert {"features", "split", "train"} <= set(body["params"])
+    assert body["limits"] == {"max_upload_mb": 1.5, "max_duration_s": 12}
+
+
+def test_openapi_lists_the_api(client):
+    spec = client.get("/openapi.json").json()
+    assert {"/api/predict", "/api/health", "/api/model"} <= set(spec["paths"])
+    assert "/" not in spec["paths"]
+    predict = spec["paths"]["/api/predict"]["post"]
+    assert {"413", "415", "422"} <= set(predict["responses"])
+    assert [p["name"] for p in predict["parameters"]] == ["visuals"]
+    assert "multipart/form-data" in predict["requestBody"]["content"]
+
+
+class _References(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.scripts, self.styles, self.links = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "script" and attrs.get("src"):
+            self.scripts.append(attrs["src"])
+        elif tag == "link" and attrs.get("href"):
+            (self.styles if attrs.get("rel") == "stylesheet" else self.links).append(attrs["href"])
+        elif tag == "a" and attrs.get("href"):
+            self.links.append(attrs["href"])
+
+
+def test_the_page_is_served_with_every_script_and_stylesheet_it_references(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    for element in ('id="file"', 'id="emotion"', 'id="confidence"', 'id="chart"', 'id="waveform"',
+                    'id="spectrogram"', 'id="error"', 'id="model-info"'):
+        assert element in page
+    references = _References()
+    references.feed(page)
+    assert references.scripts == ["/static/app.js"]
+    assert references.styles == ["/static/style.css"]
+    kinds = {"/static/app.js": "javascript", "/static/style.css": "text/css"}
+    for url in references.scripts + references.styles:
+        served = client.get(url)
+        assert served.status_code == 200, url
+        assert kinds[url] in served.headers["content-type"]
+        assert served.content == (STATIC_DIR / url.removeprefix("/static/")).read_bytes()
+    for url in references.links:
+        if url.startswith("data:"):
+            continue
+        assert url.startswith("/"), url
+        assert client.get(url).status_code == 200, url
+
+
+def test_the_page_and_its_files_refer_to_no_other_host():
+    for name in ("index.html", "app.js", "style.css"):
+        text = (STATIC_DIR / name).read_text()
+        urls = set(re.findall(r"""(?:https?:)?//[^\s"'`)<>]+""", text)) - XML_NAMESPACES
+        urls = {u for u in urls if not u.startswith("//") or "." in u.split("/")[2]}  # not JS comments
+        assert not urls, f"{name} refers to {urls}"
+        assert "@import" not in text
+
+
+def test_static_files_cannot_escape_the_static_directory(client):
+    for url in ("/static/../webapp.py", "/static/%2e%2e/webapp.py", "/static/..%2fwebapp.py"):
+        response = client.get(url)
+        assert response.status_code == 404, url
+        assert "create_app" not in response.text
+
+
+# --- limits -----------------------------------------------------------------------------------------
+
+
+def test_an_upload_over_the_limit_is_refused_with_413(predictor):
+    client = small_client(predictor, max_upload_mb=0.5)
+    for size in (500_001, 600_000, 3_000_000):  # just over (the app), far over (the declared length)
+        response = upload(client, "big.wav", tone_wav(sr=16000, seconds=1.0) + bytes(size - 32044))
+        assert response.status_code == 413, size
+        detail = response.json()["detail"]
+        assert "larger than 0.5 MB" in detail
+        assert not TRACEBACK.search(response.text)
+
+
+def _multipart_head(name: str, boundary: str) -> bytes:
+    return (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            "Content-Type: audio/wav\r\n\r\n").encode()
+
+
+def test_a_streamed_upload_without_content_length_is_refused_with_413(predictor):
+    client = small_client(predictor, max_upload_mb=0.5)
+    boundary = "ser-test-boundary"
+    pulled = 0
+
+    def body():
+        nonlocal pulled
+        yield _multipart_head("stream.wav", boundary)
+        for _ in range(48):  # 3 MB in 64 KiB chunks
+            pulled += 1
+            yield b"\x01" * 65536
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    response = client.post("/api/predict", content=body(),
+                           headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    assert "content-length" not in response.request.headers
+    assert response.request.headers["transfer-encoding"] == "chunked"
+    assert response.status_code == 413
+    assert "larger than 0.5 MB" in response.json()["detail"]
+
+
+def _asgi_post(app, headers: list[tuple[bytes, bytes]], receive) -> list[dict]:
+    """One POST /api/predict driven as a server drives the app; the messages it sent back."""
+    sent = []
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/api/predict", "raw_path": b"/api/predict", "query_string": b"", "root_path": "",
+        "headers": [(b"host", b"testserver"), *headers], "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
+    }
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_reading_the_body(predictor):
+    app = create_app(predictor, ServeParams(max_upload_mb=0.5, max_duration_s=60))
+
+    async def receive():
+        raise AssertionError("the body was read")
+
+    sent = _asgi_post(app, [(b"content-length", b"1000000000"),
+                            (b"content-type", b"multipart/form-data; boundary=b")], receive)
+    assert sent[0]["status"] == 413
+    assert json.loads(b"".join(m.get("body", b"") for m in sent[1:])) == {"detail": "upload larger than 0.5 MB"}
+
+
+def test_a_streamed_upload_is_cut_off_soon_after_the_limit(predictor):
+    """Driven as a server does, one chunk at a time: the app stops reading shortly after the limit."""
+    app = create_app(predictor, ServeParams(max_upload_mb=0.5, max_duration_s=60))
+    boundary, chunk, offered = "b0undary", 65536, 400  # 26 MB on offer
+    pulled = 0
+
+    async def receive():
+        nonlocal pulled
+        pulled += 1
+        if pulled == 1:
+            return {"type": "http.request", "body": _multipart_head("s.wav", boundary), "more_body": True}
+        if pulled <= offered:
+            return {"type": "http.request", "body": b"\x02" * chunk, "more_body": True}
+        if pulled == offered + 1:
+            return {"type": "http.request", "body": f"\r\n--{boundary}--\r\n".encode(), "more_body": False}
+        return {"type": "http.disconnect"}
+
+    sent = _asgi_post(app, [(b"transfer-encoding", b"chunked"),
+                            (b"content-type", f"multipart/form-data; boundary={boundary}".encode())], receive)
+    assert sent[0]["type"] == "http.response.start"
+    assert sent[0]["status"] == 413
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    assert "larger than 0.5 MB" in json.loads(body)["detail"]
+    assert pulled * chunk < 500_000 + 64 * 1024 + 3 * chunk
+
+
+@contextlib.contextmanager
+def live_server(app):
+    """The app served by uvicorn on a free local port, in a thread."""
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", log_config=None))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_a_chunked_upload_over_a_real_socket_is_refused_with_413(predictor):
+    import httpx
+
+    boundary = "ser-live-boundary"
+
+    def body():
+        yield _multipart_head("live.wav", boundary)
+        for _ in range(48):
+            yield b"\x03" * 65536
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    with live_server(create_app(predictor, ServeParams(max_upload_mb=0.5, max_duration_s=60))) as url:
+        response = httpx.post(f"{url}/api/predict", content=body(), timeout=30,
+                              headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+        assert response.status_code == 413
+        assert "larger than 0.5 MB" in response.json()["detail"]
+        health = httpx.get(f"{url}/api/health", timeout=10)  # the server lives on
+        assert health.json()["status"] == "ok"
+
+
+def _wav_of_exactly(size: int, sr: int) -> bytes:
+    """A 16-bit mono WAV of exactly ``size`` bytes (44 of them header)."""
+    frames = (size - 44) // 2
+    data = encode(make_tone(sr, frames / sr, seed=2)[:frames], sr, "WAV", "PCM_16")
+    assert len(data) == size
+    return data
+
+
+@pytest.mark.parametrize("max_upload_mb", [0.25, 2.01])
+def test_an_upload_of_exactly_the_size_limit_is_accepted(predictor, max_upload_mb):
+    size = round(max_upload_mb * 1_000_000)
+    client = small_client(predictor, max_upload_mb=max_upload_mb, max_duration_s=600)
+    data = _wav_of_exactly(size, sr=96000)
+    response = upload(client, "at-limit.wav", data)
+    assert response.status_code == 200, response.text
+    over = upload(client, "over.wav", data + b"\0\0")
+    assert over.status_code == 413
+    assert "over.wav" in over.json()["detail"]
+
+
+def test_a_clip_over_the_duration_limit_is_refused_with_422(predictor):
+    client = small_client(predictor, max_duration_s=2)
+    response = upload(client, "long.wav", tone_wav(sr=16000, seconds=2.5))
+    detail = assert_refused(response, 422, "long.wav", "limit")
+    assert "2.5 s" in detail and "2 s" in detail
+
+
+def test_a_clip_of_exactly_the_duration_limit_is_accepted(predictor):
+    client = small_client(predictor, max_duration_s=2)
+    exact = tone_wav(sr=16000, seconds=2.0)
+    assert sf.info(io.BytesIO(exact)).frames == 32000
+    assert upload(client, "exact.wav", exact).status_code == 200
+    one_more = encode(make_tone(16000, 32001 / 16000), 16000, "WAV")
+    assert upload(client, "one-more.wav", one_more).status_code == 422
+
+
+# --- bad content ------------------------------------------------------------------------------------
+
+
+def test_non_audio_is_refused_with_415(client):
+    for name, data in [("notes.txt", b"these are my notes, not a recording\n" * 20),
+                       ("image.png", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4),
+                       ("fake.wav", b"RIFF" + b"\xff" * 300),
+                       ("noise.bin", np.random.default_rng(0).bytes(5000))]:
+        assert_refused(upload(client, name, data), 415, name, "cannot decode audio")
+
+
+def test_an_empty_upload_is_refused_with_422(client):
+    assert_refused(upload(client, "empty.wav", b""), 422, "empty.wav", "empty")
+
+
+def test_a_wav_without_samples_is_refused_with_422(client):
+    assert_refused(upload(client, "none.wav", encode(np.zeros(0), 16000, "WAV")), 422, "none.wav", "no audio samples")
+
+
+def test_a_silent_clip_is_refused_with_422(client):
+    assert_refused(upload(client, "quiet.wav", encode(np.zeros(24000), 16000, "WAV")), 422, "quiet.wav", "silent")
+    very_quiet = encode(np.full(24000, 1e-5), 16000, "WAV", "FLOAT")  # -100 dBFS
+    assert_refused(upload(client, "hush.wav", very_quiet), 422, "hush.wav", "silent")
+
+
+def test_a_clip_shorter_than_the_offset_is_refused_with_422(client):
+    for seconds in (0.3, 0.5):
+        assert_refused(upload(client, "short.wav", tone_wav(seconds=seconds)), 422, "short.wav", "offset")
+    assert upload(client, "enough.wav", tone_wav(seconds=0.55)).status_code == 200
+
+
+def test_a_clip_with_nan_samples_is_refused_with_422(client):
+    data = encode(np.where(np.arange(24000) % 100 == 0, np.nan, 0.3), 16000, "WAV", "FLOAT")
+    assert_refused(upload(client, "nan.wav", data), 422, "nan.wav", "nan")
+
+
+def test_truncated_audio_is_refused_not_a_server_error(predictor):
+    client = small_client(predictor)
+    flac = encode(make_tone(16000, 2.0), 16000, "FLAC")
+    for name, data in [("cut.flac", flac[: len(flac) // 3]), ("head.flac", flac[:200]),
+                       ("head.wav", tone_wav()[:44]), ("cut.wav", tone_wav()[:5000])]:
+        response = upload(client, name, data)
+        assert response.status_code in (415, 422), (name, response.status_code, response.text)
+        assert_refused(response, response.status_code, name)
+
+
+def test_a_request_without_the_file_field_is_refused_with_422(client):
+    for response in (client.post("/api/predict", files={"upload": ("a.wav", tone_wav())}),
+                     client.post("/api/predict", data={"file": "not a file"}),
+                     client.post("/api/predict")):
+        assert response.status_code == 422
+        assert "file" in json.dumps(response.json()["detail"])
+        assert not TRACEBACK.search(response.text)
+
+
+# --- client file names ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("filename", "shown"),
+    [
+        ("../../etc/passwd", "passwd"),
+        ("/tmp/x.wav", "x.wav"),
+        ("..\\..\\evil.wav", "evil.wav"),
+        ("C:\\Users\\me\\clip.wav", "clip.wav"),
+        ("..", ".."),
+        ("a<b>|c?.wav", "a_b__c_.wav"),
+        ("x" * 300 + ".wav", "x" * 100),
+    ],
+)
+def test_the_file_name_shown_is_a_sanitized_base_name(client, filename, shown):
+    response = client.post("/api/predict", files={"file": (filename, tone_wav())})
+    assert response.status_code == 200, response.text
+    name = response.json()["file"]
+    assert name == shown
+    assert "/" not in name and "\\" not in name
+
+
+def test_display_name_keeps_only_a_printable_base_name():
+    assert display_name(None) == "upload"
+    assert display_name("") == "upload"
+    assert display_name("dir/") == "upload"
+    assert display_name("a/b\\c.wav") == "c.wav"
+    assert display_name("ünïcode clip (1).wav") == "ünïcode clip _1_.wav"
+    assert display_name("new\nline\x00.wav") == "new_line_.wav"
+
+
+def test_client_file_names_never_become_files(predictor, tmp_path, monkeypatch):
+    temp = tmp_path / "tmp"
+    work = tmp_path / "work" / "a" / "b"
+    temp.mkdir()
+    work.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.chdir(work)
+    rollovers = []
+    real_temporary_file = tempfile.TemporaryFile
+
+    def spying_temporary_file(*args, **kwargs):
+        rollovers.append(tempfile.gettempdir())
+        return real_temporary_file(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", spying_temporary_file)
+    tag = uuid.uuid4().hex
+    names = [
+        f"../../escaped-{tag}.wav", f"../../../../../../tmp/escaped-{tag}.wav", str(tmp_path / f"absolute-{tag}.wav"),
+        f"..\\..\\backslash-{tag}.wav", f"/tmp/slash-{tag}.wav", f"{temp}/in-temp-{tag}.wav", f"plain-{tag}.wav",
+    ]
+    client = small_client(predictor, max_upload_mb=3)
+    small, large = tone_wav(seconds=1.0), tone_wav(sr=44100, seconds=14.0)  # 1.2 MB: spooled to disk
+    assert len(large) > 1024 * 1024
+    for name in names:
+        for data in (small, large, b"not audio at all"):
+            response = client.post("/api/predict", files={"file": (name, data)})
+            assert response.status_code in (200, 415), response.text
+            assert "/" not in response.json().get("file", "") and tag in response.text
+    assert rollovers and all(Path(d) == temp for d in rollovers)  # the big uploads did go to temp files
+    assert list(temp.iterdir()) == []
+    created = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert created == []
+    for root in (Path("/tmp"), tmp_path.parent, Path(tempfile.gettempdir()), Path.cwd(), Path.cwd().parent.parent):
+        assert not list(root.glob(f"*{tag}*")), root
+
+
+# --- one model, many requests -----------------------------------------------------------------------
+
+
+def test_the_model_is_loaded_once_not_per_request(predictor, monkeypatch, tess_dir):
+    import onnxruntime
+
+    sessions, inits = [], []
+    real_session, real_init = onnxruntime.InferenceSession, Predictor.__init__
+
+    def counting_session(*args, **kwargs):
+        sessions.append(args)
+        return real_session(*args, **kwargs)
+
+    def counting_init(self, *args, **kwargs):
+        inits.append(args)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", counting_session)
+    monkeypatch.setattr(Predictor, "__init__", counting_init)
+    client = small_client(predictor)
+    clip = (tess_dir / "YAF_sad" / "YAF_back_sad.flac").read_bytes()
+    for k in range(12):
+        assert upload(client, f"c{k}.flac", clip, visuals=k % 2 == 0).status_code == 200
+        assert client.get("/api/model").status_code == 200
+        assert client.get("/api/health").status_code == 200
+    assert upload(client, "bad.txt", b"text").status_code == 415
+    assert sessions == [] and inits == []
+    assert predictor.session.__class__ is real_session
+
+
+def test_concurrent_requests_each_get_their_own_answer(predictor, tess_dir):
+    clips = {
+        "sad.flac": (tess_dir / "YAF_sad" / "YAF_back_sad.flac").read_bytes(),
+        "angry.flac": (tess_dir / "OAF_angry" / "OAF_back_angry.flac").read_bytes(),
+        "tone.wav": tone_wav(seconds=1.5, seed=7),
+        "low.wav": tone_wav(sr=8000, seconds=2.0, f0=110.0, seed=8),
+        "stereo.flac": encode(make_tone(44100, 1.2, channels=2, seed=9), 44100, "FLAC"),
+        "long.ogg": encode(make_tone(22050, 8.0, seed=10), 22050, "OGG", "VORBIS"),
+        "bad.txt": b"no audio here",
+    }
+    with TestClient(create_app(predictor, ServeParams(max_upload_mb=5, max_duration_s=60))) as client:
+        expected = {name: upload(client, name, data) for name, data in clips.items()}
+        expected = {name: (r.status_code, r.json()) for name, r in expected.items()}
+        assert len({json.dumps(body["probabilities"]) for status, body in expected.values() if status == 200}) == 6
+        jobs = [name for _ in range(4) for name in clips]  # 28 requests, interleaved
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            responses = list(pool.map(lambda name: (name, upload(client, name, clips[name])), jobs))
+    assert len(responses) == 28
+    for name, response in responses:
+        status, body = expected[name]
+        assert response.status_code == status, (name, response.text)
+        got = response.json()
+        if status != 200:
+            assert got == body
+            continue
+        assert got["file"] == name and got["emotion"] == body["emotion"]
+        assert got["duration"] == body["duration"]
+        assert len(got["windows"]) == len(body["windows"])
+        for label in CLASSES:
+            assert got["probabilities"][label] == pytest.approx(body["probabilities"][label], abs=1e-6)
