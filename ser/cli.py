@@ -51,7 +51,7 @@ def expand_paths(arguments: Sequence[str]) -> tuple[list[Path], list[str], list[
             audio = [p for p in found if p.suffix.lower() in PREDICT_SUFFIXES]
             if skipped := [p for p in found if p.suffix.lower() not in PREDICT_SUFFIXES]:
                 suffixes = ", ".join(sorted({p.suffix or "(no suffix)" for p in skipped}))
-                notes.append(f"{argument}: skipped {len(skipped)} file{'s' * (len(skipped) > 1)} that are not audio ({suffixes})")
+                notes.append(f"{argument}: skipped {len(skipped)} file{'s' * (len(skipped) > 1)} without an audio suffix ({suffixes})")
             if not audio:
                 problems.append(f"{argument}: no audio files in this directory")
             add(audio)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -173,7 +174,7 @@ def scored_metrics(model_dir: Path, fold: str | None) -> dict | None:
     if scores is None:
         return None
     keys = ("n_test", "accuracy", "macro_f1", "ece", "serving_accuracy", "recall")
-    return {"file": str(path), "protocol": metrics.get("protocol"), **{k: scores[k] for k in keys if k in scores}}
+    return {"file": os.path.relpath(path), "protocol": metrics.get("protocol"), **{k: scores[k] for k in keys if k in scores}}
 
 
 class Predictor:

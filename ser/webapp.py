@@ -78,7 +78,7 @@ def mel_spectrogram(samples: np.ndarray, sr: int) -> dict:
     """Log-mel power (dB below the peak) with at most ``SPECTROGRAM_FRAMES`` frames."""
     import librosa
 
-    hop = max(256, math.ceil(len(samples) / SPECTROGRAM_FRAMES))
+    hop = max(256, len(samples) // SPECTROGRAM_FRAMES + 1)
     power = librosa.feature.melspectrogram(y=samples, sr=sr, n_fft=max(1024, 2 ** math.ceil(math.log2(hop))),
                                            hop_length=hop, n_mels=SPECTROGRAM_MELS)
     decibels = librosa.power_to_db(power, ref=np.max, top_db=80.0)
@@ -99,7 +99,7 @@ def create_app(predictor: Predictor, limits: ServeParams = ServeParams()) -> Fas
         description="Predict the emotion of a speech clip with the model trained by the ser pipeline.",
         version="1",
     )
-    max_bytes = int(limits.max_upload_mb * MB)
+    max_bytes = round(limits.max_upload_mb * MB)
     too_large = f"upload larger than {limits.max_upload_mb:g} MB"
     app.add_middleware(BodyLimit, limit=max_bytes + MULTIPART_SLACK, message=too_large)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
