@@ -4,7 +4,8 @@ NAME is any of featurize, scaling, incremental, train, e2e, serving, load
 (default: all, in that order; about 20 minutes on 2 cores). featurize,
 scaling and train read data/raw and data/features, serving and load read
 models/ (`dvc pull`); e2e clones the committed project.
-Each writes reports/benchmarks/NAME.json.
+Each writes reports/benchmarks/NAME.json. screenshot (also run by default)
+renders the README's picture of the web app, reports/webapp.png.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-NAMES = ("featurize", "scaling", "incremental", "train", "e2e", "serving", "load")
+NAMES = ("featurize", "scaling", "incremental", "train", "e2e", "serving", "load", "screenshot")
 
 
 def main() -> None:

@@ -18,7 +18,6 @@ as one speaker and uses their own statistics (better from about 20 clips on).
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -137,7 +136,8 @@ def clip_duration(source: AudioSource, name: str) -> float:
 
 
 def _rewind(source: AudioSource) -> None:
-    if isinstance(source, io.IOBase):
+    """Back to the start of a file object, for the next read (paths are reopened)."""
+    if not isinstance(source, (str, Path)):
         source.seek(0)
 
 
@@ -178,9 +178,13 @@ def scored_metrics(model_dir: Path, fold: str | None) -> dict | None:
 
 
 class Predictor:
-    """A trained model loaded once, scoring clips from paths or in-memory files."""
+    """A trained model loaded once, scoring clips from paths or in-memory files.
 
-    def __init__(self, model_dir: str | Path = "models", threads: int = 0):
+    ``threads`` is onnxruntime's per-call thread count (0: one per core). One is the default:
+    the model is a small part of the work, and the web app scores requests in parallel threads.
+    """
+
+    def __init__(self, model_dir: str | Path = "models", threads: int = 1):
         import onnxruntime
 
         self.model_dir = Path(model_dir)

@@ -2,10 +2,12 @@
 
 It uploads a real TESS clip and checks what the page draws against the API's answer, that the page
 talks to no other host and logs no errors, and that a refused upload shows the server's message.
-Skips only when /usr/bin/chromium is absent (CI installs it); no browser is ever downloaded."""
+Skips only when /usr/bin/chromium is absent, and fails then if SER_REQUIRE_BROWSER is set (CI installs
+Chromium and sets it); no browser is ever downloaded."""
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import threading
@@ -28,6 +30,8 @@ CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "ps", "sad")
 SHOWN = {"ps": "pleasant surprise"}
 TIMEOUT_MS = 15_000
 
+if not CHROMIUM.exists() and os.environ.get("SER_REQUIRE_BROWSER"):
+    raise RuntimeError(f"SER_REQUIRE_BROWSER is set but there is no Chromium at {CHROMIUM}")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
 
 

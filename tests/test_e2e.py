@@ -156,6 +156,29 @@ def test_second_repro_is_a_no_op(repo: Path, first_run: str) -> None:
     assert "up to date" in run(["dvc", "status"], repo)
 
 
+def test_ser_predict_gives_the_pipelines_probabilities(repo: Path, first_run: str) -> None:
+    """The CLI on the held-out speaker's clips, normalized as one speaker (--adapt, as evaluate does),
+    reproduces evaluate's probabilities through the ONNX export; `ser info` reports the fold's scores."""
+    set_params(repo, split__protocol="speaker", model__arch="bigru", model__normalize="speaker")
+    run(["dvc", "repro"], repo)
+    ser = str(Path(sys.executable).with_name("ser"))
+    clips = sorted((repo / "data/raw/audio").glob("YAF_*/*"))
+    predicted = json.loads(run([ser, "predict", "--adapt", "--format", "json", *map(str, clips)], repo))
+    evaluated = {
+        row["file"]: row for row in csv.DictReader((repo / "reports/eval/predictions.csv").open())
+        if row["fold"] == "test_YAF"
+    }
+    assert len(predicted) == len(clips) == len(evaluated)
+    for result in predicted:
+        row = evaluated[str(Path(result["file"]).relative_to(repo / "data/raw"))]
+        for label, probability in result["probabilities"].items():
+            assert probability == pytest.approx(float(row[f"p_{label}"]), abs=1e-4), (result["file"], label)
+    info = yaml.safe_load(run([ser, "info"], repo))
+    metrics = json.loads((repo / "reports/metrics.json").read_text())["folds"]["test_YAF"]
+    assert info["fold"] == "test_YAF" and info["metrics"]["accuracy"] == metrics["accuracy"]
+    assert 0 <= metrics["serving_accuracy"] <= 1
+
+
 def test_train_param_reruns_only_train_and_evaluate(repo: Path, first_run: str) -> None:
     set_params(repo, train__epochs=1)
     assert stages_run(run(["dvc", "repro"], repo)) == {"train", "evaluate"}
@@ -211,28 +234,6 @@ def test_augmented_copies_reach_training_only(repo: Path, first_run: str) -> Non
         assert summary["n_fit"] == 2 * metrics[fold]["n_train"]  # each training clip and its copy
         for part in ("n_train", "n_val", "n_test"):  # the parts themselves do not change
             assert metrics[fold][part] == before[fold][part]
-
-
-def test_ser_predict_gives_the_pipelines_probabilities(repo: Path, first_run: str) -> None:
-    """The CLI on the held-out speaker's clips, normalized as one speaker (--adapt, as evaluate does),
-    reproduces evaluate's probabilities through the ONNX export; `ser info` reports the fold's scores."""
-    run(["dvc", "repro"], repo)
-    ser = str(Path(sys.executable).with_name("ser"))
-    clips = sorted((repo / "data/raw/audio").glob("YAF_*/*"))
-    predicted = json.loads(run([ser, "predict", "--adapt", "--format", "json", *map(str, clips)], repo))
-    evaluated = {
-        row["file"]: row for row in csv.DictReader((repo / "reports/eval/predictions.csv").open())
-        if row["fold"] == "test_YAF"
-    }
-    assert len(predicted) == len(clips) == len(evaluated)
-    for result in predicted:
-        row = evaluated[str(Path(result["file"]).relative_to(repo / "data/raw"))]
-        for label, probability in result["probabilities"].items():
-            assert probability == pytest.approx(float(row[f"p_{label}"]), abs=1e-4), (result["file"], label)
-    info = yaml.safe_load(run([ser, "info"], repo))
-    metrics = json.loads((repo / "reports/metrics.json").read_text())["folds"]["test_YAF"]
-    assert info["fold"] == "test_YAF" and info["metrics"]["accuracy"] == metrics["accuracy"]
-    assert 0 <= metrics["serving_accuracy"] <= 1
 
 
 def test_push_then_pull_in_a_fresh_clone_restores_artifacts(repo: Path, first_run: str, tmp_path: Path) -> None:

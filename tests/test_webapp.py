@@ -665,3 +665,25 @@ def test_concurrent_requests_each_get_their_own_answer(predictor, tess_dir):
         assert len(got["windows"]) == len(body["windows"])
         for label in CLASSES:
             assert got["probabilities"][label] == pytest.approx(body["probabilities"][label], abs=1e-6)
+
+
+def test_the_app_serves_without_tensorflow(served_model_dir, tmp_path):
+    """`ser serve` loads only the light runtime: building the app and scoring an upload imports no TensorFlow."""
+    import subprocess
+    import sys
+
+    clip = tmp_path / "clip.wav"
+    sf.write(str(clip), make_tone(22050, 1.5), 22050)
+    code = f"""
+import sys
+from fastapi.testclient import TestClient
+from ser.inference import Predictor
+from ser.webapp import create_app
+client = TestClient(create_app(Predictor({str(served_model_dir)!r})))
+response = client.post("/api/predict", files={{"file": ("clip.wav", open({str(clip)!r}, "rb").read())}})
+assert response.status_code == 200, response.text
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf2onnx")))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
