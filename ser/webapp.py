@@ -23,6 +23,7 @@ import numpy as np
 from fastapi import FastAPI, File, HTTPException, Query, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
 
 from ser.audio import AudioError, read_window
 from ser.inference import Predictor, UndecodableAudio, clip_duration
@@ -60,6 +61,39 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted_receive, send)
+
+
+class WindowScores(BaseModel):
+    start: float = Field(description="seconds from the start of the clip")
+    end: float
+    probabilities: dict[str, float]
+
+
+class Waveform(BaseModel):
+    min: list[float] = Field(description="the lowest sample of each of up to 800 equal runs")
+    max: list[float]
+
+
+class Spectrogram(BaseModel):
+    db: list[list[float]] = Field(description="mel bands (low first) x frames, dB below the loudest")
+    hop_s: float = Field(description="seconds between frames")
+    fmax: float = Field(description="highest frequency shown (Hz)")
+
+
+class Visuals(BaseModel):
+    sr: int = Field(description="the clip's own sample rate")
+    waveform: Waveform
+    spectrogram: Spectrogram
+
+
+class PredictionResponse(BaseModel):
+    file: str = Field(description="the uploaded file's name, for display")
+    duration: float = Field(description="seconds")
+    emotion: str = Field(description="the most probable class")
+    confidence: float = Field(description="its probability")
+    probabilities: dict[str, float] = Field(description="every class, most probable first")
+    windows: list[WindowScores] = Field(description="the analysis windows; the clip's probabilities are their mean")
+    visuals: Visuals | None = Field(None, description="with ?visuals=true: what the page draws")
 
 
 def display_name(filename: str | None) -> str:
@@ -121,6 +155,8 @@ def create_app(predictor: Predictor, limits: ServeParams = ServeParams()) -> Fas
 
     @app.post(
         "/api/predict",
+        response_model=PredictionResponse,
+        response_model_exclude_none=True,
         responses={413: {"description": "upload too large"}, 415: {"description": "not audio"},
                    422: {"description": "audio that cannot be scored: empty, silent, too short or too long"}},
     )
