@@ -58,12 +58,17 @@ def base_url(served_model_dir):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def playwright():
     sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
+    with sync_api.sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+    yield chromium
+    chromium.close()
 
 
 class Recorded:
@@ -218,3 +223,31 @@ def test_uploading_a_non_audio_file_shows_the_servers_message(page, tmp_path):
     assert page.recorded.page_errors == []
     # The only console error allowed is Chromium's own note of the refused request.
     assert all("415" in text for text in page.recorded.console_errors), page.recorded.console_errors
+
+
+def test_recording_from_the_microphone_is_scored(playwright, base_url):
+    """Record (Chromium's fake microphone plays a beep), stop: the page converts the recording to WAV
+    and uploads it, and shows the server's answer for it."""
+    fake_microphone = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS + fake_microphone)
+    try:
+        page = chromium.new_context(permissions=["microphone"]).new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        recorded = Recorded(page)
+        uploads = []
+        page.on("request", lambda request: request.method == "POST" and uploads.append(request))
+        page.goto(base_url + "/")
+        page.click("#record")
+        page.wait_for_function("document.getElementById('record').textContent.includes('Stop')")
+        page.wait_for_timeout(2000)
+        page.click("#record")
+        page.wait_for_function("document.getElementById('status').textContent === 'Scored recording.wav.'")
+        assert page.is_hidden("#error")
+        assert page.text_content("#emotion").lower() in {SHOWN.get(c, c) for c in CLASSES}
+        seconds = float(re.fullmatch(r"recording\.wav, (\d+\.\d+) s", page.text_content("#clip"))[1])
+        assert 1.5 < seconds < 6
+        assert len(uploads) == 1  # one upload, which libsndfile decoded: WAV, not the recorder's WebM
+        assert page.text_content("#record") == "● Record"
+        assert recorded.console_errors == [] and recorded.page_errors == []
+    finally:
+        chromium.close()
