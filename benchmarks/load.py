@@ -2,8 +2,9 @@
 
 Starts the web app on 127.0.0.1 (the model in models/), then sends the same
 fixed number of requests from 1 client (the baseline) and from CLIENTS
-concurrent clients; reports requests/s, p50/p95 latency, the failures (there
-should be none) and the server's memory after the run.
+concurrent clients, to one server process and then to two (``--workers 2``);
+reports requests/s, p50/p95 latency, the failures (there should be none) and
+the server's memory after the run.
 
     python -m benchmarks load   # needs models/ (`dvc pull` or `make run`)
 """
@@ -71,28 +72,41 @@ def run_load(url: str, payloads: list[tuple[str, bytes]], clients: int) -> dict:
     }
 
 
-def main() -> dict:
-    clips = sorted(CORPUS.glob("*/*.*"))
-    payloads = [(clip.name, clip.read_bytes()) for clip in clips[:: len(clips) // REQUESTS][:REQUESTS]]
+def server_rss_mib(server: subprocess.Popen) -> float:
+    """Resident memory of the server and its worker processes."""
+    tree = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
+    return sum(process.memory_info().rss for process in tree) / 2**20
+
+
+def load_server(payloads: list[tuple[str, bytes]], workers: int, clients: tuple[int, ...]) -> dict:
+    """Start ``ser serve --workers N`` and run the payloads with each number of clients."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     ser = str(Path(sys.executable).with_name("ser"))
-    server = subprocess.Popen([ser, "serve", "--port", str(port), "--log-level", "warning"], cwd=REPO,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen([ser, "serve", "--port", str(port), "--workers", str(workers), "--log-level", "warning"],
+                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_until_up(url, server)
-        run_load(url, payloads[:10], 1)  # warm-up
-        baseline = run_load(url, payloads, 1)
-        loaded = run_load(url, payloads, CLIENTS)
-        server_rss_mib = psutil.Process(server.pid).memory_info().rss / 2**20
+        run_load(url, payloads[:20], max(clients))  # warm-up, every worker
+        runs = {f"{n}_clients": run_load(url, payloads, n) for n in clients}
+        return {"workers": workers, **runs, "server_rss_mib": server_rss_mib(server)}
     finally:
         server.terminate()
         server.wait(timeout=30)
-    result = {"single_client": baseline, "concurrent": loaded, "server_rss_mib": server_rss_mib,
-              "throughput_ratio": loaded["requests_per_s"] / baseline["requests_per_s"]}
-    for name, run in (("1 client", baseline), (f"{CLIENTS} clients", loaded)):
-        print(f"{name}: {run['requests']} requests, {run['failed']} failed, {run['requests_per_s']:.1f} requests/s, "
-              f"p50 {run['p50_ms']:.0f} ms, p95 {run['p95_ms']:.0f} ms, max {run['max_ms']:.0f} ms")
-    print(f"throughput {result['throughput_ratio']:.2f}x the single client's; server RSS {server_rss_mib:.0f} MiB")
+
+
+def main() -> dict:
+    clips = sorted(CORPUS.glob("*/*.*"))
+    payloads = [(clip.name, clip.read_bytes()) for clip in clips[:: len(clips) // REQUESTS][:REQUESTS]]
+    one_process = load_server(payloads, 1, (1, CLIENTS))
+    two_processes = load_server(payloads, 2, (CLIENTS,))
+    baseline = one_process["1_clients"]
+    result = {"one_process": one_process, "two_processes": two_processes}
+    for name, run in (("1 process, 1 client", baseline), (f"1 process, {CLIENTS} clients", one_process[f"{CLIENTS}_clients"]),
+                      (f"2 processes, {CLIENTS} clients", two_processes[f"{CLIENTS}_clients"])):
+        print(f"{name}: {run['requests']} requests, {run['failed']} failed, {run['requests_per_s']:.1f} requests/s "
+              f"({run['requests_per_s'] / baseline['requests_per_s']:.2f}x), p50 {run['p50_ms']:.0f} ms, "
+              f"p95 {run['p95_ms']:.0f} ms, max {run['max_ms']:.0f} ms")
+    print(f"server RSS: {one_process['server_rss_mib']:.0f} MiB (1 process), {two_processes['server_rss_mib']:.0f} MiB (2)")
     save("load", result)
     return result

@@ -11,6 +11,7 @@ import argparse
 import csv
 import glob
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -183,7 +184,7 @@ def serve_limits(args: argparse.Namespace) -> ServeParams:
             raise UsageError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
         section = raw.get("serve") or {} if isinstance(raw, dict) else raw
     limits = validated_limits(section, f"{path}: invalid serve section").model_dump()
-    options = {"max_upload_mb": args.max_upload_mb, "max_duration_s": args.max_duration}
+    options = {"max_upload_mb": args.max_upload_mb, "max_duration_s": args.max_duration, "workers": args.workers}
     limits.update({key: value for key, value in options.items() if value is not None})
     return validated_limits(limits, "invalid limit")
 
@@ -191,11 +192,17 @@ def serve_limits(args: argparse.Namespace) -> ServeParams:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ser.webapp import create_app
+    from ser import webapp
 
     limits = serve_limits(args)
-    app = create_app(load_predictor(args.model), limits)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    predictor = load_predictor(args.model)  # a bad model fails here, before any server starts
+    options = {"host": args.host, "port": args.port, "log_level": args.log_level}
+    if limits.workers == 1:
+        uvicorn.run(webapp.create_app(predictor, limits), **options)
+    else:  # each worker process loads the model itself
+        os.environ[webapp.MODEL_DIR_VARIABLE] = str(Path(args.model).resolve())
+        os.environ[webapp.LIMITS_VARIABLE] = limits.model_dump_json()
+        uvicorn.run("ser.webapp:app_from_environment", factory=True, workers=limits.workers, **options)
     return 0
 
 
@@ -233,6 +240,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default="params.yaml", help="file whose serve section sets the limits (default: %(default)s)")
     p.add_argument("--max-upload-mb", type=float, help="largest upload (default: serve.max_upload_mb)")
     p.add_argument("--max-duration", type=float, metavar="SECONDS", help="longest clip (default: serve.max_duration_s)")
+    p.add_argument("--workers", type=int, help="server processes, each loading the model (default: serve.workers)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(run=serve)
     return main_parser

@@ -18,6 +18,7 @@ as one speaker and uses their own statistics (better from about 20 clips on).
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -243,6 +244,16 @@ class Predictor:
     def predict_file(self, source: AudioSource, name: str | None = None) -> Prediction:
         """Score one clip with the reference statistics."""
         return self.predict([self.clip_features(source, name)])[0]
+
+    def warm_up(self) -> None:
+        """Score a second of synthetic noise at another rate, so that the lazily loaded parts of the
+        audio and feature libraries load now rather than on the first real clip (about a second)."""
+        buffer = io.BytesIO()
+        sr = self.audio.sr // 2
+        noise = np.random.default_rng(0).normal(0.0, 0.1, int(sr * (self.audio.offset + 1.0))).astype(np.float32)
+        sf.write(buffer, noise, sr, format="WAV")
+        buffer.seek(0)
+        self.predict_file(buffer, "warm-up")
 
     def info(self) -> dict:
         """What is loaded: directory, architecture, classes, fold, params and test scores."""

@@ -154,6 +154,7 @@ class TrainParams(_Section):
 class ServeParams(_Section):
     max_upload_mb: float = Field(20.0, gt=0, le=4096, description="largest upload the web app accepts (MB)")
     max_duration_s: float = Field(300.0, gt=0, le=86_400, description="longest clip the web app accepts (s)")
+    workers: int = Field(1, gt=0, le=64, description="server processes, each with its own copy of the model")
 
 
 class Params(_Section):

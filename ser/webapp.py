@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import re
 from pathlib import Path
 
@@ -127,7 +128,7 @@ def clip_visuals(source: io.BytesIO, duration: float, name: str) -> dict:
 
 
 def create_app(predictor: Predictor, limits: ServeParams = ServeParams()) -> FastAPI:
-    """The app, serving ``predictor`` (a model loaded once) within ``limits``."""
+    """The app, serving ``predictor`` (a model loaded once, warmed up) within ``limits``."""
     app = FastAPI(
         title="Speech emotion recognition",
         description="Predict the emotion of a speech clip with the model trained by the ser pipeline.",
@@ -138,6 +139,7 @@ def create_app(predictor: Predictor, limits: ServeParams = ServeParams()) -> Fas
     app.add_middleware(BodyLimit, limit=max_bytes + MULTIPART_SLACK, message=too_large)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     model_info = predictor.info()
+    predictor.warm_up()  # the first request is then as fast as the others
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
@@ -155,15 +157,14 @@ def create_app(predictor: Predictor, limits: ServeParams = ServeParams()) -> Fas
 
     @app.post(
         "/api/predict",
-        response_model=PredictionResponse,
-        response_model_exclude_none=True,
-        responses={413: {"description": "upload too large"}, 415: {"description": "not audio"},
+        response_class=JSONResponse,  # documented by PredictionResponse, not validated per request: the code builds it
+        responses={200: {"model": PredictionResponse}, 413: {"description": "upload too large"}, 415: {"description": "not audio"},
                    422: {"description": "audio that cannot be scored: empty, silent, too short or too long"}},
     )
     def predict(
         file: UploadFile = File(description="a clip: WAV, FLAC, OGG, AIFF or MP3, any rate, mono or stereo"),
         visuals: bool = Query(False, description="also return the waveform and mel spectrogram for display"),
-    ) -> dict:
+    ) -> JSONResponse:
         """The emotion of the uploaded clip, every class's probability, and its windows'."""
         name = display_name(file.filename)
         data = file.file.read(max_bytes + 1)
@@ -183,6 +184,16 @@ def create_app(predictor: Predictor, limits: ServeParams = ServeParams()) -> Fas
             raise HTTPException(415, str(exc)) from None
         except AudioError as exc:
             raise HTTPException(422, str(exc)) from None
-        return result
+        return JSONResponse(result)
 
     return app
+
+
+MODEL_DIR_VARIABLE, LIMITS_VARIABLE = "SER_MODEL_DIR", "SER_SERVE_LIMITS"
+
+
+def app_from_environment() -> FastAPI:
+    """The app for ``uvicorn --factory`` worker processes: the model directory and limits (JSON)
+    come from ``SER_MODEL_DIR`` and ``SER_SERVE_LIMITS``, which ``ser serve --workers`` sets."""
+    limits = ServeParams.model_validate_json(os.environ.get(LIMITS_VARIABLE, "{}"))
+    return create_app(Predictor(os.environ.get(MODEL_DIR_VARIABLE, "models")), limits)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -563,9 +564,27 @@ def test_serve_starts_the_app_with_the_limits(capsys, model, no_server, monkeypa
     assert kwargs["port"] == 8123 and kwargs["host"] == "127.0.0.1"
 
 
+def test_serve_with_workers_starts_worker_processes_on_the_same_model_and_limits(capsys, model, no_server, monkeypatch, tmp_path):
+    """--workers N hands uvicorn an app factory; the model directory and limits travel in the environment."""
+    import ser.webapp
+    from ser.params import ServeParams
+
+    monkeypatch.delenv(ser.webapp.MODEL_DIR_VARIABLE, raising=False)
+    monkeypatch.delenv(ser.webapp.LIMITS_VARIABLE, raising=False)
+    code, _, err = run(capsys, "serve", "--model", model, "--params", str(tmp_path / "none.yaml"), "--workers", "3",
+                       "--max-upload-mb", "4")
+    assert code == 0, err
+    ((app, kwargs),) = no_server
+    assert app == "ser.webapp:app_from_environment" and kwargs["factory"] is True and kwargs["workers"] == 3
+    assert os.environ[ser.webapp.MODEL_DIR_VARIABLE] == str(Path(model).resolve())
+    limits = ServeParams.model_validate_json(os.environ[ser.webapp.LIMITS_VARIABLE])
+    assert limits.workers == 3 and limits.max_upload_mb == 4
+
+
 @pytest.mark.parametrize(
     "option, value, key",
-    [("--max-upload-mb", "-1", "max_upload_mb"), ("--max-upload-mb", "0", "max_upload_mb"), ("--max-duration", "-5", "max_duration_s")],
+    [("--max-upload-mb", "-1", "max_upload_mb"), ("--max-upload-mb", "0", "max_upload_mb"), ("--max-duration", "-5", "max_duration_s"),
+     ("--workers", "0", "workers")],
 )
 def test_serve_invalid_limit_is_a_one_line_error(capsys, model, no_server, tmp_path, option, value, key):
     code, out, err = run(capsys, "serve", "--model", model, "--params", str(tmp_path / "none.yaml"), option, value)

@@ -241,7 +241,7 @@ def test_model_describes_classes_params_and_limits(predictor):
     assert body["params"]["audio"] == {"sr": 22050, "offset": 0.5, "duration": 3.0, "res_type": "soxr_hq"}
     assert body["params"]["model"]["arch"] == "bigru"
     assert {"features", "split", "train"} <= set(body["params"])
-    assert body["limits"] == {"max_upload_mb": 1.5, "max_duration_s": 12}
+    assert body["limits"] == {"max_upload_mb": 1.5, "max_duration_s": 12, "workers": 1}
 
 
 def test_openapi_lists_the_api(client):
@@ -687,3 +687,38 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_worker_processes_build_the_app_from_the_environment(served_model_dir, monkeypatch):
+    """What each `ser serve --workers N` process runs: the model and limits set by the parent."""
+    from ser.webapp import LIMITS_VARIABLE, MODEL_DIR_VARIABLE, app_from_environment
+
+    monkeypatch.setenv(MODEL_DIR_VARIABLE, str(served_model_dir))
+    monkeypatch.setenv(LIMITS_VARIABLE, ServeParams(max_upload_mb=3, max_duration_s=9, workers=2).model_dump_json())
+    client = TestClient(app_from_environment())
+    model = client.get("/api/model").json()
+    assert model["model_dir"] == str(served_model_dir)
+    assert model["limits"] == {"max_upload_mb": 3, "max_duration_s": 9, "workers": 2}
+    long_clip = io.BytesIO()
+    sf.write(long_clip, make_tone(8000, 10.0), 8000, format="WAV")
+    response = client.post("/api/predict", files={"file": ("long.wav", long_clip.getvalue())})
+    assert response.status_code == 422 and "9 s" in response.json()["detail"]
+
+
+def test_the_app_warms_its_model_up_once_at_start(predictor, monkeypatch):
+    """Lazy library imports are paid when the app is built, not by the first request."""
+    calls = []
+    monkeypatch.setattr(Predictor, "warm_up", lambda self: calls.append(self))
+    client = TestClient(create_app(predictor))
+    assert calls == [predictor]
+    client.get("/api/health")
+    assert calls == [predictor]
+
+
+def test_warm_up_scores_through_the_whole_path(predictor, monkeypatch):
+    seen = []
+    real = Predictor.predict
+    monkeypatch.setattr(Predictor, "predict", lambda self, clips, adapt=False: seen.extend(clips) or real(self, clips, adapt))
+    predictor.warm_up()
+    (clip,) = seen
+    assert clip.name == "warm-up" and clip.values.shape[0] == 1
