@@ -5,9 +5,11 @@
   same steps with the Keras model (TensorFlow), and a bare ``import tensorflow``;
 - latency: one clip at a time through a warm model (load, features, model),
   per clip p50/p95, for both runtimes on the same clips, and the throughput
-  of scoring a whole folder in one ``ser predict`` call.
+  of scoring a whole folder in one ``ser predict`` call;
+- accuracy of the deployable model on its held-out speaker as served: with the
+  reference statistics (the default) and with ``--adapt`` on groups of clips.
 
-    python -m benchmarks serving   # needs models/ (`dvc pull` or `make run`)
+    python -m benchmarks serving   # needs models/ and data/features (`dvc pull` or `make run`)
 """
 
 from __future__ import annotations
@@ -78,6 +80,36 @@ def clip_latency(clips: list[Path]) -> dict:
     return {"onnx": percentiles(onnx[1:]), "keras": percentiles(keras_times[1:]), "max_probability_gap": max(gaps)}
 
 
+def normalization_accuracy(group_sizes: tuple[int, ...] = (1, 5, 20, 100)) -> dict:
+    """Accuracy of the deployable model on its test clips (cached features), normalized with the
+    reference statistics (the default), or ``--adapt``-style with the statistics of random groups
+    of clips of the test speaker (1: each clip alone), as ``ser predict --adapt`` would."""
+    import pandas as pd
+
+    from ser.features import load_features
+    from ser.inference import Predictor
+    from ser.inputs import model_inputs
+
+    predictor = Predictor(REPO / "models")
+    features, index, _ = load_features(REPO / "data" / "features")
+    test = (pd.read_csv(REPO / "models" / "split.csv")["part"] == "test").to_numpy()
+    values, valid, actual = features[test], index["valid_frames"][test].to_numpy(), index["emotion"][test].to_numpy()
+
+    def accuracy(groups: np.ndarray, stats: dict | None) -> float:
+        inputs = model_inputs(values, valid, groups, predictor.params, stats)
+        probabilities = predictor.session.run(None, {predictor.input_name: inputs})[0]
+        return float((np.asarray(predictor.classes)[probabilities.argmax(axis=1)] == actual).mean())
+
+    order = np.random.default_rng(0).permutation(len(values))
+    result = {"reference": accuracy(np.full(len(values), "reference"), {"reference": predictor.reference})}
+    for size in group_sizes:
+        groups = np.empty(len(values), dtype=object)
+        groups[order] = [f"group{k // size}" for k in range(len(values))]
+        result[f"adapt_groups_of_{size}"] = accuracy(groups.astype(str), None)
+    result["adapt_all_test_clips"] = accuracy(np.full(len(values), "speaker"), None)
+    return result
+
+
 def main() -> dict:
     ser = str(Path(sys.executable).with_name("ser"))
     clips = sorted(CORPUS.glob("*/*.*"))[:: max(1, len(list(CORPUS.glob("*/*.*"))) // CLIPS)][:CLIPS]
@@ -92,7 +124,9 @@ def main() -> dict:
     subprocess.run([ser, "predict", *map(str, clips), "--format", "csv"], cwd=REPO, check=True, capture_output=True)
     folder_s = time.perf_counter() - start
     latency = clip_latency(clips)
+    normalization = normalization_accuracy()
     result = {
+        "normalization_accuracy": normalization,
         "clips": len(clips),
         "cold_start": cold,
         "latency": latency,
@@ -104,5 +138,6 @@ def main() -> dict:
           f"Keras p50 {latency['keras']['p50_ms']:.1f} ms / p95 {latency['keras']['p95_ms']:.1f} ms; "
           f"largest probability gap {latency['max_probability_gap']:.1e}")
     print(f"ser predict on {len(clips)} files: {folder_s:.1f} s ({len(clips) / folder_s:.0f} clips/s, start-up included)")
+    print("accuracy on the held-out speaker: " + ", ".join(f"{k} {v:.1%}" for k, v in normalization.items()))
     save("serving", result)
     return result
