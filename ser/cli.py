@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import yaml
 from pydantic import ValidationError
@@ -68,32 +68,33 @@ def expand_paths(arguments: Sequence[str]) -> tuple[list[Path], list[str], list[
     return list(files.values()), problems, notes
 
 
-def chunks(items: Sequence, size: int) -> Iterator[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def score_files(predictor, files: Sequence[Path], adapt: bool, progress: bool) -> tuple[list, list[str]]:
-    """Predictions of the files that could be scored, and one message per file that could not."""
+    """Predictions of the files that could be scored, and one message per file that could not.
+
+    Without ``adapt`` the clips are scored ``CHUNK`` at a time, so memory does not grow with the
+    number of files; with it, all clips' features are needed for their statistics."""
     from tqdm import tqdm
 
     from ser.audio import AudioError
 
-    clips, problems = [], []
+    predictions, pending, problems = [], [], []
     for path in tqdm(files, unit="file", file=sys.stderr, disable=not progress, leave=False):
         try:
-            clips.append(predictor.clip_features(path, str(path)))
+            pending.append(predictor.clip_features(path, str(path)))
         except AudioError as exc:
             problems.append(str(exc))
         except OSError as exc:
             problems.append(f"{path}: {exc.strerror or exc}")
-    if adapt:
-        return predictor.predict(clips, adapt=True), problems
-    return [p for chunk in chunks(clips, CHUNK) for p in predictor.predict(chunk)], problems
+        if not adapt and len(pending) == CHUNK:
+            predictions += predictor.predict(pending)
+            pending = []
+    return predictions + predictor.predict(pending, adapt=adapt), problems
 
 
 def prediction_rows(predictions: Iterable, top: int | None, per_window: bool) -> list[dict]:
     """Flat rows for table and CSV output: one per clip, and one per window with ``per_window``."""
+    from ser.inference import ranked
+
     rows = []
     for prediction in predictions:
         items = [("all", prediction.probabilities)]
@@ -103,13 +104,13 @@ def prediction_rows(predictions: Iterable, top: int | None, per_window: bool) ->
             row = {"file": prediction.name}
             if per_window:
                 row["window"] = window
-            ranked = sorted(zip(prediction.classes, probabilities), key=lambda item: -item[1])
-            row["emotion"], row["confidence"] = ranked[0][0], round(float(ranked[0][1]), 4)
+            order = ranked(prediction.classes, probabilities)
+            row["emotion"], row["confidence"] = order[0][0], round(order[0][1], 4)
             if top is None:
                 row.update({f"p_{label}": round(float(p), 4) for label, p in zip(prediction.classes, probabilities)})
             else:
-                for rank, (label, p) in enumerate(ranked[:top], start=1):
-                    row[f"top{rank}"], row[f"p{rank}"] = label, round(float(p), 4)
+                for rank, (label, p) in enumerate(order[:top], start=1):
+                    row[f"top{rank}"], row[f"p{rank}"] = label, round(p, 4)
             rows.append(row)
     return rows
 

@@ -72,6 +72,12 @@ class Window:
     probabilities: np.ndarray
 
 
+def ranked(classes: Sequence[str], probabilities: np.ndarray, k: int | None = None) -> list[tuple[str, float]]:
+    """The ``k`` most probable classes (all by default) and their probabilities, most probable first."""
+    order = np.argsort(-np.asarray(probabilities), kind="stable")[:k]
+    return [(classes[i], float(probabilities[i])) for i in order]
+
+
 @dataclass(frozen=True)
 class Prediction:
     """A clip's class probabilities (the mean over its windows) and each window's."""
@@ -92,8 +98,7 @@ class Prediction:
 
     def top(self, k: int | None = None) -> list[tuple[str, float]]:
         """The ``k`` most probable classes (all by default), most probable first."""
-        order = np.argsort(-self.probabilities, kind="stable")[:k]
-        return [(self.classes[i], float(self.probabilities[i])) for i in order]
+        return ranked(self.classes, self.probabilities, k)
 
     def to_dict(self, top: int | None = None, per_window: bool = False) -> dict:
         """JSON-ready: file, duration, emotion, confidence, probabilities (top ``top``), windows."""

@@ -629,3 +629,17 @@ def test_console_script_serve_invalid_limit_exits_two(model, tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("ser: error: ")
+
+
+def test_many_files_are_scored_in_chunks_with_the_same_results(capsys, model, clips, bad_files, monkeypatch):
+    """Scoring CHUNK clips per model call (bad files in between) gives what one call for all gives."""
+    import ser.cli
+
+    paths = [str(clips[0]), str(bad_files["silent"]), *map(str, clips[1:])]
+    _, whole, _ = run(capsys, "predict", *paths, "--model", model, "--format", "json")
+    monkeypatch.setattr(ser.cli, "CHUNK", 2)
+    code, chunked, err = run(capsys, "predict", *paths, "--model", model, "--format", "json")
+    assert code == 1 and len(error_lines(err)) == 1
+    assert [r["file"] for r in json.loads(chunked)] == [str(c) for c in clips]
+    for a, b in zip(json.loads(whole), json.loads(chunked)):
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-6)
