@@ -30,13 +30,11 @@ KERAS_ONE_CLIP = """
 import sys
 import keras
 from ser import models
-from ser.inference import Predictor
-from ser.inputs import model_inputs
+from ser.inference import Predictor, serving_inputs
 predictor = Predictor(sys.argv[1])
 model = keras.models.load_model(predictor.model_dir / "model.keras")
 clip = predictor.clip_features(sys.argv[2])
-stats = {"reference": predictor.reference}
-inputs = model_inputs(clip.values, clip.valid_frames, ["reference"] * len(clip.values), predictor.params, stats)
+inputs = serving_inputs(clip.values, clip.valid_frames, predictor.params, predictor.reference)
 print(model.predict(inputs, verbose=0).mean(axis=0))
 """
 
@@ -60,12 +58,10 @@ def clip_latency(clips: list[Path]) -> dict:
     import keras
 
     from ser import models  # noqa: F401 - registers the custom layers
-    from ser.inference import Predictor
-    from ser.inputs import model_inputs
+    from ser.inference import Predictor, serving_inputs
 
     predictor = Predictor(REPO / "models")
     model = keras.models.load_model(REPO / "models" / "model.keras")
-    stats = {"reference": predictor.reference}
     onnx, keras_times, gaps = [], [], []
     for clip in [clips[0], *clips]:  # the first run warms both up
         start = time.perf_counter()
@@ -73,7 +69,7 @@ def clip_latency(clips: list[Path]) -> dict:
         onnx.append(time.perf_counter() - start)
         start = time.perf_counter()
         features = predictor.clip_features(clip)
-        inputs = model_inputs(features.values, features.valid_frames, ["reference"] * len(features.values), predictor.params, stats)
+        inputs = serving_inputs(features.values, features.valid_frames, predictor.params, predictor.reference)
         probabilities = model.predict(inputs, verbose=0).mean(axis=0)
         keras_times.append(time.perf_counter() - start)
         gaps.append(float(np.abs(probabilities - prediction.probabilities).max()))
@@ -87,7 +83,7 @@ def normalization_accuracy(group_sizes: tuple[int, ...] = (1, 5, 20, 100)) -> di
     import pandas as pd
 
     from ser.features import load_features
-    from ser.inference import Predictor
+    from ser.inference import REFERENCE, Predictor
     from ser.inputs import model_inputs
 
     predictor = Predictor(REPO / "models")
@@ -101,7 +97,7 @@ def normalization_accuracy(group_sizes: tuple[int, ...] = (1, 5, 20, 100)) -> di
         return float((np.asarray(predictor.classes)[probabilities.argmax(axis=1)] == actual).mean())
 
     order = np.random.default_rng(0).permutation(len(values))
-    result = {"reference": accuracy(np.full(len(values), "reference"), {"reference": predictor.reference})}
+    result = {"reference": accuracy(np.full(len(values), REFERENCE), {REFERENCE: predictor.reference})}
     for size in group_sizes:
         groups = np.empty(len(values), dtype=object)
         groups[order] = [f"group{k // size}" for k in range(len(values))]

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
+from ser.inference import saved_reference_stats, serving_inputs
 from ser.inputs import model_inputs
 from ser.params import ModelParams
 from ser.split import TEST, TRAIN, VALIDATION
@@ -79,9 +80,7 @@ def summarize(protocol: str, folds: dict[str, dict]) -> dict:
 def serving_accuracy(model, features: np.ndarray, test: pd.DataFrame, meta: dict) -> float:
     """Accuracy on the test clips normalized with the model's reference statistics, one clip at a
     time (as ``ser predict`` scores a clip of an unknown speaker), not with the test speaker's own."""
-    stats = {"reference": tuple(np.float32(meta["reference_stats"][key]) for key in ("mean", "std"))}
-    speakers = np.full(len(test), "reference")
-    inputs = model_inputs(features, test["valid_frames"], speakers, ModelParams(**meta["model"]), stats)
+    inputs = serving_inputs(features, test["valid_frames"], ModelParams(**meta["model"]), saved_reference_stats(meta))
     predicted = np.asarray(meta["classes"])[model.predict(inputs, verbose=0).argmax(axis=1)]
     return _rounded(accuracy_score(test["emotion"], predicted))
 

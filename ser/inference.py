@@ -31,7 +31,7 @@ import soundfile as sf
 
 from ser.audio import AudioError, AudioSource, load_window
 from ser.features import batch_frame_features
-from ser.inputs import Stats, model_inputs, speaker_stats
+from ser.inputs import Stats, model_inputs
 from ser.params import AudioParams, FeatureParams, ModelParams
 
 MODEL_FILE = "model.keras"
@@ -183,6 +183,21 @@ def scored_metrics(model_dir: Path, fold: str | None) -> dict | None:
     return {"file": os.path.relpath(path), "protocol": metrics.get("protocol"), **{k: scores[k] for k in keys if k in scores}}
 
 
+def saved_reference_stats(meta: dict) -> Stats | None:
+    """The reference statistics that the train stage saved in a model's ``meta.json``, if any."""
+    stats = meta.get("reference_stats")
+    return (np.float32(stats["mean"]), np.float32(stats["std"])) if stats else None
+
+
+def serving_inputs(
+    values: np.ndarray, valid_frames: np.ndarray, params: ModelParams, reference: Stats | None, adapt: bool = False
+) -> np.ndarray:
+    """Model inputs of clips of an unknown speaker. Under ``normalize: speaker`` they are normalized
+    with the ``reference`` statistics or, with ``adapt``, as one speaker with their own statistics."""
+    speakers = np.full(len(values), ADAPTED if adapt else REFERENCE)
+    return model_inputs(values, valid_frames, speakers, params, None if adapt else {REFERENCE: reference})
+
+
 class Predictor:
     """A trained model loaded once, scoring clips from paths or in-memory files.
 
@@ -206,10 +221,7 @@ class Predictor:
         self.audio = AudioParams(**self.meta["audio"])
         self.features = FeatureParams(**self.meta["features"])
         self.params = ModelParams(**self.meta["model"])
-        stats = self.meta.get("reference_stats")
-        self.reference: Stats | None = (
-            (np.float32(stats["mean"]), np.float32(stats["std"])) if stats else None
-        )
+        self.reference = saved_reference_stats(self.meta)
         if self.params.normalize == "speaker" and self.reference is None:
             raise ModelError(f"{self.model_dir / META_FILE} has no reference_stats: rerun the train stage")
 
@@ -228,12 +240,7 @@ class Predictor:
             return []
         values = np.concatenate([clip.values for clip in clips])
         valid = np.concatenate([clip.valid_frames for clip in clips])
-        speaker = ADAPTED if adapt else REFERENCE
-        speakers = np.full(len(values), speaker)
-        stats = None
-        if self.params.normalize == "speaker":
-            stats = speaker_stats(values, valid, speakers, self.params.deltas) if adapt else {REFERENCE: self.reference}
-        inputs = model_inputs(values, valid, speakers, self.params, stats)
+        inputs = serving_inputs(values, valid, self.params, self.reference, adapt)
         probabilities = self.session.run(None, {self.input_name: inputs})[0]
         predictions, row = [], 0
         for clip in clips:
