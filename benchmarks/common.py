@@ -19,6 +19,11 @@ RESULTS = REPO / "reports" / "benchmarks"
 RAW_DIR = REPO / "data" / "raw"
 CORPUS = (REPO / ".." / "shared" / "data" / "tess").resolve()
 DVC = str(Path(sys.executable).with_name("dvc"))  # the dvc of this environment
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; no browser is ever downloaded
+CHROMIUM_ARGS = [  # headless as root, and no calls home (this machine's network is closed)
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+]
 PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "stages", "ser"]
 
 

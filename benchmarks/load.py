@@ -11,12 +11,14 @@ the server's memory after the run.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 import numpy as np
@@ -78,21 +80,28 @@ def server_rss_mib(server: subprocess.Popen) -> float:
     return sum(process.memory_info().rss for process in tree) / 2**20
 
 
-def load_server(payloads: list[tuple[str, bytes]], workers: int, clients: tuple[int, ...]) -> dict:
-    """Start ``ser serve --workers N`` and run the payloads with each number of clients."""
+@contextlib.contextmanager
+def running_server(*options: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``ser serve`` with the committed model on a free local port, until the block ends: its URL and process."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     ser = str(Path(sys.executable).with_name("ser"))
-    server = subprocess.Popen([ser, "serve", "--port", str(port), "--workers", str(workers), "--log-level", "warning"],
+    server = subprocess.Popen([ser, "serve", "--port", str(port), "--log-level", "warning", *options],
                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_until_up(url, server)
-        run_load(url, payloads[:20], max(clients))  # warm-up, every worker
-        runs = {f"{n}_clients": run_load(url, payloads, n) for n in clients}
-        return {"workers": workers, **runs, "server_rss_mib": server_rss_mib(server)}
+        yield url, server
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def load_server(payloads: list[tuple[str, bytes]], workers: int, clients: tuple[int, ...]) -> dict:
+    """Start ``ser serve --workers N`` and run the payloads with each number of clients."""
+    with running_server("--workers", str(workers)) as (url, server):
+        run_load(url, payloads[:20], max(clients))  # warm-up, every worker
+        runs = {f"{n}_clients": run_load(url, payloads, n) for n in clients}
+        return {"workers": workers, **runs, "server_rss_mib": server_rss_mib(server)}
 
 
 def main() -> dict:

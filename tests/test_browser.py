@@ -17,15 +17,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from benchmarks.common import CHROMIUM, CHROMIUM_ARGS
 from ser.inference import Predictor
 from ser.params import ServeParams
 from ser.webapp import create_app
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic",
-]
 CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "ps", "sad")
 SHOWN = {"ps": "pleasant surprise"}
 TIMEOUT_MS = 15_000
