@@ -18,6 +18,10 @@ import soundfile as sf
 from ser.params import AudioParams
 
 
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".aifc", ".mp3", ".au", ".caf", ".w64"})
+"""File suffixes taken for audio when a folder is searched (lower case; libsndfile decodes them)."""
+
+
 class AudioError(ValueError):
     """Audio that cannot be used; the message names the file and the reason."""
 

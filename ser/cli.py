@@ -21,8 +21,6 @@ from pydantic import ValidationError
 
 from ser.params import ParamsError, ServeParams, describe_error
 
-PREDICT_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".aifc", ".mp3", ".au", ".caf", ".w64"})
-"""Files that ``ser predict DIR`` picks up in a directory (a file named on the command line is always tried)."""
 CHUNK = 256  # clips scored per model call
 EXIT_FAILED_FILES, EXIT_USAGE = 1, 2
 
@@ -37,7 +35,11 @@ def error(message: str) -> None:
 
 def expand_paths(arguments: Sequence[str]) -> tuple[list[Path], list[str], list[str]]:
     """Audio files named by ``arguments`` (files, directories searched recursively, glob patterns),
-    in order, without repeats; the problems found; and notes on files skipped in directories."""
+    in order, without repeats; the problems found; and notes on files skipped in directories.
+
+    A directory gives its files with an audio suffix; a file named on the command line is always tried."""
+    from ser.audio import AUDIO_SUFFIXES
+
     files: dict[Path, Path] = {}  # resolved path -> the path as the user spelled it
     problems, notes = [], []
 
@@ -49,8 +51,8 @@ def expand_paths(arguments: Sequence[str]) -> tuple[list[Path], list[str], list[
         path = Path(argument)
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file())
-            audio = [p for p in found if p.suffix.lower() in PREDICT_SUFFIXES]
-            if skipped := [p for p in found if p.suffix.lower() not in PREDICT_SUFFIXES]:
+            audio = [p for p in found if p.suffix.lower() in AUDIO_SUFFIXES]
+            if skipped := [p for p in found if p.suffix.lower() not in AUDIO_SUFFIXES]:
                 suffixes = ", ".join(sorted({p.suffix or "(no suffix)" for p in skipped}))
                 notes.append(f"{argument}: skipped {len(skipped)} file{'s' * (len(skipped) > 1)} without an audio suffix ({suffixes})")
             if not audio:

@@ -1,4 +1,4 @@
-"""Exploratory report of the fetched corpus: counts, durations, one example per emotion."""
+"""Exploratory report of the fetched corpora: counts by corpus, speaker and emotion, durations, rates, examples."""
 
 from __future__ import annotations
 
@@ -16,25 +16,35 @@ def example_files(manifest: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary_markdown(manifest: pd.DataFrame) -> str:
-    counts = pd.crosstab(manifest["emotion"], manifest["speaker"], margins=True, margins_name="total")
-    durations = manifest.groupby("speaker")["duration"].describe()[["mean", "min", "max"]].round(2)
-    formats = manifest.groupby(["format", "sample_rate", "channels"]).size().rename("clips").reset_index()
+    per_speaker = pd.crosstab([manifest["corpus"], manifest["speaker"]], manifest["emotion"], margins=True, margins_name="total")
+    per_corpus = pd.crosstab(manifest["corpus"], manifest["emotion"], margins=True, margins_name="total")
+    corpora = manifest.groupby("corpus").agg(
+        speakers=("speaker", "nunique"), texts=("text", "nunique"), clips=("file", "size"),
+        minutes=("duration", lambda d: round(d.sum() / 60, 1)),
+    )
+    durations = manifest.groupby("corpus")["duration"].describe()[["mean", "min", "50%", "max"]].round(2)
+    formats = manifest.groupby(["corpus", "format", "sample_rate", "channels"]).size().rename("clips").reset_index()
     return "\n".join([
         "# Corpus summary",
         "",
-        f"{len(manifest)} clips, {manifest['speaker'].nunique()} speakers, "
-        f"{manifest['word'].nunique()} words, {manifest['emotion'].nunique()} emotions, "
-        f"{manifest['duration'].sum() / 60:.1f} minutes of audio.",
+        f"{len(manifest)} clips from {manifest['corpus'].nunique()} corpora, {manifest['speaker'].nunique()} speakers, "
+        f"{manifest['emotion'].nunique()} emotions, {manifest['duration'].sum() / 60:.1f} minutes of audio.",
         "",
-        "## Clips per emotion and speaker",
+        corpora.to_markdown(),
         "",
-        counts.to_markdown(),
+        "## Clips per corpus and emotion",
         "",
-        "## Duration (s) per speaker",
+        per_corpus.to_markdown(),
+        "",
+        "## Clips per speaker and emotion",
+        "",
+        per_speaker.to_markdown(),
+        "",
+        "## Duration (s) per corpus",
         "",
         durations.to_markdown(),
         "",
-        "## Formats",
+        "## Formats and sample rates per corpus",
         "",
         formats.to_markdown(index=False),
         "",

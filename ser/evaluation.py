@@ -1,4 +1,10 @@
-"""Scores of trained models on their held-out test parts: per fold, and their mean."""
+"""Scores of the folds' models on their held-out test parts: overall, per corpus, per speaker, per fold.
+
+Every test clip is scored twice: as the fold's test part (``predicted``, with
+its speaker's own statistics under ``normalize: speaker``) and alone, the way
+``ser predict`` scores a clip of an unknown speaker (``served``, with the
+statistics saved with the model). ``serving_accuracy`` is the accuracy of the latter.
+"""
 
 from __future__ import annotations
 
@@ -17,16 +23,22 @@ from ser.split import TEST, TRAIN, VALIDATION
 ECE_BINS = 15
 
 
-def predictions_table(split: pd.DataFrame, probabilities: np.ndarray, classes: list[str], fold: str) -> pd.DataFrame:
-    """One row per test clip: fold, file, actual and predicted class, confidence, every class's probability."""
+def predictions_table(
+    split: pd.DataFrame, probabilities: np.ndarray, served: np.ndarray, classes: list[str], fold: str
+) -> pd.DataFrame:
+    """One row per test clip: fold, file, corpus, speaker, actual and predicted class, confidence,
+    the class predicted when the clip is served alone, and every class's probability."""
     test = split[split["part"] == TEST].reset_index(drop=True)
     best = probabilities.argmax(axis=1)
     table = pd.DataFrame({
         "fold": fold,
         "file": test["file"],
+        "corpus": test["corpus"],
+        "speaker": test["speaker"],
         "actual": test["emotion"],
         "predicted": np.asarray(classes)[best],
         "confidence": probabilities[np.arange(len(best)), best].round(6),
+        "served": np.asarray(classes)[served.argmax(axis=1)],
     })
     return pd.concat([table, pd.DataFrame(probabilities.round(6), columns=[f"p_{c}" for c in classes])], axis=1)
 
@@ -46,43 +58,49 @@ def _rounded(values) -> float:
     return round(float(values), 6)
 
 
-def score(predictions: pd.DataFrame, split: pd.DataFrame, classes: list[str]) -> dict:
-    """Accuracy, macro F1, expected calibration error and per-class precision/recall/F1 of one fold."""
-    parts = split["part"].value_counts()
+def score(predictions: pd.DataFrame, classes: list[str], detail: bool = True) -> dict:
+    """Accuracy, macro F1, ECE, lowest class recall and serving accuracy of a set of test clips, with
+    per-class precision, recall and F1 if ``detail``. Classes with no test clip are left out of
+    macro F1 and the lowest recall (a corpus without surprise is not scored on it)."""
     actual, predicted = predictions["actual"], predictions["predicted"]
-    precision, recall, f1, _ = precision_recall_fscore_support(actual, predicted, labels=classes, zero_division=0)
-    return {
-        "n_train": int(parts.get(TRAIN, 0)),
-        "n_val": int(parts.get(VALIDATION, 0)),
-        "n_test": int(parts.get(TEST, 0)),
+    present = [c for c in classes if (actual == c).any()]
+    precision, recall, f1, _ = precision_recall_fscore_support(actual, predicted, labels=present, zero_division=0)
+    scores = {
+        "n_test": int(len(predictions)),
         "accuracy": _rounded(accuracy_score(actual, predicted)),
         "macro_f1": _rounded(np.mean(f1)),
         "ece": _rounded(expected_calibration_error(predictions["confidence"], actual == predicted)),
         "min_recall": _rounded(np.min(recall)),
-        "precision": {c: _rounded(v) for c, v in zip(classes, precision)},
-        "recall": {c: _rounded(v) for c, v in zip(classes, recall)},
-        "f1": {c: _rounded(v) for c, v in zip(classes, f1)},
+        "serving_accuracy": _rounded(accuracy_score(actual, predictions["served"])),
     }
+    if detail:
+        scores.update({
+            "precision": {c: _rounded(v) for c, v in zip(present, precision)},
+            "recall": {c: _rounded(v) for c, v in zip(present, recall)},
+            "f1": {c: _rounded(v) for c, v in zip(present, f1)},
+        })
+    return scores
 
 
-def summarize(protocol: str, folds: dict[str, dict]) -> dict:
-    """The folds' mean accuracy, macro F1 and ECE (and serving accuracy, when scored), their lowest
-    class recall, and each fold in full."""
-    means = [key for key in ("accuracy", "macro_f1", "ece", "serving_accuracy") if all(key in f for f in folds.values())]
+def fold_score(predictions: pd.DataFrame, split: pd.DataFrame, classes: list[str]) -> dict:
+    """A fold's scores, with the sizes of its training and validation parts."""
+    parts = split["part"].value_counts()
+    return {"n_train": int(parts.get(TRAIN, 0)), "n_val": int(parts.get(VALIDATION, 0)), **score(predictions, classes)}
+
+
+def summarize(protocol: str, predictions: pd.DataFrame, folds: dict[str, dict], classes: list[str]) -> dict:
+    """Scores over all test clips of all folds, the mean accuracy over corpora, and the scores per
+    corpus, per speaker and per fold."""
+    by_corpus = {corpus: score(rows, classes) for corpus, rows in predictions.groupby("corpus", sort=True)}
     return {
         "protocol": protocol,
-        **{key: _rounded(np.mean([f[key] for f in folds.values()])) for key in means},
-        "min_recall": min(f["min_recall"] for f in folds.values()),
+        **score(predictions, classes, detail=False),
+        "corpus_mean_accuracy": _rounded(np.mean([s["accuracy"] for s in by_corpus.values()])),
+        "recall": score(predictions, classes)["recall"],
+        "by_corpus": by_corpus,
+        "by_speaker": {s: score(rows, classes, detail=False) for s, rows in predictions.groupby("speaker", sort=True)},
         "folds": folds,
     }
-
-
-def serving_accuracy(model, features: np.ndarray, test: pd.DataFrame, meta: dict) -> float:
-    """Accuracy on the test clips normalized with the model's reference statistics, one clip at a
-    time (as ``ser predict`` scores a clip of an unknown speaker), not with the test speaker's own."""
-    inputs = serving_inputs(features, test["valid_frames"], ModelParams(**meta["model"]), saved_reference_stats(meta))
-    predicted = np.asarray(meta["classes"])[model.predict(inputs, verbose=0).argmax(axis=1)]
-    return _rounded(accuracy_score(test["emotion"], predicted))
 
 
 def confident_mistakes(predictions: pd.DataFrame, top: int) -> pd.DataFrame:
@@ -98,16 +116,16 @@ def evaluate_model(model_dir: Path, features: np.ndarray, index: pd.DataFrame) -
 
     from ser import models  # noqa: F401 - registers the custom layers
 
-    split = pd.read_csv(model_dir / "split.csv")
+    split = pd.read_csv(model_dir / "split.csv", dtype=str)
     if not split["file"].equals(index["file"]):
         raise RuntimeError(f"{model_dir / 'split.csv'} does not match the features: rerun the train stage")
     meta = json.loads((model_dir / "meta.json").read_text())
+    params = ModelParams(**meta["model"])
     model = keras.models.load_model(model_dir / "model.keras")
-    inputs = model_inputs(features, index["valid_frames"], index["speaker"], ModelParams(**meta["model"]))
     test = (split["part"] == TEST).to_numpy()
+    inputs = model_inputs(features, index["valid_frames"], index["speaker"], params)
     probabilities = model.predict(inputs[test], verbose=0)
-    predictions = predictions_table(split, probabilities, meta["classes"], meta["fold"])
-    scores = score(predictions, split, meta["classes"])
-    if "reference_stats" in meta:
-        scores["serving_accuracy"] = serving_accuracy(model, features[test], index[test], meta)
-    return predictions, scores, meta
+    alone = serving_inputs(features[test], index["valid_frames"][test], params, saved_reference_stats(meta))
+    served = model.predict(alone, verbose=0)
+    predictions = predictions_table(split, probabilities, served, meta["classes"], meta["fold"])
+    return predictions, fold_score(predictions, split, meta["classes"]), meta

@@ -32,7 +32,7 @@ INDEX_FILE = "index.csv"
 AUGMENTED_FILE = "augmented.npy"
 AUGMENTED_INDEX_FILE = "augmented.csv"
 PARAMS_FILE = "params.json"
-INDEX_COLUMNS = ["file", "speaker", "word", "emotion", "valid_frames"]
+INDEX_COLUMNS = ["file", "corpus", "speaker", "text", "emotion", "valid_frames"]
 TOP_DB = 80.0  # librosa.power_to_db's defaults
 AMIN = 1e-10
 
@@ -102,9 +102,14 @@ def clip_features(source: AudioSource, audio: AudioParams, features: FeaturePara
 def load_features(feature_dir: Path) -> tuple[np.ndarray, pd.DataFrame, dict]:
     """Features, their index and the params that made them."""
     params = json.loads((feature_dir / PARAMS_FILE).read_text())
-    return np.load(feature_dir / FEATURES_FILE), pd.read_csv(feature_dir / INDEX_FILE), params
+    return np.load(feature_dir / FEATURES_FILE), read_index(feature_dir / INDEX_FILE), params
+
+
+def read_index(path: Path) -> pd.DataFrame:
+    """A clip index (speaker and text ids stay strings, e.g. ``ravdess/13``, ``01``)."""
+    return pd.read_csv(path, dtype={"corpus": str, "speaker": str, "text": str, "emotion": str})
 
 
 def load_augmented(feature_dir: Path) -> tuple[np.ndarray, pd.DataFrame]:
     """Augmented copies' features and their index (``source`` = row of the original clip)."""
-    return np.load(feature_dir / AUGMENTED_FILE), pd.read_csv(feature_dir / AUGMENTED_INDEX_FILE)
+    return np.load(feature_dir / AUGMENTED_FILE), read_index(feature_dir / AUGMENTED_INDEX_FILE)

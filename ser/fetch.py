@@ -1,7 +1,9 @@
-"""Bring a corpus into ``data/raw``: from a directory, a zip archive or an http(s) URL.
+"""Bring one corpus into ``data/raw/<corpus>``: from a directory, a zip archive, an http(s) URL or a CSV.
 
-Every file found is either copied and listed in the manifest or listed in the
-rejected table with its reason; none is dropped silently.
+Its recipe (:mod:`ser.corpora`) labels each file; every file found is either
+copied and listed in the corpus's manifest or listed in its rejected table
+with the reason, none is dropped silently. The same audio found twice (by
+sha256) is listed as a copy and kept once.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import tempfile
 import urllib.request
 import zipfile
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -22,13 +24,18 @@ import soundfile as sf
 from tqdm import tqdm
 
 from ser.audio import require_finite
-from ser.labels import AUDIO_EXTENSIONS, LabelError, parse_label
+from ser.corpora import Entry, LabelError, Recipe, recipes
+from ser.params import SourceParams
 
+MANIFEST_FILE = "manifest.csv"
+REJECTED_FILE = "rejected.csv"
+AUDIO_DIR = "audio"
 MANIFEST_COLUMNS = [
-    "file", "source", "speaker", "word", "emotion", "format", "subtype",
+    "file", "source", "corpus", "speaker", "text", "label", "format", "subtype",
     "sample_rate", "channels", "frames", "duration", "sha256",
 ]
-REJECTED_COLUMNS = ["source", "reason", "counts_as_rejected"]
+"""``file``: path under the corpus's folder; ``source``: path in the source; ``label``: the emotion as the corpus names it."""
+REJECTED_COLUMNS = ["file", "corpus", "recipe", "reason", "counts_as_rejected"]
 CHUNK = 1 << 20
 
 
@@ -52,7 +59,7 @@ def sha256_of(path: Path) -> str:
 
 def _verify_sha256(path: Path, expected: str) -> None:
     if expected and sha256_of(path) != expected.lower():
-        raise FetchError(f"{path}: sha256 does not match data.sha256={expected}")
+        raise FetchError(f"{path}: sha256 does not match the source's sha256={expected}")
 
 
 def download(url: str, target: Path) -> Path:
@@ -70,18 +77,18 @@ def download(url: str, target: Path) -> Path:
 
 
 @contextmanager
-def source_directory(source: str, sha256: str = "") -> Iterator[Path]:
-    """Yield a directory holding the corpus named by ``source`` (dir, zip or URL of a zip)."""
+def source_location(source: str, sha256: str = "") -> Iterator[Path]:
+    """Yield the directory (or, for a CSV, the file) holding the corpus named by ``source``."""
     if source.startswith(("http://", "https://")):
         with tempfile.TemporaryDirectory(prefix="ser-fetch-") as tmp:
             archive = download(source, Path(tmp) / "corpus.zip")
-            with source_directory(str(archive), sha256) as root:
+            with source_location(str(archive), sha256) as root:
                 yield root
         return
     path = Path(source)
-    if path.is_dir():
+    if path.is_dir() or (path.is_file() and path.suffix.lower() == ".csv"):
         if sha256:
-            raise FetchError(f"{source}: data.sha256 applies to a zip or URL, not to a directory")
+            raise FetchError(f"{source}: sha256 applies to a zip or URL, not to a directory or CSV")
         yield path
     elif path.is_file() and zipfile.is_zipfile(path):
         _verify_sha256(path, sha256)
@@ -89,9 +96,9 @@ def source_directory(source: str, sha256: str = "") -> Iterator[Path]:
             archive.extractall(tmp)
             yield Path(tmp)
     elif path.exists():
-        raise FetchError(f"{source}: data.source is neither a directory nor a zip archive")
+        raise FetchError(f"{source}: the source is neither a directory, a zip archive nor a CSV")
     else:
-        raise FetchError(f"{source}: data.source does not exist")
+        raise FetchError(f"{source}: the source does not exist")
 
 
 def truncation_reason(path: Path) -> str | None:
@@ -144,67 +151,79 @@ def inspect_audio(path: Path) -> dict:
     return described
 
 
-def _describe_file(path: Path) -> dict:
-    if path.suffix.lower() not in AUDIO_EXTENSIONS:
-        raise ValueError(f"not an audio file extension ({path.suffix or 'none'})")
-    label = parse_label(path)
-    return {**asdict(label), **inspect_audio(path)}
+def _relative(path: Path, root: Path) -> str:
+    """``path`` under the source's folder, as the manifest and the rejected list name it."""
+    base = root if root.is_dir() else root.parent
+    try:
+        return path.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
-def collect(root: Path, raw_dir: Path) -> FetchResult:
-    """Copy every usable audio file under ``root`` to ``raw_dir/audio`` and describe all files."""
-    files = sorted(p for p in root.rglob("*") if p.is_file())
+def collect(root: Path, recipe: Recipe, corpus: str, out_dir: Path) -> FetchResult:
+    """Copy every usable, labelled audio file of ``root`` to ``out_dir/audio`` and describe all files."""
     rows, rejected, seen = [], [], {}
-    for path in tqdm(files, desc="fetch", unit="file"):
-        source = path.relative_to(root).as_posix()
+
+    def reject(source: str, reason: str, counts: bool = True) -> None:
+        rejected.append({"file": source, "corpus": corpus, "recipe": recipe.name, "reason": reason, "counts_as_rejected": counts})
+
+    entries: list[Entry] = list(recipe.entries(root))
+    for entry in tqdm(entries, desc=f"fetch {corpus}", unit="file"):
+        source = _relative(entry.path, root)
+        if entry.label is None:
+            reject(source, entry.reason, entry.counts_as_rejected)
+            continue
         try:
-            row = _describe_file(path)
-        except (LabelError, ValueError) as exc:
-            reason = str(exc).removeprefix(f"{path}: ")
-            rejected.append({"source": source, "reason": reason, "counts_as_rejected": True})
+            described = inspect_audio(entry.path)
+        except ValueError as exc:
+            reject(source, str(exc).removeprefix(f"{entry.path}: "))
             continue
-        row["sha256"] = sha256_of(path)
-        key = (row["speaker"], row["word"], row["emotion"])
-        if key in seen:
-            first = seen[key]
-            same = first["sha256"] == row["sha256"]
-            reason = f"{'identical copy' if same else 'same label, different audio'} of {first['source']}"
-            rejected.append({"source": source, "reason": reason, "counts_as_rejected": not same})
+        sha256 = sha256_of(entry.path)
+        if sha256 in seen:
+            reject(source, f"identical copy of {seen[sha256]}", counts=False)
             continue
-        row["source"] = source
-        row["file"] = f"audio/{source}"
-        seen[key] = row
-        target = raw_dir / row["file"]
+        seen[sha256] = source
+        name = entry.corpus or corpus
+        file = f"{AUDIO_DIR}/{source}"
+        rows.append({
+            "file": file, "source": source, "corpus": name, "speaker": f"{name}/{entry.label.speaker}",
+            "text": entry.label.text, "label": entry.label.emotion, **described, "sha256": sha256,
+        })
+        target = out_dir / file
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
-        rows.append(row)
+        shutil.copyfile(entry.path, target)
     return FetchResult(
         pd.DataFrame(rows, columns=MANIFEST_COLUMNS),
         pd.DataFrame(rejected, columns=REJECTED_COLUMNS),
     )
 
 
-def check_rejected(result: FetchResult, max_fraction: float) -> None:
-    """Fail when more than ``max_fraction`` of the files were rejected (identical copies aside)."""
+def check_rejected(result: FetchResult, max_fraction: float, corpus: str) -> None:
+    """Fail when more than ``max_fraction`` of the files were rejected (copies and files left aside on purpose aside)."""
     bad = int(result.rejected["counts_as_rejected"].sum())
     total = len(result.manifest) + bad
     if total == 0:
-        raise FetchError("no audio files found in data.source")
+        raise FetchError(f"{corpus}: no audio files found in the source")
     if result.manifest.empty:
-        raise FetchError(f"no usable audio in data.source: all {total} file(s) rejected")
+        raise FetchError(f"{corpus}: no usable audio in the source: all {total} file(s) rejected")
     if bad / total > max_fraction:
         raise FetchError(
-            f"{bad} of {total} files rejected ({bad / total:.1%}), more than "
+            f"{corpus}: {bad} of {total} files rejected ({bad / total:.1%}), more than "
             f"data.max_rejected_fraction={max_fraction}; see the rejected list for each reason"
         )
 
 
-def fetch(source: str, raw_dir: Path, sha256: str = "") -> FetchResult:
-    """Fetch ``source`` into a fresh ``raw_dir`` and write ``raw_dir/manifest.csv``."""
-    if raw_dir.exists():
-        shutil.rmtree(raw_dir)
-    raw_dir.mkdir(parents=True)
-    with source_directory(source, sha256) as root:
-        result = collect(root, raw_dir)
-    result.manifest.to_csv(raw_dir / "manifest.csv", index=False)
+def fetch(corpus: str, source: SourceParams, out_dir: Path) -> FetchResult:
+    """Fetch one corpus into a fresh ``out_dir``; write its ``manifest.csv`` and ``rejected.csv`` there."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    recipe = recipes()[source.recipe]
+    with source_location(source.source, source.sha256) as root:
+        try:
+            result = collect(root, recipe, corpus, out_dir)
+        except LabelError as exc:  # the source as a whole cannot be read (e.g. a CSV without its columns)
+            raise FetchError(str(exc)) from None
+    result.manifest.to_csv(out_dir / MANIFEST_FILE, index=False)
+    result.rejected.to_csv(out_dir / REJECTED_FILE, index=False)
     return result

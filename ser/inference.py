@@ -171,16 +171,19 @@ def load_meta(model_dir: Path) -> dict:
 
 
 def scored_metrics(model_dir: Path, fold: str | None) -> dict | None:
-    """The evaluate stage's scores of the model in ``model_dir`` (its fold), if they are there."""
-    path = Path(model_dir).resolve().parent / METRICS_FILE
-    if not path.is_file():
+    """The evaluate stage's scores, if they are there: of the model's own fold, or, for the deployable
+    model (trained on all the data), over the test parts of all folds, with each corpus's accuracy."""
+    model_dir = Path(model_dir).resolve()
+    path = next((d / METRICS_FILE for d in (model_dir.parent, *model_dir.parents[2:3]) if (d / METRICS_FILE).is_file()), None)
+    if path is None:
         return None
     metrics = json.loads(path.read_text())
-    scores = metrics.get("folds", {}).get(fold)
-    if scores is None:
-        return None
-    keys = ("n_test", "accuracy", "macro_f1", "ece", "serving_accuracy", "recall")
-    return {"file": os.path.relpath(path), "protocol": metrics.get("protocol"), **{k: scores[k] for k in keys if k in scores}}
+    scores = metrics.get("folds", {}).get(fold, metrics)
+    keys = ("n_test", "accuracy", "macro_f1", "ece", "min_recall", "serving_accuracy", "recall")
+    found = {k: scores[k] for k in keys if k in scores}
+    if scores is metrics and "by_corpus" in metrics:
+        found["corpus_accuracy"] = {corpus: s["accuracy"] for corpus, s in metrics["by_corpus"].items()}
+    return {"file": os.path.relpath(path), "protocol": metrics.get("protocol"), "fold": fold if scores is not metrics else "all folds", **found} if found else None
 
 
 def saved_reference_stats(meta: dict) -> Stats | None:
@@ -274,6 +277,7 @@ class Predictor:
             "arch": self.params.arch,
             "fold": self.meta.get("fold"),
             "classes": list(self.classes),
+            "trained_on": self.meta.get("trained_on"),
             "window_s": self.audio.duration,
             "params": {key: self.meta[key] for key in ("audio", "features", "split", "model", "train") if key in self.meta},
             "metrics": scored_metrics(self.model_dir, self.meta.get("fold")),

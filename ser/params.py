@@ -6,6 +6,7 @@ out-of-range value stops the pipeline with a message naming the key.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -13,7 +14,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 RESAMPLERS = ("soxr_vhq", "soxr_hq", "soxr_mq", "soxr_lq", "soxr_qq", "polyphase", "fft", "scipy")
-PROTOCOLS = ("random", "speaker", "word")
+PROTOCOLS = ("speaker", "corpus", "text", "random")
+RECIPES = ("tess", "ravdess", "emovo", "cremad", "savee", "emodb", "csv")
+"""The corpus recipes of :mod:`ser.corpora`, by name."""
+NAME = r"^[a-z][a-z0-9_]*$"
+"""Corpus and class names: lower case, digits and underscores (they name folders and columns)."""
 ARCHS = ("seed_lstm", "cnn1d", "bigru")
 FEATURE_KINDS = ("mfcc", "logmel")
 NORMALIZATIONS = ("none", "utterance", "speaker")
@@ -28,10 +33,33 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-class DataParams(_Section):
-    source: str = Field(min_length=1, description="directory, .zip file or http(s) URL of a zip")
+class SourceParams(_Section):
+    recipe: Literal[RECIPES]  # type: ignore[valid-type]
+    source: str = Field(min_length=1, description="directory, .zip file, http(s) URL of a zip, or a CSV (recipe csv)")
     sha256: str = Field("", pattern=r"^([0-9a-fA-F]{64})?$", description="expected sha256 of a zip")
+    map: dict[str, str | None] = Field(
+        default_factory=dict, description="the corpus's emotion names -> a class of data.emotions, or null to leave out"
+    )
+
+
+class DataParams(_Section):
+    sources: dict[str, SourceParams] = Field(min_length=1, description="corpora by name, in this order")
+    emotions: list[str] = Field(min_length=2, max_length=64, description="the classes, in the models' output order")
     max_rejected_fraction: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _names_and_mappings(self) -> DataParams:
+        for kind, names in (("source", list(self.sources)), ("emotion", self.emotions)):
+            if bad := [name for name in names if not re.match(NAME, name)]:
+                raise ValueError(f"{kind} names must be lower case letters, digits and _, starting with a letter: {bad}")
+        if len(set(self.emotions)) != len(self.emotions):
+            raise ValueError(f"emotions must not repeat, got {self.emotions}")
+        for name, source in self.sources.items():
+            if wrong := {label: target for label, target in source.map.items() if target is not None and target not in self.emotions}:
+                raise ValueError(
+                    f"sources.{name}.map maps onto classes not in data.emotions: {wrong} (emotions: {', '.join(self.emotions)})"
+                )
+        return self
 
 
 class AudioParams(_Section):
@@ -106,7 +134,8 @@ class FeaturizeParams(_Section):
 
 class SplitParams(_Section):
     protocol: Literal[PROTOCOLS]  # type: ignore[valid-type]
-    test_speaker: str = Field(min_length=1)
+    folds: int = Field(ge=2, le=1000, description="speaker: folds of whole speakers, each tested once")
+    train_corpora: list[str] = Field(max_length=1000, description="corpus: train on these only; [] = leave one corpus out")
     test_fraction: float = Field(gt=0, lt=1)
     validation_fraction: float = Field(gt=0, lt=1)
     seed: int = Field(ge=0, le=MAX_SEED)

@@ -25,14 +25,14 @@ def _save(fig: plt.Figure, path: Path) -> None:
 
 def plot_counts(manifest: pd.DataFrame, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4))
-    sns.countplot(data=manifest, x="emotion", hue="speaker", ax=ax)
-    ax.set_title("Clips per emotion and speaker")
+    sns.countplot(data=manifest.sort_values("emotion"), x="emotion", hue="corpus", ax=ax)
+    ax.set_title("Clips per emotion and corpus")
     _save(fig, path)
 
 
 def plot_durations(manifest: pd.DataFrame, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4))
-    sns.histplot(data=manifest, x="duration", hue="speaker", bins=40, ax=ax)
+    sns.histplot(data=manifest, x="duration", hue="corpus", bins=60, ax=ax)
     ax.set_xlabel("duration (s)")
     ax.set_title("Clip durations")
     _save(fig, path)

@@ -1,20 +1,29 @@
-"""Train / validation / test splits under three protocols.
+"""Evaluation folds over all corpora: which clips each fold trains, validates and tests on.
 
-- ``random``: stratified by emotion; the same speaker and word appear on both sides.
-- ``speaker``: test on ``test_speaker``, train on the other speaker(s).
-- ``word``: hold out ``test_fraction`` of the words, for every speaker and emotion.
+Protocols (``split.protocol``):
 
-The test part is chosen first; validation is carved from what remains, so the
-test part never reaches training or model selection. Under ``speaker`` and
-``word`` validation holds out whole words of the training part, so model
-selection is scored on words (and, for ``speaker``, only the speaker) it did
-not train on; under ``random`` it is a stratified share of clips.
+- ``speaker``: the speakers of every corpus are dealt into ``split.folds`` folds
+  of whole speakers, balanced by corpus; each fold tests on its speakers and
+  trains on everyone else, so every speaker is tested exactly once.
+- ``corpus``: a fold per held-out corpus. With ``split.train_corpora`` empty,
+  each corpus is tested on a model trained on all the others; otherwise the
+  models train on the named corpora only and each other corpus is tested.
+- ``text``: about ``split.test_fraction`` of each corpus's texts (words or
+  sentences) are held out, for every speaker.
+- ``random``: a share of clips, stratified by corpus and emotion (the same
+  speakers and texts on both sides: no measure of new voices).
 
-:func:`fold_parts` gives every evaluation fold: one per held-out speaker for
-``speaker`` (the one named by ``test_speaker`` first), else just one.
+The test part is chosen first; validation (early stopping, learning-rate
+schedule) is carved from the training part only: about
+``split.validation_fraction`` of the training speakers of each corpus, or of
+the texts when a fold trains on a single speaker, or of the clips for
+``random``. Clips a fold does not use (other corpora, under ``corpus`` with
+``train_corpora``) are ``unused``. Everything is deterministic under ``split.seed``.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -22,70 +31,126 @@ from sklearn.model_selection import train_test_split
 
 from ser.params import ParamsError, SplitParams
 
-TRAIN, VALIDATION, TEST = "train", "val", "test"
+TRAIN, VALIDATION, TEST, UNUSED = "train", "val", "test", "unused"
 
 
-def _test_mask(index: pd.DataFrame, split: SplitParams) -> np.ndarray:
-    if split.protocol == "speaker":
-        speakers = sorted(index["speaker"].unique())
-        if split.test_speaker not in speakers:
-            raise ParamsError(
-                f"split.test_speaker: {split.test_speaker!r} is not in the data "
-                f"(speakers: {', '.join(speakers)})"
-            )
-        if len(speakers) < 2:
-            raise ParamsError("split.protocol: 'speaker' needs at least two speakers in the data")
-        return (index["speaker"] == split.test_speaker).to_numpy()
-    if split.protocol == "word":
-        return _held_out_words(index, split.test_fraction, split.seed, "split.test_fraction")
+def _share(fraction: float, count: int) -> int:
+    """``fraction`` of ``count``, rounded half up."""
+    return math.floor(fraction * count + 0.5)
+
+
+def speaker_folds(index: pd.DataFrame, folds: int, seed: int) -> list[list[str]]:
+    """The speakers of each fold: each corpus's speakers shuffled, then dealt in turn across folds."""
+    speakers = index[["corpus", "speaker"]].drop_duplicates().sort_values(["corpus", "speaker"])
+    if folds > len(speakers):
+        raise ParamsError(f"split.folds: {folds} folds need at least {folds} speakers, the data has {len(speakers)}")
+    rng = np.random.default_rng(seed)
+    dealt: list[list[str]] = [[] for _ in range(folds)]
+    turn = 0
+    for _, group in speakers.groupby("corpus", sort=True):
+        for speaker in rng.permutation(group["speaker"].to_numpy()):
+            dealt[turn % folds].append(str(speaker))
+            turn += 1
+    return [sorted(fold) for fold in dealt]
+
+
+def held_out_texts(index: pd.DataFrame, fraction: float, seed: int, key: str) -> np.ndarray:
+    """Mask of the rows whose text is among about ``fraction`` of its corpus's texts (at least one
+    for a corpus with two texts or more, none for a corpus with a single text)."""
     mask = np.zeros(len(index), dtype=bool)
-    labels = index["emotion"].to_numpy()
-    mask[_stratified_holdout(np.arange(len(index)), labels, split.test_fraction, split.seed, "split.test_fraction")] = True
+    rng = np.random.default_rng(seed)
+    for corpus, rows in index.groupby("corpus", sort=True):
+        texts = np.array(sorted(rows["text"].unique()))
+        count = max(1, _share(fraction, len(texts))) if len(texts) > 1 else 0
+        if count >= len(texts) > 1:
+            raise ParamsError(f"{key}: {fraction} of {corpus}'s {len(texts)} texts leaves none for training")
+        held_out = rng.permutation(texts)[:count]
+        mask[rows.index[rows["text"].isin(held_out)].to_numpy()] = True
+    if not mask.any():
+        raise ParamsError(f"{key}: no corpus has two texts or more to hold some out")
     return mask
-
-
-def _held_out_words(index: pd.DataFrame, fraction: float, seed: int, key: str) -> np.ndarray:
-    """Mask of the rows whose word is among about ``fraction`` of the words (at least one)."""
-    words = np.array(sorted(index["word"].unique()))
-    n_held_out = max(1, int(round(fraction * len(words))))
-    if n_held_out >= len(words):
-        raise ParamsError(f"{key}: {fraction} of {len(words)} word(s) leaves none for training")
-    held_out = np.random.default_rng(seed).permutation(words)[:n_held_out]
-    return index["word"].isin(held_out).to_numpy()
 
 
 def _stratified_holdout(rows: np.ndarray, labels: np.ndarray, fraction: float, seed: int, key: str) -> np.ndarray:
     """About ``fraction`` of ``rows``, stratified by label, and at least one row per label."""
     n_labels = len(np.unique(labels))
-    size = max(n_labels, int(round(fraction * len(rows))))
+    size = max(n_labels, _share(fraction, len(rows)))
     if len(rows) - size < n_labels:
-        raise ParamsError(f"{key}: {len(rows)} clips are too few to hold out {fraction} of them stratified by emotion")
+        raise ParamsError(f"{key}: {len(rows)} clips are too few to hold out {fraction} of them stratified by corpus and emotion")
     return train_test_split(rows, test_size=size, stratify=labels, random_state=seed)[1]
 
 
-def assign_parts(index: pd.DataFrame, split: SplitParams) -> np.ndarray:
-    """One of ``train``/``val``/``test`` for every row of ``index``, deterministic under ``split.seed``."""
-    parts = np.full(len(index), TRAIN, dtype=object)
-    test = _test_mask(index, split)
-    parts[test] = TEST
-    rest = np.flatnonzero(~test)
+def _strata(index: pd.DataFrame) -> np.ndarray:
+    return (index["corpus"] + "|" + index["emotion"]).to_numpy()
+
+
+def validation_speakers(index: pd.DataFrame, fraction: float, seed: int) -> list[str]:
+    """About ``fraction`` of each corpus's speakers in ``index`` (at least one in all)."""
+    rng = np.random.default_rng(seed)
+    chosen, largest = [], []
+    for _, group in index[["corpus", "speaker"]].drop_duplicates().groupby("corpus", sort=True):
+        shuffled = list(rng.permutation(np.sort(group["speaker"].to_numpy())))
+        chosen.extend(shuffled[: _share(fraction, len(shuffled))])
+        largest = max(largest, shuffled, key=len)
+    return [str(s) for s in chosen or largest[:1]]
+
+
+def _validation_mask(pool: pd.DataFrame, split: SplitParams) -> np.ndarray:
+    """Which rows of the training ``pool`` validate (see the module docstring)."""
+    key = "split.validation_fraction"
     if split.protocol == "random":
-        labels = index["emotion"].to_numpy()[rest]
-        held_out = _stratified_holdout(rest, labels, split.validation_fraction, split.seed, "split.validation_fraction")
-    else:
-        remaining = index.iloc[rest]
-        held_out = rest[_held_out_words(remaining, split.validation_fraction, split.seed, "split.validation_fraction")]
-    parts[held_out] = VALIDATION
+        mask = np.zeros(len(pool), dtype=bool)
+        mask[_stratified_holdout(np.arange(len(pool)), _strata(pool), split.validation_fraction, split.seed, key)] = True
+        return mask
+    if split.protocol == "text" or pool["speaker"].nunique() < 2:
+        return held_out_texts(pool.reset_index(drop=True), split.validation_fraction, split.seed, key)
+    return pool["speaker"].isin(validation_speakers(pool, split.validation_fraction, split.seed)).to_numpy()
+
+
+def assign_parts(index: pd.DataFrame, test: np.ndarray, pool: np.ndarray, split: SplitParams) -> np.ndarray:
+    """``train``/``val``/``test``/``unused`` for every row: ``test`` rows test, the ``pool`` rows
+    (never test rows) train or validate."""
+    pool = np.asarray(pool) & ~np.asarray(test)
+    if not pool.any():
+        raise ParamsError(f"split.protocol: {split.protocol!r} leaves no clips to train on")
+    parts = np.full(len(index), UNUSED, dtype=object)
+    parts[test] = TEST
+    rows = np.flatnonzero(pool)
+    validation = _validation_mask(index.iloc[rows], split)
+    parts[rows] = np.where(validation, VALIDATION, TRAIN)
     return parts
 
 
+def _corpus_tests(index: pd.DataFrame, split: SplitParams) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    corpora = sorted(index["corpus"].unique())
+    if unknown := sorted(set(split.train_corpora) - set(corpora)):
+        raise ParamsError(f"split.train_corpora: {', '.join(unknown)} not in the data (corpora: {', '.join(corpora)})")
+    training = set(split.train_corpora)
+    tested = [c for c in corpora if c not in training]
+    if len(corpora) < 2 or not tested:
+        raise ParamsError(f"split.protocol: 'corpus' needs a corpus to test and another to train on (corpora: {', '.join(corpora)})")
+    in_training = index["corpus"].isin(training).to_numpy() if training else np.ones(len(index), dtype=bool)
+    return {f"test_{c}": ((test := (index["corpus"] == c).to_numpy()), in_training & ~test) for c in tested}
+
+
+def fold_tests(index: pd.DataFrame, split: SplitParams) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every fold's test rows and the rows its model may train or validate on, by fold name."""
+    everyone = np.ones(len(index), dtype=bool)
+    if split.protocol == "speaker":
+        if index["speaker"].nunique() < 2:
+            raise ParamsError("split.protocol: 'speaker' needs at least two speakers in the data")
+        folds = speaker_folds(index, split.folds, split.seed)
+        return {f"fold{k}": (index["speaker"].isin(speakers).to_numpy(), everyone) for k, speakers in enumerate(folds, 1)}
+    if split.protocol == "corpus":
+        return _corpus_tests(index, split)
+    if split.protocol == "text":
+        return {"text": (held_out_texts(index, split.test_fraction, split.seed, "split.test_fraction"), everyone)}
+    test = np.zeros(len(index), dtype=bool)
+    test[_stratified_holdout(np.arange(len(index)), _strata(index), split.test_fraction, split.seed, "split.test_fraction")] = True
+    return {"random": (test, everyone)}
+
+
 def fold_parts(index: pd.DataFrame, split: SplitParams) -> dict[str, np.ndarray]:
-    """Parts of every evaluation fold by name; the first is the one ``split`` names (the deployable model)."""
-    first = assign_parts(index, split)
-    if split.protocol != "speaker":
-        return {split.protocol: first}
-    others = sorted(set(index["speaker"]) - {split.test_speaker})
-    folds = {f"test_{split.test_speaker}": first}
-    for speaker in others:
-        folds[f"test_{speaker}"] = assign_parts(index, split.model_copy(update={"test_speaker": speaker}))
-    return folds
+    """The parts of every evaluation fold, by fold name, in order."""
+    index = index.reset_index(drop=True)
+    return {fold: assign_parts(index, test, pool, split) for fold, (test, pool) in fold_tests(index, split).items()}

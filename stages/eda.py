@@ -8,12 +8,13 @@ from ser.eda import write_report
 from ser.params import load_params
 
 RAW_DIR = Path("data/raw")
+MANIFEST = Path("data/manifest.csv")
 OUT_DIR = Path("reports/eda")
 
 
 def main() -> None:
     load_params()
-    write_report(pd.read_csv(RAW_DIR / "manifest.csv"), RAW_DIR, OUT_DIR)
+    write_report(pd.read_csv(MANIFEST, dtype={"speaker": str, "text": str}), RAW_DIR, OUT_DIR)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,13 @@ from ser.featurize import Settings, featurize_corpus
 from ser.params import load_params
 
 RAW_DIR = Path("data/raw")
+MANIFEST = Path("data/manifest.csv")
 OUT_DIR = Path("data/features")
 
 
 def main() -> None:
     params = load_params()
-    manifest = pd.read_csv(RAW_DIR / "manifest.csv")
+    manifest = pd.read_csv(MANIFEST, dtype=str)
     settings = Settings(params.audio, params.features, params.augment)
     print(featurize_corpus(manifest, RAW_DIR, OUT_DIR, settings, params.featurize))
 

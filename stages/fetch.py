@@ -1,22 +1,23 @@
-"""Stage fetch: copy the corpus named by ``data.source`` into data/raw with a manifest."""
+"""Stage fetch@<corpus>: copy one corpus of ``data.sources`` into data/raw/<corpus> with its manifest."""
 
+import sys
 from pathlib import Path
 
-from ser.fetch import check_rejected, fetch
-from ser.params import load_params
+from ser.fetch import REJECTED_FILE, check_rejected, fetch
+from ser.params import ParamsError, load_params
 
 RAW_DIR = Path("data/raw")
-REJECTED = Path("reports/fetch/rejected.csv")
 
 
-def main() -> None:
+def main(corpus: str) -> None:
     data = load_params().data
-    result = fetch(data.source, RAW_DIR, data.sha256)
-    REJECTED.parent.mkdir(parents=True, exist_ok=True)
-    result.rejected.to_csv(REJECTED, index=False)
-    print(f"fetched {len(result.manifest)} clips, rejected {len(result.rejected)} files (see {REJECTED})")
-    check_rejected(result, data.max_rejected_fraction)
+    if corpus not in data.sources:
+        raise ParamsError(f"data.sources: no corpus {corpus!r} (corpora: {', '.join(data.sources)})")
+    result = fetch(corpus, data.sources[corpus], RAW_DIR / corpus)
+    print(f"{corpus}: fetched {len(result.manifest)} clips, rejected {len(result.rejected)} files "
+          f"(see {RAW_DIR / corpus / REJECTED_FILE})")
+    check_rejected(result, data.max_rejected_fraction, corpus)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1])

@@ -1,24 +1,22 @@
-"""Stage train: one model per evaluation fold; the first fold's is the deployable model.
+"""Stage train: a model per evaluation fold (``models/folds/<fold>``), then the deployable model.
 
-Under the speaker protocol a model is trained for every held-out speaker; the
-one that holds out ``split.test_speaker`` goes to ``models/``, the others to
-``models/cross/<fold>/``.
+The deployable model (``models/``) learns from all the data, as users want it:
+with no clips left to validate on, it trains for the folds' median best epoch.
 """
 
 import json
 from pathlib import Path
 
+import numpy as np
+
 from ser.features import load_augmented, load_features
 from ser.params import load_params
-from ser.split import fold_parts
+from ser.split import TRAIN, fold_parts
 
 FEATURE_DIR = Path("data/features")
 MODEL_DIR = Path("models")
 REPORT_DIR = Path("reports/train")
-
-
-def fold_model_dir(fold_number: int, fold: str) -> Path:
-    return MODEL_DIR if fold_number == 0 else MODEL_DIR / "cross" / fold
+DEPLOYABLE = "all"
 
 
 def main() -> None:
@@ -29,16 +27,24 @@ def main() -> None:
 
     from ser import plots, training  # TensorFlow loads only once the inputs are known to be valid
 
-    summary = {}
-    meta = {**feature_params, **params.model_dump(include={"split", "model", "train"})}
-    for number, (fold, parts) in enumerate(folds.items()):
-        data = training.fold_data(features, index, augmented, parts, params.model)
-        model, history = training.train_model(data, params.model, params.train, REPORT_DIR / "live" / fold)
+    classes = params.data.emotions
+    meta = {**feature_params, **params.model_dump(include={"split", "model", "train"}), "classes": classes}
+
+    def fit(name: str, parts: np.ndarray, model_dir: Path, epochs: int | None = None) -> tuple[dict, int]:
+        data = training.fold_data(features, index, augmented, parts, params.model, classes)
+        model, history = training.train_model(data, params.model, params.train, REPORT_DIR / "live" / name, epochs=epochs)
         stats = training.reference_stats(features, index, parts, params.model)
-        training.save_model(fold_model_dir(number, fold), model, index, parts, {**meta, "fold": fold}, stats)
-        plots.plot_history(history, REPORT_DIR / "curves" / f"{fold}.png", title=fold)
-        summary[fold] = training.history_summary(history, n_fit=len(data.fit_x))
-    (REPORT_DIR / "metrics.json").write_text(json.dumps(training.mean_summary(summary), indent=2) + "\n")
+        training.save_model(model_dir, model, index, parts, {**meta, "fold": name, "folds": list(folds)}, stats)
+        plots.plot_history(history, REPORT_DIR / "curves" / f"{name}.png", title=name)
+        return history, len(data.fit_x)
+
+    summary = {}
+    for fold, parts in folds.items():
+        summary[fold] = training.history_summary(*fit(fold, parts, MODEL_DIR / "folds" / fold))
+    epochs = training.deployable_epochs(summary)
+    fit(DEPLOYABLE, np.full(len(index), TRAIN, dtype=object), MODEL_DIR, epochs)
+    metrics = {**training.mean_summary(summary), "deployable_epochs": epochs}
+    (REPORT_DIR / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,18 +1,21 @@
 "use strict";
 // The page of `ser serve`: upload or record a clip, POST it to /api/predict, draw the answer.
 const $ = (id) => document.getElementById(id);
-const LABELS = { ps: "pleasant surprise" };
-const label = (name) => LABELS[name] || name;
 const percent = (p) => `${(100 * p).toFixed(1)}%`;
 
 async function showModel() {
   const response = await fetch("/api/model");
   const model = await response.json();
   const m = model.metrics;
-  let text = `Model: ${model.arch} (${model.fold || "?"}), classes: ${model.classes.map(label).join(", ")}.`;
+  let text = `Model: ${model.arch}, classes: ${model.classes.join(", ")}.`;
+  const seen = model.trained_on;
+  if (seen) {
+    const corpora = Object.entries(seen.corpora).map(([name, clips]) => `${name} (${clips} clips)`).join(", ");
+    text += ` Trained on ${seen.speakers} speakers of ${corpora}.`;
+  }
   if (m) {
-    text += ` Test accuracy on a held-out speaker: ${percent(m.accuracy)}`;
-    if (m.serving_accuracy !== undefined) text += ` (${percent(m.serving_accuracy)} on clips scored one at a time, as here)`;
+    text += ` On speakers it never heard (${m.protocol} protocol, ${m.fold}): ${percent(m.accuracy)} accurate`;
+    if (m.serving_accuracy !== undefined) text += `, ${percent(m.serving_accuracy)} on clips scored one at a time, as here`;
     text += ".";
   }
   $("model-info").textContent = text;
@@ -49,7 +52,7 @@ async function predict(blob, name) {
 
 function render(result) {
   $("result").hidden = false;
-  $("emotion").textContent = label(result.emotion);
+  $("emotion").textContent = result.emotion;
   $("confidence").textContent = percent(result.confidence);
   $("clip").textContent = `${result.file}, ${result.duration.toFixed(2)} s`;
   drawChart(result.probabilities, result.emotion);
@@ -69,7 +72,7 @@ function drawChart(probabilities, top) {
   entries.forEach(([name, p], i) => {
     const y = i * rowHeight;
     const text = document.createElementNS(ns, "text");
-    text.setAttribute("x", 0); text.setAttribute("y", y + 19); text.textContent = label(name);
+    text.setAttribute("x", 0); text.setAttribute("y", y + 19); text.textContent = name;
     const bar = document.createElementNS(ns, "rect");
     bar.setAttribute("class", name === top ? "bar top" : "bar");
     bar.setAttribute("x", labelWidth); bar.setAttribute("y", y + 5);
@@ -142,7 +145,7 @@ function drawWindows(windows) {
     const [best, p] = Object.entries(w.probabilities).sort((a, b) => b[1] - a[1])[0];
     const row = table.insertRow();
     row.insertCell().textContent = `${w.start.toFixed(2)}–${w.end.toFixed(2)}`;
-    row.insertCell().textContent = label(best);
+    row.insertCell().textContent = best;
     row.insertCell().textContent = percent(p);
   }
   box.append(heading, table);

@@ -1,0 +1,24 @@
+"""Stage labels: every fetched corpus on one label set, in data/manifest.csv; what was left aside, listed."""
+
+import json
+from pathlib import Path
+
+from ser.labels import combine
+from ser.params import load_params
+
+RAW_DIR = Path("data/raw")
+MANIFEST = Path("data/manifest.csv")
+REPORT_DIR = Path("reports/fetch")
+
+
+def main() -> None:
+    combined = combine(RAW_DIR, load_params().data)
+    combined.manifest.to_csv(MANIFEST, index=False)
+    REPORT_DIR.mkdir(parents=True, exist_ok=True)
+    combined.rejected.to_csv(REPORT_DIR / "rejected.csv", index=False)
+    (REPORT_DIR / "summary.json").write_text(json.dumps(combined.summary, indent=2) + "\n")
+    print(json.dumps(combined.summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
