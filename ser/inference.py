@@ -171,19 +171,21 @@ def load_meta(model_dir: Path) -> dict:
 
 
 def scored_metrics(model_dir: Path, fold: str | None) -> dict | None:
-    """The evaluate stage's scores, if they are there: of the model's own fold, or, for the deployable
-    model (trained on all the data), over the test parts of all folds, with each corpus's accuracy."""
-    model_dir = Path(model_dir).resolve()
-    path = next((d / METRICS_FILE for d in (model_dir.parent, *model_dir.parents[2:3]) if (d / METRICS_FILE).is_file()), None)
+    """The evaluate stage's scores, if the project holding ``model_dir`` has them: a fold model's
+    own, or, for the deployable model (trained on all the data, no fold of its own), the folds'
+    over all their test clips, with each corpus's accuracy."""
+    path = next((d / METRICS_FILE for d in Path(model_dir).resolve().parents if (d / METRICS_FILE).is_file()), None)
     if path is None:
         return None
     metrics = json.loads(path.read_text())
-    scores = metrics.get("folds", {}).get(fold, metrics)
+    own = metrics.get("folds", {}).get(fold)
+    scores = own or metrics
     keys = ("n_test", "accuracy", "macro_f1", "ece", "min_recall", "serving_accuracy", "recall")
-    found = {k: scores[k] for k in keys if k in scores}
-    if scores is metrics and "by_corpus" in metrics:
+    found = {"file": os.path.relpath(path), "protocol": metrics.get("protocol"), "fold": fold if own else "all folds"}
+    found.update({k: scores[k] for k in keys if k in scores})
+    if not own and "by_corpus" in metrics:
         found["corpus_accuracy"] = {corpus: s["accuracy"] for corpus, s in metrics["by_corpus"].items()}
-    return {"file": os.path.relpath(path), "protocol": metrics.get("protocol"), "fold": fold if scores is not metrics else "all folds", **found} if found else None
+    return found
 
 
 def saved_reference_stats(meta: dict) -> Stats | None:

@@ -50,7 +50,7 @@ class DataParams(_Section):
     @model_validator(mode="after")
     def _names_and_mappings(self) -> DataParams:
         for kind, names in (("source", list(self.sources)), ("emotion", self.emotions)):
-            if bad := [name for name in names if not re.match(NAME, name)]:
+            if bad := [name for name in names if not re.fullmatch(NAME, name)]:
                 raise ValueError(f"{kind} names must be lower case letters, digits and _, starting with a letter: {bad}")
         if len(set(self.emotions)) != len(self.emotions):
             raise ValueError(f"emotions must not repeat, got {self.emotions}")

@@ -13,6 +13,8 @@ from ser.params import (
     FEATURE_KINDS,
     NORMALIZATIONS,
     PROTOCOLS,
+    RECIPES,
+    DataParams,
     FeatureParams,
     Params,
     ParamsError,
@@ -62,8 +64,12 @@ def test_load_params_on_repo_file():
     assert isinstance(params, Params)
     with PARAMS_YAML.open() as handle:
         raw = yaml.safe_load(handle)
-    # Values survive validation unchanged.
-    assert params.model_dump() == raw
+    # Values survive validation unchanged; what is left out takes its default.
+    assert params.model_dump(exclude_unset=True) == raw
+    assert list(params.data.sources) == list(raw["data"]["sources"])  # order kept: it decides repeated audio
+    tess = params.data.sources["tess"]
+    assert (tess.recipe, tess.sha256, tess.map) == ("tess", "", {})
+    assert params.data.sources["ravdess"].map == {"calm": None}
     assert params.audio.n_samples == round(raw["audio"]["duration"] * raw["audio"]["sr"])
 
 
@@ -167,14 +173,26 @@ def test_not_a_mapping():
         (("audio", "duration"), "three", "'three'"),
         (("model", "dense_units"), 128, "128"),
         (("model", "dense_units"), ["a", 64], "'a'"),
-        (("data", "source"), 42, "42"),
+        (("data", "sources"), 42, "42"),
+        (("data", "sources"), ["tess"], "['tess']"),
+        (("data", "sources", "tess"), "../shared/data/tess", "'../shared/data/tess'"),
+        (("data", "sources", "tess", "source"), 42, "42"),
+        (("data", "sources", "tess", "recipe"), None, "None"),
+        (("data", "sources", "ravdess", "map"), ["calm"], "['calm']"),
+        (("data", "sources", "ravdess", "map", "calm"), 1, "1"),
+        (("data", "emotions"), "angry", "'angry'"),
+        (("data", "emotions", 0), 1, "1"),
+        (("data", "max_rejected_fraction"), "0.01", "'0.01'"),
+        (("split", "folds"), 2.5, "2.5"),
+        (("split", "folds"), "5", "'5'"),
+        (("split", "train_corpora"), "tess", "'tess'"),
         (("train", "epochs"), [50], "[50]"),
     ],
 )
 def test_wrong_type(raw_params, path, value, shown):
     _set(raw_params, path, value)
     message = _errors(raw_params)
-    assert ".".join(path) in message
+    assert ".".join(map(str, path)) in message
     assert f"(got {shown})" in message  # the offending value is shown
 
 
@@ -295,16 +313,192 @@ def test_deltas_in_range(raw_params, deltas):
 
 @pytest.mark.parametrize("value", ["abc", "0" * 63, "0" * 65, "g" * 64, "sha256:" + "0" * 64])
 def test_bad_sha256(raw_params, value):
-    raw_params["data"]["sha256"] = value
+    raw_params["data"]["sources"]["emovo"]["sha256"] = value
     message = _errors(raw_params)
-    assert "data.sha256" in message
+    assert "data.sources.emovo.sha256" in message
     assert repr(value) in message
 
 
 @pytest.mark.parametrize("value", ["", "0" * 64, "AbCdEf0123456789" * 4])
 def test_good_sha256(raw_params, value):
-    raw_params["data"]["sha256"] = value
-    assert validate_params(raw_params).data.sha256 == value
+    raw_params["data"]["sources"]["emovo"]["sha256"] = value
+    assert validate_params(raw_params).data.sources["emovo"].sha256 == value
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# data: sources, emotions and mappings
+
+
+def test_recipes_match_the_corpora_registry():
+    from ser.corpora import recipes
+
+    assert set(RECIPES) == set(recipes())
+    assert len(RECIPES) == len(set(RECIPES))
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_every_recipe_is_accepted(raw_params, recipe):
+    raw_params["data"]["sources"]["tess"]["recipe"] = recipe
+    assert validate_params(raw_params).data.sources["tess"].recipe == recipe
+
+
+@pytest.mark.parametrize("recipe", ["TESS", "crema-d", "table", "", "folder"])
+def test_unknown_recipe_lists_the_recipes(raw_params, recipe):
+    raw_params["data"]["sources"]["tess"]["recipe"] = recipe
+    message = _errors(raw_params)
+    assert "data.sources.tess.recipe" in message
+    assert repr(recipe) in message
+    for known in RECIPES:
+        assert f"'{known}'" in message
+
+
+@pytest.mark.parametrize(
+    ("label", "target"), [("calm", "relaxed"), ("calm", "Neutral"), ("surprised", "surprised"), ("ps", "")],
+)
+def test_map_onto_a_class_not_in_emotions(raw_params, label, target):
+    raw_params["data"]["sources"]["ravdess"]["map"] = {"fearful": "fear", label: target}
+    message = _errors(raw_params)
+    assert "data: sources.ravdess.map maps onto classes not in data.emotions" in message
+    assert repr({label: target}) in message  # only the wrong entry, by its key
+    assert "fearful" not in message.split("(got")[0]
+    assert ", ".join(raw_params["data"]["emotions"]) in message  # what the classes are
+
+
+def test_map_onto_a_class_removed_from_emotions(raw_params):
+    raw_params["data"]["sources"]["ravdess"]["map"] = {"calm": "neutral"}
+    raw_params["data"]["emotions"].remove("neutral")
+    assert "sources.ravdess.map maps onto classes not in data.emotions: {'calm': 'neutral'}" in _errors(raw_params)
+
+
+@pytest.mark.parametrize("mapping", [{}, {"calm": None}, {"calm": "neutral"}, {"surprised": None, "calm": "neutral", "bored": "sad"}])
+def test_good_maps(raw_params, mapping):
+    raw_params["data"]["sources"]["ravdess"]["map"] = mapping
+    assert validate_params(raw_params).data.sources["ravdess"].map == mapping
+
+
+def test_map_and_sha256_are_optional(raw_params):
+    raw_params["data"]["sources"]["ravdess"] = {"recipe": "ravdess", "source": "corpus.zip"}
+    source = validate_params(raw_params).data.sources["ravdess"]
+    assert (source.sha256, source.map) == ("", {})
+
+
+@pytest.mark.parametrize("name", ["TESS", "1tess", "my-corpus", "my corpus", "_tess", "tess\n", "crema.d", "é"])
+def test_bad_source_names(raw_params, name):
+    raw_params["data"]["sources"][name] = raw_params["data"]["sources"].pop("tess")
+    message = _errors(raw_params)
+    assert "data: source names must be lower case letters, digits and _" in message
+    assert repr(name) in message
+
+
+@pytest.mark.parametrize("name", ["tess2", "crema_d", "my_own_1", "x"])
+def test_good_source_names(raw_params, name):
+    raw_params["data"]["sources"][name] = raw_params["data"]["sources"].pop("tess")
+    assert name in validate_params(raw_params).data.sources
+
+
+@pytest.mark.parametrize("name", ["Angry", "pleasant surprise", "fear!", "", "2sad", "sad\n"])
+def test_bad_emotion_names(raw_params, name):
+    raw_params["data"]["emotions"][0] = name
+    message = _errors(raw_params)
+    assert "data: emotion names must be lower case letters, digits and _" in message
+    assert repr(name) in message
+
+
+def test_repeated_emotions(raw_params):
+    raw_params["data"]["emotions"].append("sad")
+    message = _errors(raw_params)
+    assert "data: emotions must not repeat" in message
+
+
+@pytest.mark.parametrize("emotions", [[], ["angry"], [f"e{k}" for k in range(65)]])
+def test_number_of_emotions(raw_params, emotions):
+    raw_params["data"]["emotions"] = emotions
+    for source in raw_params["data"]["sources"].values():
+        source["map"] = {}
+    assert "data.emotions" in _errors(raw_params)
+
+
+def test_emotions_order_is_kept(raw_params):
+    raw_params["data"]["emotions"] = ["sad", "angry", "calm"]
+    raw_params["data"]["sources"]["ravdess"]["map"] = {"calm": "calm"}
+    assert validate_params(raw_params).data.emotions == ["sad", "angry", "calm"]
+
+
+def test_sources_must_not_be_empty(raw_params):
+    raw_params["data"]["sources"] = {}
+    assert "data.sources" in _errors(raw_params)
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        (lambda s: s.pop("recipe"), "data.sources.tess.recipe: missing"),
+        (lambda s: s.pop("source"), "data.sources.tess.source: missing"),
+        (lambda s: s.update(source=""), "data.sources.tess.source"),
+        (lambda s: s.update(maps={"calm": None}), "data.sources.tess.maps: unknown key"),
+        (lambda s: s.update(test_speaker="OAF"), "data.sources.tess.test_speaker: unknown key"),
+    ],
+)
+def test_source_keys(raw_params, change, key):
+    change(raw_params["data"]["sources"]["tess"])
+    assert key in _errors(raw_params)
+
+
+def test_old_single_source_keys_are_unknown(raw_params):
+    raw_params["data"]["source"] = "../shared/data/tess"
+    raw_params["data"]["sha256"] = ""
+    message = _errors(raw_params)
+    assert "data.source: unknown key" in message
+    assert "data.sha256: unknown key" in message
+
+
+def test_data_params_direct():
+    data = DataParams(sources={"own": {"recipe": "csv", "source": "labels.csv"}}, emotions=["a", "b"], max_rejected_fraction=0)
+    assert data.sources["own"].recipe == "csv"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# split
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_every_protocol_is_accepted(raw_params, protocol):
+    raw_params["split"]["protocol"] = protocol
+    assert validate_params(raw_params).split.protocol == protocol
+
+
+def test_protocols():
+    assert set(PROTOCOLS) == {"speaker", "corpus", "text", "random"}
+
+
+@pytest.mark.parametrize("protocol", ["word", "speakers", "loso"])
+def test_old_or_unknown_protocols(raw_params, protocol):
+    raw_params["split"]["protocol"] = protocol
+    assert "split.protocol" in _errors(raw_params)
+
+
+@pytest.mark.parametrize("folds", [1, 0, -5, 1001])
+def test_folds_out_of_range(raw_params, folds):
+    raw_params["split"]["folds"] = folds
+    assert "split.folds" in _errors(raw_params)
+
+
+@pytest.mark.parametrize("folds", [2, 10, 1000])
+def test_folds_in_range(raw_params, folds):
+    raw_params["split"]["folds"] = folds
+    assert validate_params(raw_params).split.folds == folds
+
+
+def test_train_corpora(raw_params):
+    raw_params["split"]["train_corpora"] = ["tess", "emovo"]
+    assert validate_params(raw_params).split.train_corpora == ["tess", "emovo"]
+    raw_params["split"]["train_corpora"] = [1]
+    assert "split.train_corpora.0" in _errors(raw_params)
+
+
+def test_old_test_speaker_is_unknown(raw_params):
+    raw_params["split"]["test_speaker"] = "YAF"
+    assert "split.test_speaker: unknown key" in _errors(raw_params)
 
 
 def test_every_problem_is_reported_at_once(raw_params):
@@ -324,6 +518,7 @@ def test_params_yaml_has_numeric_leaves():
     assert {
         "audio.sr", "features.n_mfcc", "features.n_mels", "augment.copies", "augment.tempo.1", "augment.noise_snr_db.0",
         "split.seed", "train.seed", "train.early_stopping", "model.dense_units.0", "model.spec_augment.time_width",
+        "data.max_rejected_fraction", "split.folds", "split.test_fraction", "split.validation_fraction",
     } <= keys
 
 
@@ -345,6 +540,7 @@ def test_every_numeric_leaf_is_bounded(raw_params, path):
     ("path", "value"),
     [
         (("data", "max_rejected_fraction"), 1.5),
+        (("split", "folds"), 1001),
         (("audio", "sr"), 10_000_000),
         (("audio", "duration"), 1e6),
         (("features", "n_mfcc"), 1000),
@@ -403,6 +599,7 @@ def test_seed_just_below_2_pow_32_is_usable(raw_params):
     [
         ("features", "n_mfcc"), ("train", "epochs"), ("augment", "copies"), ("augment", "gain_db"),
         ("augment", "tempo", 0), ("model", "deltas"), ("model", "spec_augment", "feature_masks"), ("train", "reduce_lr"),
+        ("split", "folds"), ("data", "max_rejected_fraction"), ("split", "test_fraction"),
     ],
 )
 def test_booleans_are_not_numbers(raw_params, path):

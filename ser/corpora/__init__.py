@@ -14,6 +14,7 @@ and for your own recordings).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Protocol
@@ -32,6 +33,21 @@ class Label:
     speaker: str
     text: str
     emotion: str
+
+
+def match_name(pattern: re.Pattern, path: Path) -> re.Match:
+    """``pattern`` matched against the file's name without its suffix, or ``LabelError``."""
+    match = pattern.match(path.stem)
+    if match is None:
+        raise LabelError("name does not match the pattern")
+    return match
+
+
+def known_emotion(name: str, emotions: Mapping[str, str | None]) -> str:
+    """``name`` if the corpus has that emotion, else ``LabelError``."""
+    if name not in emotions:
+        raise LabelError(f"unknown emotion {name!r}")
+    return name
 
 
 @dataclass(frozen=True)

@@ -11,20 +11,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ser.corpora import FileNameRecipe, Label, LabelError
+from ser.corpora import FileNameRecipe, Label, known_emotion, match_name
 
 EMOTIONS = {"W": "angry", "L": None, "E": "disgust", "A": "fear", "F": "happy", "T": "sad", "N": "neutral"}
 _NAME = re.compile(r"^(?P<speaker>\d{2})(?P<text>[ab]\d{2})(?P<emotion>[a-z])(?P<version>[a-z])$", re.IGNORECASE)
 
 
 def parse(path: Path) -> Label:
-    match = _NAME.match(path.stem)
-    if match is None:
-        raise LabelError("name does not match the pattern")
-    emotion = match["emotion"].upper()
-    if emotion not in EMOTIONS:
-        raise LabelError(f"unknown emotion {emotion!r}")
-    return Label(match["speaker"], match["text"].lower(), emotion)
+    match = match_name(_NAME, path)
+    return Label(match["speaker"], match["text"].lower(), known_emotion(match["emotion"].upper(), EMOTIONS))
 
 
 RECIPE = FileNameRecipe("emodb", "<speaker><text><emotion><version>.<ext> (e.g. 03a01Fa.wav)", EMOTIONS, parse)

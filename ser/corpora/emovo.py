@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ser.corpora import FileNameRecipe, Label, LabelError
+from ser.corpora import FileNameRecipe, Label, known_emotion, match_name
 
 EMOTIONS = {
     "dis": "disgust", "gio": "happy", "neu": "neutral", "pau": "fear",
@@ -20,13 +20,8 @@ _NAME = re.compile(r"^(?P<emotion>[a-z]{3})-(?P<speaker>[fm]\d)-(?P<sentence>[a-
 
 
 def parse(path: Path) -> Label:
-    match = _NAME.match(path.stem)
-    if match is None:
-        raise LabelError("name does not match the pattern")
-    emotion = match["emotion"].lower()
-    if emotion not in EMOTIONS:
-        raise LabelError(f"unknown emotion {match['emotion']!r}")
-    return Label(match["speaker"].lower(), match["sentence"].lower(), emotion)
+    match = match_name(_NAME, path)
+    return Label(match["speaker"].lower(), match["sentence"].lower(), known_emotion(match["emotion"].lower(), EMOTIONS))
 
 
 RECIPE = FileNameRecipe("emovo", "<emotion>-<speaker>-<sentence>.<ext> (e.g. gio-f1-b1.wav)", EMOTIONS, parse)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ser.corpora import FileNameRecipe, Label, LabelError
+from ser.corpora import FileNameRecipe, Label, LabelError, match_name
 
 CODES = {
     "01": "neutral", "02": "calm", "03": "happy", "04": "sad",
@@ -27,10 +27,7 @@ _NAME = re.compile(r"^(0[123])-(0[12])-(\d\d)-(0[12])-(0[12])-(0[12])-(\d\d)$")
 
 
 def parse(path: Path) -> Label:
-    match = _NAME.match(path.stem)
-    if match is None:
-        raise LabelError("name does not match the pattern")
-    _, channel, code, _, statement, _, actor = match.groups()
+    _, channel, code, _, statement, _, actor = match_name(_NAME, path).groups()
     if code not in CODES:
         raise LabelError(f"unknown emotion code {code!r}")
     emotion = CODES[code]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ser.corpora import FileNameRecipe, Label, LabelError
+from ser.corpora import FileNameRecipe, Label, LabelError, match_name
 
 EMOTIONS = {
     "a": "angry", "d": "disgust", "f": "fear", "h": "happy",
@@ -23,9 +23,7 @@ _NAME = re.compile(r"^(?:(?P<speaker>[A-Za-z]{2})_)?(?P<emotion>sa|su|[adfhn])(?
 
 
 def parse(path: Path) -> Label:
-    match = _NAME.match(path.stem)
-    if match is None:
-        raise LabelError("name does not match the pattern")
+    match = match_name(_NAME, path)
     speaker = match["speaker"] or path.parent.name
     if not re.fullmatch(r"[A-Za-z]{2}", speaker):
         raise LabelError("no speaker: neither the file name nor its folder names one")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ser.corpora import FileNameRecipe, Label, LabelError
+from ser.corpora import FileNameRecipe, Label, known_emotion, match_name
 
 EMOTIONS = {
     "angry": "angry", "disgust": "disgust", "fear": "fear", "happy": "happy",
@@ -22,13 +22,9 @@ _NAME = re.compile(r"^(?P<speaker>[A-Za-z]+)_(?P<word>[^_]+)_(?P<emotion>[A-Za-z
 
 
 def parse(path: Path) -> Label:
-    match = _NAME.match(path.stem)
-    if match is None:
-        raise LabelError("name does not match the pattern")
+    match = match_name(_NAME, path)
     emotion = match["emotion"].lower()
-    emotion = EMOTION_ALIASES.get(emotion, emotion)
-    if emotion not in EMOTIONS:
-        raise LabelError(f"unknown emotion {match['emotion']!r}")
+    emotion = known_emotion(EMOTION_ALIASES.get(emotion, emotion), EMOTIONS)
     speaker = match["speaker"].upper()
     return Label(SPEAKER_ALIASES.get(speaker, speaker), match["word"].lower(), emotion)
 
