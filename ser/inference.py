@@ -42,6 +42,8 @@ METRICS_FILE = Path("reports/metrics.json")
 """Where the evaluate stage writes its scores, relative to the project that holds ``models/``."""
 SILENCE_DBFS = -80.0
 """A clip whose loudest sample is below this level is refused as silent."""
+DEPLOYABLE_FOLD = "all"
+"""The fold name of the deployable model, trained on all the data (its scores are the folds')."""
 REFERENCE = "reference"
 ADAPTED = "adapted"
 
@@ -172,18 +174,20 @@ def load_meta(model_dir: Path) -> dict:
 
 def scored_metrics(model_dir: Path, fold: str | None) -> dict | None:
     """The evaluate stage's scores, if the project holding ``model_dir`` has them: a fold model's
-    own, or, for the deployable model (trained on all the data, no fold of its own), the folds'
-    over all their test clips, with each corpus's accuracy."""
-    path = next((d / METRICS_FILE for d in Path(model_dir).resolve().parents if (d / METRICS_FILE).is_file()), None)
+    own, or, for the deployable model (no test part of its own), the folds' over all their test
+    clips, with each corpus's accuracy."""
+    near = list(Path(model_dir).resolve().parents)[:3]  # models/ or models/folds/<fold>/ in a project
+    path = next((d / METRICS_FILE for d in near if (d / METRICS_FILE).is_file()), None)
     if path is None:
         return None
     metrics = json.loads(path.read_text())
-    own = metrics.get("folds", {}).get(fold)
-    scores = own or metrics
+    scores = metrics if fold == DEPLOYABLE_FOLD else metrics.get("folds", {}).get(fold)
+    if scores is None:
+        return None
     keys = ("n_test", "accuracy", "macro_f1", "ece", "min_recall", "serving_accuracy", "recall")
-    found = {"file": os.path.relpath(path), "protocol": metrics.get("protocol"), "fold": fold if own else "all folds"}
+    found = {"file": os.path.relpath(path), "protocol": metrics.get("protocol"), "fold": "all folds" if scores is metrics else fold}
     found.update({k: scores[k] for k in keys if k in scores})
-    if not own and "by_corpus" in metrics:
+    if fold == DEPLOYABLE_FOLD and "by_corpus" in metrics:
         found["corpus_accuracy"] = {corpus: s["accuracy"] for corpus, s in metrics["by_corpus"].items()}
     return found
 

@@ -85,12 +85,13 @@ def _strata(index: pd.DataFrame) -> np.ndarray:
 
 
 def validation_speakers(index: pd.DataFrame, fraction: float, seed: int) -> list[str]:
-    """About ``fraction`` of each corpus's speakers in ``index`` (at least one in all)."""
+    """About ``fraction`` of each corpus's speakers in ``index`` (at least one in all), leaving each
+    corpus at least one speaker to train on."""
     rng = np.random.default_rng(seed)
     chosen, largest = [], []
     for _, group in index[["corpus", "speaker"]].drop_duplicates().groupby("corpus", sort=True):
         shuffled = list(rng.permutation(np.sort(group["speaker"].to_numpy())))
-        chosen.extend(shuffled[: _share(fraction, len(shuffled))])
+        chosen.extend(shuffled[: min(_share(fraction, len(shuffled)), len(shuffled) - 1)])
         largest = max(largest, shuffled, key=len)
     return [str(s) for s in chosen or largest[:1]]
 
@@ -117,6 +118,8 @@ def assign_parts(index: pd.DataFrame, test: np.ndarray, pool: np.ndarray, split:
     parts[test] = TEST
     rows = np.flatnonzero(pool)
     validation = _validation_mask(index.iloc[rows], split)
+    if validation.all():
+        raise ParamsError(f"split.validation_fraction: {split.validation_fraction} leaves no clips to train on")
     parts[rows] = np.where(validation, VALIDATION, TRAIN)
     return parts
 

@@ -221,7 +221,9 @@ def mean_summary(folds: dict[str, dict]) -> dict:
     }
 
 
-def deployable_epochs(folds: dict[str, dict]) -> int:
-    """Epochs for the model trained on all the data (no clips left to validate on): the folds'
-    median best epoch."""
+def deployable_epochs(folds: dict[str, dict], params: TrainParams) -> int:
+    """Epochs for the model trained on all the data (no clips left to validate on): as many as the
+    folds' models ran with, i.e. their median best epoch under early stopping, else ``train.epochs``."""
+    if not params.early_stopping:
+        return params.epochs
     return max(1, int(np.median([f["best_epoch"] for f in folds.values()])))

@@ -1,7 +1,8 @@
 """Stage train: a model per evaluation fold (``models/folds/<fold>``), then the deployable model.
 
 The deployable model (``models/``) learns from all the data, as users want it:
-with no clips left to validate on, it trains for the folds' median best epoch.
+with no clips left to validate on, it trains for the folds' median best epoch (or for
+``train.epochs`` when early stopping is off, as the folds did).
 """
 
 import json
@@ -10,13 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from ser.features import load_augmented, load_features
+from ser.inference import DEPLOYABLE_FOLD
 from ser.params import load_params
 from ser.split import TRAIN, fold_parts
 
 FEATURE_DIR = Path("data/features")
 MODEL_DIR = Path("models")
 REPORT_DIR = Path("reports/train")
-DEPLOYABLE = "all"
 
 
 def main() -> None:
@@ -41,8 +42,8 @@ def main() -> None:
     summary = {}
     for fold, parts in folds.items():
         summary[fold] = training.history_summary(*fit(fold, parts, MODEL_DIR / "folds" / fold))
-    epochs = training.deployable_epochs(summary)
-    fit(DEPLOYABLE, np.full(len(index), TRAIN, dtype=object), MODEL_DIR, epochs)
+    epochs = training.deployable_epochs(summary, params.train)
+    fit(DEPLOYABLE_FOLD, np.full(len(index), TRAIN, dtype=object), MODEL_DIR, epochs)
     metrics = {**training.mean_summary(summary), "deployable_epochs": epochs}
     (REPORT_DIR / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: synthetic audio, the repo's params, the real TESS corpus."""
+"""Shared fixtures: synthetic audio, the repo's params and classes, the real TESS corpus, a served model."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from ser.params import (
 REPO = Path(__file__).resolve().parents[1]
 PARAMS_YAML = REPO / "params.yaml"
 TESS_DIR = Path(__file__).parents[1] / ".." / "shared" / "data" / "tess"
+REPO_CLASSES: tuple[str, ...] = tuple(yaml.safe_load(PARAMS_YAML.read_text())["data"]["emotions"])
+"""The classes of params.yaml (``data.emotions``), in the models' output order (``served_model_dir``'s too)."""
 
 # Vowel-like formant centres (Hz) and bandwidths, loosely /a/.
 _FORMANTS = ((730.0, 90.0), (1090.0, 110.0), (2440.0, 170.0))
@@ -140,33 +142,47 @@ def tess_dir() -> Path:
     return path
 
 
+SERVED_CORPORA = {"tess": ("OAF", "YAF"), "ravdess": ("03",), "emovo": ("f1",)}
+"""The corpora and speakers of the clips that ``served_model_dir`` was "trained" on."""
+SERVED_FOLDS = ("fold1", "fold2")
+
+
 @pytest.fixture(scope="session")
 def served_model_dir(tmp_path_factory, repo_params) -> Path:
-    """A small seeded bigru saved as the train stage saves a model: Keras and ONNX files, split, and
-    meta.json with the repo's audio/feature params and reference statistics of six synthetic clips.
+    """A small seeded bigru saved as the train stage saves the deployable model (``models/``, fold
+    ``all``, trained on every clip): Keras and ONNX files, split, and meta.json with the repo's
+    audio/feature params, classes, folds, what it was trained on and reference statistics of one
+    synthetic clip per class from three corpora and four speakers.
 
     It is untrained: tests compare paths (Keras vs ONNX, CLI vs web app), not accuracy."""
     import pandas as pd
 
     from ser import training
-    from ser.features import frame_features
-    from ser.labels import EMOTIONS
+    from ser.features import INDEX_COLUMNS, frame_features
     from ser.models import build_model
-    from ser.split import TEST, TRAIN, VALIDATION
+    from ser.split import TRAIN
 
     audio, features = repo_params.audio, repo_params.features
+    classes = list(repo_params.data.emotions)
     params = repo_params.model.model_copy(update={"rnn_units": 8, "dense_units": [8]})
-    clips = [frame_features(make_tone(audio.sr, 1.5 + 0.2 * k, seed=k, f0=120.0 + 30 * k), audio, features) for k in range(6)]
+    speakers = [(corpus, f"{corpus}/{speaker}") for corpus, names in SERVED_CORPORA.items() for speaker in names]
+    clips = [frame_features(make_tone(audio.sr, 1.5 + 0.2 * k, seed=k, f0=120.0 + 30 * k), audio, features)
+             for k in range(len(classes))]
     values = np.stack([v for v, _ in clips])
+    corpus_speaker = [speakers[k % len(speakers)] for k in range(len(classes))]
     index = pd.DataFrame({
-        "file": [f"OAF_w{k}_{e}.wav" for k, e in enumerate(EMOTIONS[:6])], "speaker": "OAF",
-        "word": [f"w{k}" for k in range(6)], "emotion": EMOTIONS[:6], "valid_frames": [n for _, n in clips],
-    })
-    parts = np.array([TRAIN] * 4 + [VALIDATION, TEST])
+        "file": [f"{c}/{s.split('/')[1]}_t{k}_{e}.wav" for k, ((c, s), e) in enumerate(zip(corpus_speaker, classes))],
+        "corpus": [c for c, _ in corpus_speaker], "speaker": [s for _, s in corpus_speaker],
+        "text": [f"t{k}" for k in range(len(classes))], "emotion": classes, "valid_frames": [n for _, n in clips],
+    }, columns=INDEX_COLUMNS)
+    parts = np.full(len(index), TRAIN, dtype=object)  # the deployable model learns from every clip
     training.make_deterministic(0)
     inputs_shape = (values.shape[1], values.shape[2] * (params.deltas + 1) + 1)
-    model = build_model(inputs_shape, len(EMOTIONS), params, seed=0)
-    meta = {**repo_params.model_dump(include={"audio", "features", "split", "train"}), "model": params.model_dump(), "fold": "test_YAF"}
+    model = build_model(inputs_shape, len(classes), params, seed=0)
+    meta = {
+        **repo_params.model_dump(include={"audio", "features", "split", "train"}), "model": params.model_dump(),
+        "classes": classes, "fold": "all", "folds": list(SERVED_FOLDS),
+    }
     model_dir = tmp_path_factory.mktemp("served") / "models"
     training.save_model(model_dir, model, index, parts, meta, training.reference_stats(values, index, parts, params))
     return model_dir

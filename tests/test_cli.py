@@ -20,10 +20,11 @@ import pytest
 import soundfile as sf
 import yaml
 
-from conftest import TESS_DIR
+from conftest import REPO_CLASSES, TESS_DIR
 from ser.cli import main
 from ser.inference import Predictor
-from ser.labels import EMOTIONS
+
+EMOTIONS = REPO_CLASSES
 
 SER_SCRIPT = Path(sys.executable).with_name("ser")
 P_COLUMNS = [f"p_{e}" for e in EMOTIONS]
@@ -166,6 +167,25 @@ def test_directory_note_lists_only_the_suffixes_it_skipped(capsys, model, tmp_pa
     assert "skipped 1 file" in note
     assert ".txt" in note
     assert ".WAV" not in note
+
+
+def test_directories_pick_up_every_audio_suffix_and_only_those(tmp_path):
+    """A directory gives the files whose suffix (any case) is one of ser.audio.AUDIO_SUFFIXES, the one
+    list of what counts as audio; the others are counted in the note."""
+    from ser.audio import AUDIO_SUFFIXES
+    from ser.cli import expand_paths
+
+    assert {".wav", ".flac", ".ogg", ".mp3", ".aiff"} <= AUDIO_SUFFIXES
+    root = tmp_path / "all"
+    root.mkdir()
+    audio = [root / f"clip{k}{suffix.upper() if k % 2 else suffix}" for k, suffix in enumerate(sorted(AUDIO_SUFFIXES))]
+    others = [root / "clip.txt", root / "clip.csv", root / "clip.wav.bak", root / "clip"]
+    for path in audio + others:
+        path.write_bytes(b"")  # expand_paths does not read them
+    files, problems, notes = expand_paths([str(root)])
+    assert sorted(files) == sorted(audio) and problems == []
+    (note,) = notes
+    assert f"skipped {len(others)} files" in note and ".bak" in note and "(no suffix)" in note
 
 
 def test_directory_without_audio_is_an_error(capsys, model, tmp_path):
@@ -463,39 +483,64 @@ def test_console_script_usage_error_exits_two(tmp_path):
 
 
 def _metrics() -> dict:
+    """reports/metrics.json as the evaluate stage writes it."""
     return {
-        "protocol": "speaker",
-        "accuracy": 0.7,
+        "protocol": "speaker", "n_test": 81, "accuracy": 0.7, "macro_f1": 0.66, "ece": 0.12, "min_recall": 0.2,
+        "serving_accuracy": 0.68, "corpus_mean_accuracy": 0.6, "recall": {e: 0.5 for e in EMOTIONS},
+        "by_corpus": {"ravdess": {"n_test": 41, "accuracy": 0.5}, "tess": {"n_test": 40, "accuracy": 0.9}},
+        "by_speaker": {"tess/YAF": {"n_test": 40, "accuracy": 0.9}},
         "folds": {
-            "test_YAF": {"n_test": 40, "accuracy": 0.75, "macro_f1": 0.7, "ece": 0.12, "serving_accuracy": 0.72,
-                         "recall": {e: 0.5 for e in EMOTIONS}},
-            "test_OAF": {"n_test": 41, "accuracy": 0.5},
+            "fold1": {"n_test": 40, "accuracy": 0.75, "macro_f1": 0.7, "ece": 0.12, "serving_accuracy": 0.72,
+                      "recall": {e: 0.25 for e in EMOTIONS}},
+            "fold2": {"n_test": 41, "accuracy": 0.5},
         },
     }
 
 
 @pytest.fixture
 def project_model(served_model_dir, tmp_path) -> Path:
-    """A copy of the served model at ``<project>/models`` with ``<project>/reports/metrics.json``."""
+    """A copy of the served (deployable) model at ``<project>/models``, a fold model at
+    ``<project>/models/folds/fold1``, and ``<project>/reports/metrics.json``."""
     model_dir = tmp_path / "project" / "models"
     shutil.copytree(served_model_dir, model_dir)
+    fold_dir = model_dir / "folds" / "fold1"
+    shutil.copytree(served_model_dir, fold_dir)
+    meta = json.loads((fold_dir / "meta.json").read_text())
+    (fold_dir / "meta.json").write_text(json.dumps({**meta, "fold": "fold1"}))
     (model_dir.parent / "reports").mkdir()
     (model_dir.parent / "reports" / "metrics.json").write_text(json.dumps(_metrics()))
     return model_dir
+
+
+def _trained_on(model_dir: Path) -> dict:
+    """What the model learned from, counted from its split.csv (training and validation clips)."""
+    with (model_dir / "split.csv").open() as handle:
+        learned = [row for row in csv.DictReader(handle) if row["part"] in ("train", "val")]
+    corpora = sorted({row["corpus"] for row in learned})
+    return {
+        "corpora": {c: sum(row["corpus"] == c for row in learned) for c in corpora},
+        "speakers": len({row["speaker"] for row in learned}), "clips": len(learned),
+    }
 
 
 def _check_info(summary: dict, model_dir: Path, served_model_dir: Path) -> None:
     meta = json.loads((served_model_dir / "meta.json").read_text())
     assert summary["model_dir"] == str(model_dir)
     assert summary["arch"] == "bigru"
-    assert summary["classes"] == list(EMOTIONS)
-    assert summary["fold"] == "test_YAF"
+    assert summary["classes"] == list(EMOTIONS) == meta["classes"]
+    assert summary["fold"] == "all"
+    assert summary["trained_on"] == _trained_on(model_dir) == meta["trained_on"]
+    assert summary["trained_on"] == {"corpora": {"emovo": 1, "ravdess": 2, "tess": 4}, "speakers": 4, "clips": 7}
     assert summary["params"]["model"] == meta["model"]
     assert summary["params"]["audio"] == meta["audio"]
     assert set(summary["params"]) == {"audio", "features", "split", "model", "train"}
     metrics = summary["metrics"]
-    assert metrics["accuracy"] == 0.75 and metrics["n_test"] == 40 and metrics["protocol"] == "speaker"
+    # the deployable model: the scores over every fold's test clips, and each corpus's accuracy
+    assert metrics["fold"] == "all folds" and metrics["protocol"] == "speaker"
+    assert metrics["accuracy"] == 0.7 and metrics["n_test"] == 81 and metrics["min_recall"] == 0.2
+    assert metrics["serving_accuracy"] == 0.68
     assert metrics["recall"] == {e: 0.5 for e in EMOTIONS}
+    assert metrics["corpus_accuracy"] == {"ravdess": 0.5, "tess": 0.9}
 
 
 def test_info_yaml(capsys, project_model, served_model_dir):
@@ -503,12 +548,25 @@ def test_info_yaml(capsys, project_model, served_model_dir):
     assert code == 0 and err == ""
     _check_info(yaml.safe_load(out), project_model, served_model_dir)
     assert out.startswith("model_dir:")
+    assert "trained_on:\n  corpora:\n    emovo: 1\n" in out  # readable as it stands
 
 
 def test_info_json(capsys, project_model, served_model_dir):
     code, out, _ = run(capsys, "info", "--model", str(project_model), "--format", "json")
     assert code == 0
     _check_info(json.loads(out), project_model, served_model_dir)
+
+
+def test_info_of_a_fold_model_shows_its_own_fold(capsys, project_model):
+    code, out, _ = run(capsys, "info", "--model", str(project_model / "folds" / "fold1"), "--format", "json")
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["fold"] == "fold1"
+    assert summary["metrics"]["fold"] == "fold1"
+    assert summary["metrics"]["accuracy"] == 0.75 and summary["metrics"]["n_test"] == 40
+    assert summary["metrics"]["recall"] == {e: 0.25 for e in EMOTIONS}
+    assert "corpus_accuracy" not in summary["metrics"]
+    assert summary["trained_on"] == _trained_on(project_model / "folds" / "fold1")
 
 
 def test_info_without_metrics(capsys, served_model_dir, tmp_path):

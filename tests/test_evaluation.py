@@ -1,6 +1,9 @@
-"""Scores on the held-out test parts: predictions table, metrics, calibration, summaries over folds, mistakes."""
+"""Scores on the held-out test parts: predictions table, metrics (classes a subset lacks left out),
+calibration, serving accuracy, summaries pooled over folds and per corpus and speaker, mistakes."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
@@ -11,82 +14,130 @@ from ser.evaluation import (
     ECE_BINS,
     confident_mistakes,
     expected_calibration_error,
+    fold_score,
     predictions_table,
     score,
     summarize,
 )
-from ser.labels import EMOTIONS
-from ser.split import TEST, TRAIN, VALIDATION
+from ser.split import TEST, TRAIN, UNUSED, VALIDATION
 
-CLASSES = list(EMOTIONS)
+CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+
+# the ten test clips, in order: (corpus, speaker, actual, predicted, served alone)
+TEST_CLIPS = [
+    ("tess", "tess/YAF", "angry", "angry", "angry"),
+    ("tess", "tess/YAF", "angry", "disgust", "disgust"),
+    ("tess", "tess/YAF", "disgust", "disgust", "disgust"),
+    ("tess", "tess/YAF", "fear", "fear", "sad"),
+    ("tess", "tess/YAF", "happy", "sad", "sad"),
+    ("ravdess", "ravdess/07", "neutral", "neutral", "neutral"),
+    ("ravdess", "ravdess/07", "surprise", "surprise", "happy"),
+    ("ravdess", "ravdess/12", "sad", "sad", "sad"),
+    ("ravdess", "ravdess/12", "sad", "angry", "angry"),
+    ("ravdess", "ravdess/12", "fear", "fear", "fear"),
+]
+ACTUAL = [clip[2] for clip in TEST_CLIPS]
+PREDICTED = [clip[3] for clip in TEST_CLIPS]  # 7 of 10 right; happy never predicted, disgust twice
+SERVED = [clip[4] for clip in TEST_CLIPS]  # 5 of 10 right
 
 
 @pytest.fixture
 def split() -> pd.DataFrame:
-    """9 train, 4 val and 10 test rows, interleaved (the table must pick the test rows in order)."""
-    test_emotions = iter(["angry", "angry", "disgust", "fear", "happy", "neutral", "ps", "sad", "sad", "fear"])
-    parts = "RTVRTRTTVRRTTVRTRTVTRRT"  # R: train, V: validation, T: test
+    """A fold's split.csv: 9 train, 4 val, 10 test and 2 unused rows, interleaved (the table must pick
+    the test rows in order)."""
+    codes = "RTVRTRTTVRRTUTVRTRTVTRRTU"  # R: train, V: validation, T: test, U: unused
+    tests = iter(TEST_CLIPS)
     rows = []
-    for i, code in enumerate(parts):
-        part = {"R": TRAIN, "V": VALIDATION, "T": TEST}[code]
-        emotion = next(test_emotions) if part == TEST else CLASSES[i % len(CLASSES)]
-        speaker = "YAF" if part == TEST else "OAF"
-        rows.append({"file": f"audio/{speaker}_w{i}_{emotion}.wav", "speaker": speaker, "emotion": emotion, "part": part})
+    for i, code in enumerate(codes):
+        part = {"R": TRAIN, "V": VALIDATION, "T": TEST, "U": UNUSED}[code]
+        if part == TEST:
+            corpus, speaker, emotion, _, _ = next(tests)
+        else:
+            corpus, speaker, emotion = ("emovo", "emovo/f1", CLASSES[i % 7]) if part == UNUSED else ("tess", "tess/OAF", CLASSES[i % 7])
+        rows.append({"file": f"{corpus}/{speaker.split('/')[1]}_t{i}_{emotion}.wav", "corpus": corpus, "speaker": speaker,
+                     "text": f"t{i}", "emotion": emotion, "part": part})
     frame = pd.DataFrame(rows)
-    assert frame["part"].value_counts().to_dict() == {TEST: 10, TRAIN: 9, VALIDATION: 4}
+    assert frame["part"].value_counts().to_dict() == {TEST: 10, TRAIN: 9, VALIDATION: 4, UNUSED: 2}
     return frame
+
+
+def _probabilities(labels: list[str], classes: list[str] = CLASSES, seed: int = 0) -> np.ndarray:
+    """One row per test clip, columns in ``classes`` order, whose argmax is ``labels``."""
+    rng = np.random.default_rng(seed)
+    probs = rng.uniform(0.0, 0.1, size=(len(labels), len(classes)))
+    for row, label in enumerate(labels):
+        probs[row, classes.index(label)] = 0.5 + 0.01 * row
+    return probs / probs.sum(axis=1, keepdims=True)
 
 
 @pytest.fixture
 def probabilities() -> np.ndarray:
-    """One row per test clip, columns in CLASSES order; argmax gives PREDICTED."""
-    rng = np.random.default_rng(0)
-    probs = rng.uniform(0.0, 0.1, size=(10, len(CLASSES)))
-    for row, label in enumerate(PREDICTED):
-        probs[row, CLASSES.index(label)] = 0.5 + 0.01 * row
-    return probs / probs.sum(axis=1, keepdims=True)
+    return _probabilities(PREDICTED)
 
 
-# 7 of 10 right; "happy" never predicted, "disgust" predicted twice
-PREDICTED = ["angry", "disgust", "disgust", "fear", "sad", "neutral", "ps", "sad", "angry", "fear"]
+@pytest.fixture
+def served() -> np.ndarray:
+    return _probabilities(SERVED, seed=1)
 
 
-def test_predictions_table(split, probabilities):
-    table = predictions_table(split, probabilities, CLASSES, "test_YAF")
+@pytest.fixture
+def table(split, probabilities, served) -> pd.DataFrame:
+    return predictions_table(split, probabilities, served, CLASSES, "fold2")
+
+
+def _one_hot(labels, classes=CLASSES) -> np.ndarray:
+    return np.eye(len(classes))[[classes.index(e) for e in labels]]
+
+
+# --- the predictions table ----------------------------------------------------------------------------
+
+
+def test_predictions_table(split, probabilities, table):
     test = split[split["part"] == TEST]
-    assert list(table.columns) == ["fold", "file", "actual", "predicted", "confidence", *[f"p_{c}" for c in CLASSES]]
-    assert (table["fold"] == "test_YAF").all()
+    assert list(table.columns) == [
+        "fold", "file", "corpus", "speaker", "actual", "predicted", "confidence", "served", *[f"p_{c}" for c in CLASSES]
+    ]
+    assert (table["fold"] == "fold2").all()
     assert table["file"].tolist() == test["file"].tolist()
-    assert table["actual"].tolist() == test["emotion"].tolist()
+    assert table["corpus"].tolist() == [c[0] for c in TEST_CLIPS]
+    assert table["speaker"].tolist() == [c[1] for c in TEST_CLIPS]
+    assert table["actual"].tolist() == ACTUAL
     assert table["predicted"].tolist() == PREDICTED
+    assert table["served"].tolist() == SERVED
     np.testing.assert_allclose(table["confidence"], probabilities.max(axis=1), atol=1e-6)
     np.testing.assert_allclose(table[[f"p_{c}" for c in CLASSES]].to_numpy(), probabilities, atol=1e-6)
     assert table.index.tolist() == list(range(10))
 
 
-def test_predictions_table_class_columns_follow_the_classes(split, probabilities):
+def test_predictions_table_class_columns_follow_the_classes(split, probabilities, served):
     """The p_ columns are named after ``classes`` in their order, whatever that order is."""
     classes = CLASSES[::-1]
-    table = predictions_table(split, probabilities, classes, "word")
+    table = predictions_table(split, probabilities, served, classes, "text")
     assert [c for c in table.columns if c.startswith("p_")] == [f"p_{c}" for c in classes]
     np.testing.assert_allclose(table[f"p_{classes[0]}"], probabilities[:, 0], atol=1e-6)
     assert table["predicted"].tolist() == [classes[i] for i in probabilities.argmax(axis=1)]
+    assert table["served"].tolist() == [classes[i] for i in served.argmax(axis=1)]
 
 
-def _score(split, probabilities):
-    return score(predictions_table(split, probabilities, CLASSES, "test_YAF"), split, CLASSES)
+def test_unused_and_training_rows_are_never_scored(split, table):
+    assert not set(table["file"]) & set(split.loc[split["part"] != TEST, "file"])
+    assert "emovo" not in set(table["corpus"])
 
 
-def test_score_matches_sklearn(split, probabilities):
-    metrics = _score(split, probabilities)
-    actual = split.loc[split["part"] == TEST, "emotion"].tolist()
-    assert metrics["accuracy"] == pytest.approx(accuracy_score(actual, PREDICTED), abs=1e-6) == 0.7
+# --- scores ---------------------------------------------------------------------------------------------
+
+
+def test_score_matches_sklearn(table):
+    metrics = score(table, CLASSES)
+    present = [c for c in CLASSES if c in ACTUAL]
+    assert present == CLASSES  # every class has a test clip here
+    assert metrics["accuracy"] == pytest.approx(accuracy_score(ACTUAL, PREDICTED), abs=1e-6) == 0.7
     assert metrics["macro_f1"] == pytest.approx(
-        f1_score(actual, PREDICTED, labels=CLASSES, average="macro", zero_division=0), abs=1e-6
+        f1_score(ACTUAL, PREDICTED, labels=CLASSES, average="macro", zero_division=0), abs=1e-6
     )
     for key, metric in (("f1", f1_score), ("precision", precision_score), ("recall", recall_score)):
         assert list(metrics[key]) == CLASSES
-        per_class = metric(actual, PREDICTED, labels=CLASSES, average=None, zero_division=0)
+        per_class = metric(ACTUAL, PREDICTED, labels=CLASSES, average=None, zero_division=0)
         for label, value in zip(CLASSES, per_class):
             assert metrics[key][label] == pytest.approx(value, abs=1e-6), (key, label)
     assert metrics["f1"]["happy"] == 0.0
@@ -94,77 +145,105 @@ def test_score_matches_sklearn(split, probabilities):
     assert metrics["f1"]["disgust"] == pytest.approx(2 / 3, abs=1e-6)
     assert metrics["precision"]["disgust"] == 0.5 and metrics["recall"]["disgust"] == 1.0
     assert metrics["recall"]["sad"] == 0.5 and metrics["precision"]["sad"] == 0.5
+    assert metrics["n_test"] == 10 and type(metrics["n_test"]) is int
 
 
-def test_min_recall_is_the_worst_class(split, probabilities):
-    metrics = _score(split, probabilities)
+def test_score_without_detail_has_no_per_class_scores(table):
+    brief = score(table, CLASSES, detail=False)
+    assert set(brief) == {"n_test", "accuracy", "macro_f1", "ece", "min_recall", "serving_accuracy"}
+    full = score(table, CLASSES)
+    assert {k: full[k] for k in brief} == brief
+
+
+def test_min_recall_is_the_worst_class(split, served, table):
+    metrics = score(table, CLASSES)
     assert metrics["min_recall"] == min(metrics["recall"].values()) == 0.0  # happy is never recognised
-    test = split[split["part"] == TEST]
-    perfect = np.eye(len(CLASSES))[[CLASSES.index(e) for e in test["emotion"]]]
-    perfect[-1] = np.eye(len(CLASSES))[CLASSES.index("sad")]  # one of the two fear clips taken for sad
-    assert _score(split, perfect)["min_recall"] == 0.5
+    better = _one_hot(ACTUAL)
+    better[-1] = _one_hot(["sad"])[0]  # one of the two fear clips taken for sad
+    assert score(predictions_table(split, better, served, CLASSES, "fold2"), CLASSES)["min_recall"] == 0.5
 
 
-def test_score_includes_the_calibration_error(split, probabilities):
-    table = predictions_table(split, probabilities, CLASSES, "test_YAF")
-    metrics = score(table, split, CLASSES)
+def test_score_includes_the_calibration_error(table):
+    metrics = score(table, CLASSES)
     expected = expected_calibration_error(table["confidence"], table["actual"] == table["predicted"])
     assert metrics["ece"] == pytest.approx(expected, abs=1e-6)
     assert 0 < metrics["ece"] <= 1
 
 
-def test_score_counts_parts(split, probabilities):
-    metrics = _score(split, probabilities)
-    counts = split["part"].value_counts()
-    assert (metrics["n_train"], metrics["n_val"], metrics["n_test"]) == (counts[TRAIN], counts[VALIDATION], counts[TEST])
-    assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == len(split)
-    assert metrics["n_test"] == 10
-    assert all(type(metrics[k]) is int for k in ("n_train", "n_val", "n_test"))
-
-
-def test_score_without_validation_rows(split, probabilities):
-    no_val = split.assign(part=split["part"].replace({VALIDATION: TRAIN}))
-    metrics = _score(no_val, probabilities)
-    assert metrics["n_val"] == 0
-    assert metrics["n_train"] == (split["part"] != TEST).sum()
+def test_serving_accuracy_is_the_accuracy_of_the_served_column(split, probabilities, table):
+    metrics = score(table, CLASSES)
+    assert metrics["serving_accuracy"] == pytest.approx(accuracy_score(ACTUAL, SERVED), abs=1e-6) == 0.5
+    assert metrics["accuracy"] == 0.7  # the fold's own predictions, a different column
+    # served alone exactly as in the fold: the two accuracies agree
+    same = predictions_table(split, probabilities, probabilities, CLASSES, "fold2")
+    assert score(same, CLASSES)["serving_accuracy"] == score(same, CLASSES)["accuracy"] == 0.7
+    # the served column does not move the other scores
+    assert {k: v for k, v in score(same, CLASSES).items() if k != "serving_accuracy"} == {
+        k: v for k, v in metrics.items() if k != "serving_accuracy"
+    }
 
 
 def test_perfect_predictions(split):
-    test = split[split["part"] == TEST]
-    probs = np.eye(len(CLASSES))[[CLASSES.index(e) for e in test["emotion"]]]
-    table = predictions_table(split, probs, CLASSES, "random")
-    metrics = score(table, split, CLASSES)
-    assert metrics["accuracy"] == 1.0
-    assert metrics["macro_f1"] == 1.0
+    probs = _one_hot(ACTUAL)
+    table = predictions_table(split, probs, probs, CLASSES, "random")
+    metrics = score(table, CLASSES)
+    assert metrics["accuracy"] == metrics["macro_f1"] == metrics["min_recall"] == metrics["serving_accuracy"] == 1.0
     assert metrics["ece"] == 0.0
     assert (table["confidence"] == 1.0).all()
 
 
-def test_metrics_are_json_serialisable(split, probabilities):
-    import json
-
-    metrics = _score(split, probabilities)
-    assert json.loads(json.dumps(metrics)) == metrics
-    summary = summarize("speaker", {"test_YAF": metrics, "test_OAF": metrics})
-    assert json.loads(json.dumps(summary)) == summary
-
-
-def test_class_missing_from_the_test_part_is_scored_over_all_classes(split):
-    """macro F1 is over every class the model knows (sklearn with labels=classes), absent ones scoring 0."""
-    test = split[split["part"] == TEST]
-    no_sad = test["emotion"].replace({"sad": "angry"})
-    frame = split.copy()
-    frame.loc[test.index, "emotion"] = no_sad
-    predicted = list(no_sad)  # perfect on the six classes present
-    probs = np.eye(len(CLASSES))[[CLASSES.index(e) for e in predicted]]
-    table = predictions_table(frame, probs, CLASSES, "random")
-    metrics = score(table, frame, CLASSES)
-    assert "sad" not in set(table["actual"]) | set(table["predicted"])
-    assert metrics["f1"]["sad"] == 0.0
-    assert metrics["macro_f1"] == pytest.approx(
-        f1_score(table["actual"], table["predicted"], labels=CLASSES, average="macro", zero_division=0), abs=1e-6
+def test_classes_without_test_clips_are_left_out(split, served):
+    """A subset with no surprise clip (a corpus without the class) is not scored on surprise: macro F1
+    and the lowest recall are over the classes it has, and surprise has no per-class score."""
+    no_surprise = split.assign(emotion=split["emotion"].replace({"surprise": "happy"}))
+    actual = [e if e != "surprise" else "happy" for e in ACTUAL]
+    table = predictions_table(no_surprise, _one_hot(actual), served, CLASSES, "fold1")
+    metrics = score(table, CLASSES)
+    assert "surprise" not in set(table["actual"])
+    assert "surprise" not in metrics["f1"] and "surprise" not in metrics["recall"] and "surprise" not in metrics["precision"]
+    assert list(metrics["recall"]) == [c for c in CLASSES if c != "surprise"]
+    assert metrics["macro_f1"] == metrics["min_recall"] == 1.0  # sklearn with labels=CLASSES would say 6/7 and 0
+    assert metrics["macro_f1"] != pytest.approx(
+        f1_score(table["actual"], table["predicted"], labels=CLASSES, average="macro", zero_division=0)
     )
-    assert metrics["macro_f1"] == pytest.approx(6 / 7, abs=1e-6)  # sklearn without labels= would say 1.0
+
+
+def test_predicting_an_absent_class_still_costs_recall(split, served):
+    """A clip taken for a class that the subset lacks is a mistake: its own class loses recall."""
+    no_surprise = split.assign(emotion=split["emotion"].replace({"surprise": "happy"}))
+    actual = [e if e != "surprise" else "happy" for e in ACTUAL]
+    predicted = list(actual)
+    predicted[0] = "surprise"  # an angry clip
+    metrics = score(predictions_table(no_surprise, _one_hot(predicted), served, CLASSES, "fold1"), CLASSES)
+    assert "surprise" not in metrics["recall"]
+    assert metrics["recall"]["angry"] == 0.5 and metrics["min_recall"] == 0.5
+    assert metrics["accuracy"] == 0.9
+    assert metrics["macro_f1"] == pytest.approx(
+        f1_score(actual, predicted, labels=[c for c in CLASSES if c != "surprise"], average="macro"), abs=1e-6
+    )
+
+
+def test_fold_score_counts_parts(split, table):
+    metrics = fold_score(table, split, CLASSES)
+    counts = split["part"].value_counts()
+    assert (metrics["n_train"], metrics["n_val"], metrics["n_test"]) == (counts[TRAIN], counts[VALIDATION], counts[TEST])
+    assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] + counts[UNUSED] == len(split)
+    assert all(type(metrics[k]) is int for k in ("n_train", "n_val", "n_test"))
+    assert {k: v for k, v in metrics.items() if k not in ("n_train", "n_val")} == score(table, CLASSES)
+
+
+def test_fold_score_without_validation_rows(split, table):
+    no_val = split.assign(part=split["part"].replace({VALIDATION: TRAIN}))
+    metrics = fold_score(table, no_val, CLASSES)
+    assert metrics["n_val"] == 0
+    assert metrics["n_train"] == 13
+
+
+def test_metrics_are_json_serialisable(split, table):
+    fold = fold_score(table, split, CLASSES)
+    assert json.loads(json.dumps(fold)) == fold
+    summary = summarize("speaker", table, {"fold2": fold}, CLASSES)
+    assert json.loads(json.dumps(summary)) == summary
 
 
 # --- expected calibration error ----------------------------------------------------------------------------
@@ -224,33 +303,90 @@ def test_ece_of_nothing_is_zero():
     assert expected_calibration_error(np.array([]), np.array([], dtype=bool)) == 0.0
 
 
-# --- summaries over folds ------------------------------------------------------------------------------------
+# --- summaries over folds, corpora and speakers ------------------------------------------------------------
 
 
-def _fold(accuracy, macro_f1, ece, min_recall):
-    return {"n_test": 10, "accuracy": accuracy, "macro_f1": macro_f1, "ece": ece, "min_recall": min_recall}
+@pytest.fixture
+def pooled(split, table) -> tuple[pd.DataFrame, dict]:
+    """Two folds' predictions (the fixture's ten clips as fold2, two emovo clips as fold1) and their scores."""
+    other = pd.DataFrame({
+        "fold": "fold1", "file": ["emovo/f1_a.wav", "emovo/m2_b.wav"], "corpus": "emovo",
+        "speaker": ["emovo/f1", "emovo/m2"], "actual": ["angry", "sad"], "predicted": ["angry", "angry"],
+        "confidence": [0.9, 0.6], "served": ["angry", "sad"], **{f"p_{c}": 0.0 for c in CLASSES},
+    })
+    predictions = pd.concat([other, table], ignore_index=True)
+    folds = {"fold1": {"n_test": 2, "accuracy": 0.5}, "fold2": fold_score(table, split, CLASSES)}
+    return predictions, folds
 
 
-def test_summarize_averages_the_folds():
-    folds = {"test_YAF": _fold(0.4, 0.3, 0.2, 0.0), "test_OAF": _fold(0.6, 0.5, 0.1, 0.25)}
-    summary = summarize("speaker", folds)
+def test_summarize_pools_every_test_clip(pooled):
+    predictions, folds = pooled
+    summary = summarize("speaker", predictions, folds, CLASSES)
     assert summary["protocol"] == "speaker"
-    assert summary["accuracy"] == 0.5 and summary["macro_f1"] == 0.4
-    assert summary["ece"] == pytest.approx(0.15, abs=1e-9)
-    assert summary["min_recall"] == 0.0  # the worst class of any fold
-    assert summary["folds"] == folds and list(summary["folds"]) == ["test_YAF", "test_OAF"]
+    assert summary["n_test"] == 12
+    # pooled over the clips, not averaged over the folds: (1 + 7) / 12, not (0.5 + 0.7) / 2
+    assert summary["accuracy"] == pytest.approx(8 / 12, abs=1e-6)
+    assert summary["serving_accuracy"] == pytest.approx(7 / 12, abs=1e-6)  # 2 of 2 and 5 of 10 served alone
+    assert summary["macro_f1"] == score(predictions, CLASSES)["macro_f1"]
+    assert summary["ece"] == score(predictions, CLASSES)["ece"]
+    assert summary["min_recall"] == 0.0
+    assert summary["recall"] == score(predictions, CLASSES)["recall"]
+    assert summary["recall"]["sad"] == pytest.approx(1 / 3, abs=1e-6)  # 1 of 2 in ravdess, 0 of 1 in emovo
+    assert summary["folds"] == folds and list(summary["folds"]) == ["fold1", "fold2"]
 
 
-def test_summarize_one_fold_is_that_fold():
-    fold = _fold(0.123457, 0.2, 0.3, 0.1)
-    summary = summarize("random", {"random": fold})
-    assert (summary["accuracy"], summary["macro_f1"], summary["ece"], summary["min_recall"]) == (0.123457, 0.2, 0.3, 0.1)
+def test_summarize_scores_each_corpus(pooled):
+    predictions, folds = pooled
+    summary = summarize("corpus", predictions, folds, CLASSES)
+    by_corpus = summary["by_corpus"]
+    assert list(by_corpus) == ["emovo", "ravdess", "tess"]
+    assert {c: s["n_test"] for c, s in by_corpus.items()} == {"emovo": 2, "ravdess": 5, "tess": 5}
+    assert {c: s["accuracy"] for c, s in by_corpus.items()} == {"emovo": 0.5, "ravdess": 0.8, "tess": 0.6}
+    assert by_corpus["tess"]["serving_accuracy"] == 0.4 and by_corpus["ravdess"]["serving_accuracy"] == 0.6
+    # the mean over corpora weighs each corpus once, whatever its size
+    assert summary["corpus_mean_accuracy"] == pytest.approx((0.5 + 0.8 + 0.6) / 3, abs=1e-6)
+    # each corpus is scored on the classes it has
+    assert set(by_corpus["emovo"]["recall"]) == {"angry", "sad"}
+    assert by_corpus["emovo"]["macro_f1"] == pytest.approx(
+        f1_score(["angry", "sad"], ["angry", "angry"], labels=["angry", "sad"], average="macro", zero_division=0)
+    )
+    assert set(by_corpus["tess"]["recall"]) == {"angry", "disgust", "fear", "happy"}
+    assert by_corpus["tess"]["min_recall"] == 0.0  # its happy clip
+    assert set(by_corpus["ravdess"]["recall"]) == {"neutral", "surprise", "sad", "fear"}
+    assert by_corpus["ravdess"]["min_recall"] == 0.5
+    for corpus, scores in by_corpus.items():
+        assert scores == score(predictions[predictions["corpus"] == corpus], CLASSES), corpus
+
+
+def test_summarize_scores_each_speaker(pooled):
+    predictions, folds = pooled
+    by_speaker = summarize("speaker", predictions, folds, CLASSES)["by_speaker"]
+    assert list(by_speaker) == ["emovo/f1", "emovo/m2", "ravdess/07", "ravdess/12", "tess/YAF"]
+    assert {s: v["n_test"] for s, v in by_speaker.items()} == {
+        "emovo/f1": 1, "emovo/m2": 1, "ravdess/07": 2, "ravdess/12": 3, "tess/YAF": 5,
+    }
+    assert by_speaker["ravdess/12"]["accuracy"] == pytest.approx(2 / 3, abs=1e-6)
+    assert by_speaker["ravdess/07"]["serving_accuracy"] == 0.5
+    assert by_speaker["emovo/m2"] == {
+        "n_test": 1, "accuracy": 0.0, "macro_f1": 0.0, "ece": 0.6, "min_recall": 0.0, "serving_accuracy": 1.0,
+    }
+    assert "recall" not in by_speaker["tess/YAF"]  # brief: no per-class scores per speaker
+
+
+def test_summarize_one_fold_is_that_fold(split, table):
+    fold = fold_score(table, split, CLASSES)
+    summary = summarize("random", table, {"random": fold}, CLASSES)
+    assert {k: summary[k] for k in ("n_test", "accuracy", "macro_f1", "ece", "min_recall", "serving_accuracy")} == {
+        k: fold[k] for k in ("n_test", "accuracy", "macro_f1", "ece", "min_recall", "serving_accuracy")
+    }
     assert summary["protocol"] == "random"
 
 
-def test_summarize_rounds_the_means():
-    summary = summarize("speaker", {"a": _fold(1 / 3, 0.0, 0.0, 0.0), "b": _fold(0.0, 0.0, 0.0, 0.0)})
-    assert summary["accuracy"] == 0.166667
+def test_summarize_rounds(split, table):
+    thirds = table.iloc[:3].assign(actual=["angry"] * 3, predicted=["angry", "sad", "sad"], served=["sad"] * 3, corpus="tess")
+    summary = summarize("speaker", thirds, {}, CLASSES)
+    assert summary["accuracy"] == 0.333333
+    assert summary["corpus_mean_accuracy"] == 0.333333
 
 
 # --- the most confident mistakes -------------------------------------------------------------------------------
@@ -258,9 +394,9 @@ def test_summarize_rounds_the_means():
 
 def _predictions() -> pd.DataFrame:
     return pd.DataFrame({
-        "fold": ["test_YAF"] * 4 + ["test_OAF"] * 4,
+        "fold": ["fold1"] * 4 + ["fold2"] * 4,
         "file": ["y1", "y2", "y3", "y4", "o1", "o2", "o3", "o4"],
-        "actual": ["sad", "ps", "fear", "angry", "sad", "happy", "ps", "neutral"],
+        "actual": ["sad", "surprise", "fear", "angry", "sad", "happy", "surprise", "neutral"],
         "predicted": ["sad", "happy", "sad", "disgust", "fear", "happy", "happy", "sad"],
         "confidence": [0.99, 0.7, 0.9, 0.7, 0.4, 0.95, 0.85, 0.6],
         "p_angry": 0.0,

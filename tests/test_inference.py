@@ -17,9 +17,10 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
-from conftest import make_tone
+from conftest import REPO_CLASSES, SERVED_FOLDS, make_tone
 
 from ser import features as ser_features
 from ser.audio import AudioError
@@ -38,7 +39,6 @@ from ser.inference import (
     window_starts,
 )
 from ser.inputs import model_inputs, speaker_stats
-from ser.labels import EMOTIONS
 from ser.params import AudioParams
 
 TESS_CLIPS = (
@@ -49,6 +49,7 @@ TESS_CLIPS = (
     "OAF_fear/OAF_back_fear.flac",
 )
 ATOL = 1e-4
+EMOTIONS = REPO_CLASSES
 
 
 # ---------------------------------------------------------------- fixtures
@@ -83,9 +84,9 @@ def synthetic_clips(tmp_path_factory, write_tone) -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def long_clip(tmp_path_factory, write_tone) -> Path:
+def long_clip(tmp_path_factory, write_tone, audio_params) -> Path:
     """10 s at the model's rate: four windows starting at 0.5, 3.5, 6.5 and 7.0 s."""
-    return write_tone(tmp_path_factory.mktemp("long") / "long.wav", sr=22050, seconds=10.0, seed=7, f0=160.0)
+    return write_tone(tmp_path_factory.mktemp("long") / "long.wav", sr=audio_params.sr, seconds=10.0, seed=7, f0=160.0)
 
 
 @pytest.fixture(scope="session")
@@ -337,11 +338,12 @@ def test_to_dict_top_keeps_the_most_probable_classes_in_order(predictor, long_cl
 
 def test_prediction_top_and_emotion():
     probabilities = np.array([0.1, 0.05, 0.3, 0.05, 0.2, 0.0, 0.3])
-    prediction = Prediction("x.wav", 2.0, EMOTIONS, probabilities, [Window(0.5, 2.0, probabilities)])
+    classes = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+    prediction = Prediction("x.wav", 2.0, classes, probabilities, [Window(0.5, 2.0, probabilities)])
     assert prediction.emotion == "fear"  # the first of a tie
     assert prediction.confidence == pytest.approx(0.3)
-    assert prediction.top(3) == [("fear", 0.3), ("sad", 0.3), ("neutral", 0.2)]
-    assert [label for label, _ in prediction.top()] == ["fear", "sad", "neutral", "angry", "disgust", "happy", "ps"]
+    assert prediction.top(3) == [("fear", 0.3), ("surprise", 0.3), ("neutral", 0.2)]
+    assert [label for label, _ in prediction.top()] == ["fear", "surprise", "neutral", "angry", "disgust", "happy", "sad"]
     assert prediction.top(1) == [("fear", 0.3)]
 
 
@@ -518,48 +520,88 @@ def test_predictor_reads_its_params_from_meta(predictor, served_model_dir):
 # ---------------------------------------------------------------- metrics and info
 
 
-def _metrics(fold: str = "test_YAF") -> dict:
+def _metrics() -> dict:
+    """reports/metrics.json as the evaluate stage writes it (``ser.evaluation.summarize``)."""
     return {
-        "protocol": "speaker",
-        "accuracy": 0.7,
+        "protocol": "speaker", "n_test": 81, "accuracy": 0.7, "macro_f1": 0.65, "ece": 0.08, "min_recall": 0.3,
+        "serving_accuracy": 0.66, "corpus_mean_accuracy": 0.62, "recall": {e: 0.6 for e in EMOTIONS},
+        "by_corpus": {"emovo": {"n_test": 20, "accuracy": 0.45}, "ravdess": {"n_test": 21, "accuracy": 0.5},
+                      "tess": {"n_test": 40, "accuracy": 0.9}},
+        "by_speaker": {"tess/OAF": {"n_test": 20, "accuracy": 0.95}},
         "folds": {
-            fold: {"n_train": 10, "n_test": 40, "accuracy": 0.75, "macro_f1": 0.7, "ece": 0.1,
-                   "serving_accuracy": 0.72, "recall": {e: 0.5 for e in EMOTIONS}, "precision": {"angry": 1.0}},
-            "test_OAF": {"n_test": 41, "accuracy": 0.5},
+            "fold1": {"n_train": 10, "n_val": 3, "n_test": 40, "accuracy": 0.75, "macro_f1": 0.7, "ece": 0.1, "min_recall": 0.25,
+                      "serving_accuracy": 0.72, "recall": {e: 0.5 for e in EMOTIONS}, "precision": {"angry": 1.0}},
+            "fold2": {"n_test": 41, "accuracy": 0.5},
         },
     }
 
 
 @pytest.fixture
 def project_model(served_model_dir, tmp_path) -> Path:
-    """A copy of the served model at ``<project>/models``, with no reports yet."""
+    """A copy of the served (deployable) model at ``<project>/models``, with no reports yet."""
     return _copy_model(served_model_dir, tmp_path / "project" / "models")
 
 
-def test_scored_metrics_reads_the_models_fold(project_model):
+def _fold_model(project_model: Path, fold: str) -> Path:
+    """A fold model at ``<project>/models/folds/<fold>``, as the train stage writes them."""
+    model_dir = project_model / "folds" / fold
+    shutil.copytree(project_model, model_dir, ignore=shutil.ignore_patterns("folds"))
+    meta = json.loads((model_dir / "meta.json").read_text())
+    (model_dir / "meta.json").write_text(json.dumps({**meta, "fold": fold}))
+    return model_dir
+
+
+def _write_report(project_model: Path, metrics: dict | None = None) -> Path:
     path = project_model.parent / METRICS_FILE
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(_metrics()))
-    scores = scored_metrics(project_model, "test_YAF")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics or _metrics()))
+    return path
+
+
+def test_scored_metrics_of_the_deployable_model_are_over_all_folds(project_model):
+    path = _write_report(project_model)
+    scores = scored_metrics(project_model, "all")
     assert scores == {
-        "file": os.path.relpath(path.resolve()), "protocol": "speaker", "n_test": 40, "accuracy": 0.75, "macro_f1": 0.7,
-        "ece": 0.1, "serving_accuracy": 0.72, "recall": {e: 0.5 for e in EMOTIONS},
+        "file": os.path.relpath(path.resolve()), "protocol": "speaker", "fold": "all folds",
+        "n_test": 81, "accuracy": 0.7, "macro_f1": 0.65, "ece": 0.08, "min_recall": 0.3, "serving_accuracy": 0.66,
+        "recall": {e: 0.6 for e in EMOTIONS}, "corpus_accuracy": {"emovo": 0.45, "ravdess": 0.5, "tess": 0.9},
     }
-    assert scored_metrics(project_model, "test_OAF")["n_test"] == 41
-    assert scored_metrics(project_model, "test_nobody") is None
-    assert scored_metrics(project_model, None) is None
+
+
+def test_scored_metrics_of_a_fold_model_are_its_own_folds(project_model):
+    path = _write_report(project_model)
+    fold1 = _fold_model(project_model, "fold1")
+    scores = scored_metrics(fold1, "fold1")
+    assert scores == {
+        "file": os.path.relpath(path.resolve()), "protocol": "speaker", "fold": "fold1", "n_test": 40, "accuracy": 0.75,
+        "macro_f1": 0.7, "ece": 0.1, "min_recall": 0.25, "serving_accuracy": 0.72, "recall": {e: 0.5 for e in EMOTIONS},
+    }
+    assert "corpus_accuracy" not in scores
+    assert scored_metrics(_fold_model(project_model, "fold2"), "fold2") == {
+        "file": os.path.relpath(path.resolve()), "protocol": "speaker", "fold": "fold2", "n_test": 41, "accuracy": 0.5,
+    }
+
+
+def test_scored_metrics_of_a_fold_missing_from_the_report_is_none(project_model):
+    """A fold model that the report does not score (a report of other folds, e.g. from another protocol)
+    has no scores: the pooled scores of other models' folds are not its own."""
+    _write_report(project_model)
+    assert scored_metrics(_fold_model(project_model, "test_tess"), "test_tess") is None
+    assert scored_metrics(project_model, "fold9") is None
 
 
 def test_scored_metrics_is_none_without_a_report(project_model):
-    assert scored_metrics(project_model, "test_YAF") is None
+    assert scored_metrics(project_model, "all") is None
+    assert scored_metrics(_fold_model(project_model, "fold1"), "fold1") is None
 
 
 def test_scored_metrics_finds_the_report_from_a_relative_model_dir(project_model, monkeypatch):
-    path = project_model.parent / METRICS_FILE
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(_metrics()))
+    _write_report(project_model)
+    _fold_model(project_model, "fold1")
     monkeypatch.chdir(project_model.parent)
-    assert scored_metrics(Path("models"), "test_YAF")["accuracy"] == 0.75
+    assert scored_metrics(Path("models"), "all")["accuracy"] == 0.7
+    assert scored_metrics(Path("models/folds/fold1"), "fold1")["accuracy"] == 0.75
+    assert scored_metrics(Path("models"), "all")["file"] == str(METRICS_FILE)
 
 
 def test_info_describes_the_model_and_its_scores(project_model, served_model_dir):
@@ -567,16 +609,44 @@ def test_info_describes_the_model_and_its_scores(project_model, served_model_dir
     info = Predictor(project_model).info()
     assert info["arch"] == "bigru"
     assert info["classes"] == list(EMOTIONS)
-    assert info["fold"] == "test_YAF"
+    assert info["fold"] == "all"
     assert info["window_s"] == meta["audio"]["duration"]
     assert info["params"] == {key: meta[key] for key in ("audio", "features", "split", "model", "train")}
     assert info["metrics"] is None
-    (project_model.parent / "reports").mkdir()
-    (project_model.parent / METRICS_FILE).write_text(json.dumps(_metrics()))
+    _write_report(project_model)
     info = Predictor(project_model).info()
-    assert info["metrics"]["accuracy"] == 0.75
+    assert info["metrics"]["accuracy"] == 0.7 and info["metrics"]["fold"] == "all folds"
     assert info["metrics"]["protocol"] == "speaker"
+    assert info["metrics"]["corpus_accuracy"] == {"emovo": 0.45, "ravdess": 0.5, "tess": 0.9}
+    fold_info = Predictor(_fold_model(project_model, "fold1")).info()
+    assert fold_info["fold"] == "fold1" and fold_info["metrics"]["accuracy"] == 0.75
     json.dumps(info)
+
+
+def test_info_says_what_the_model_was_trained_on(project_model):
+    """The corpora (clips of each), speakers and clips the model learned from, as its split says."""
+    info = Predictor(project_model).info()
+    split = pd.read_csv(project_model / "split.csv")
+    learned = split[split["part"].isin(["train", "val"])]
+    assert info["trained_on"] == {
+        "corpora": learned.groupby("corpus").size().to_dict(), "speakers": learned["speaker"].nunique(), "clips": len(learned),
+    }
+    assert info["trained_on"] == {"corpora": {"emovo": 1, "ravdess": 2, "tess": 4}, "speakers": 4, "clips": 7}
+    assert list(info["trained_on"]["corpora"]) == sorted(info["trained_on"]["corpora"])
+
+
+def test_info_of_a_model_without_trained_on_says_so(project_model):
+    """A model saved before ``trained_on`` existed still loads; info has ``None`` for it."""
+    meta = json.loads((project_model / "meta.json").read_text())
+    del meta["trained_on"]
+    (project_model / "meta.json").write_text(json.dumps(meta))
+    assert Predictor(project_model).info()["trained_on"] is None
+
+
+def test_served_model_is_the_deployable_model(served_model_dir):
+    meta = json.loads((served_model_dir / "meta.json").read_text())
+    assert meta["fold"] == "all" and meta["folds"] == list(SERVED_FOLDS)
+    assert meta["classes"] == list(EMOTIONS)
 
 
 # ---------------------------------------------------------------- no TensorFlow

@@ -11,7 +11,7 @@ from ser.params import ModelParams
 
 FRAMES, CHANNELS = 40, 3
 VALID = np.array([40, 23, 40, 17, 31, 12])
-SPEAKERS = np.array(["OAF", "OAF", "OAF", "YAF", "YAF", "YAF"])
+SPEAKERS = np.array(["tess/OAF", "tess/OAF", "tess/OAF", "ravdess/13", "ravdess/13", "ravdess/13"])
 
 
 @pytest.fixture
@@ -19,8 +19,8 @@ def values() -> np.ndarray:
     """Six clips whose channels have other levels and scales per speaker; padded frames hold junk."""
     rng = np.random.default_rng(0)
     out = rng.standard_normal((len(VALID), FRAMES, CHANNELS)).astype(np.float32)
-    out *= np.where(SPEAKERS == "OAF", 2.0, 0.5)[:, None, None]
-    out += np.where(SPEAKERS == "OAF", 10.0, -4.0)[:, None, None] + np.arange(CHANNELS)
+    out *= np.where(SPEAKERS == "tess/OAF", 2.0, 0.5)[:, None, None]
+    out += np.where(SPEAKERS == "tess/OAF", 10.0, -4.0)[:, None, None] + np.arange(CHANNELS)
     out[frame_mask(VALID, FRAMES) == 0] = 77.0  # must never reach the inputs
     return out
 
@@ -129,10 +129,10 @@ def test_speaker_normalization_removes_each_speakers_level_and_scale(values, mod
     params = _params(model_params, arch="cnn1d", normalize="speaker", deltas=1)
     inputs = model_inputs(values, VALID, SPEAKERS, params)
     shifted = values.copy()
-    shifted[SPEAKERS == "YAF"] = shifted[SPEAKERS == "YAF"] * 4.0 - 20.0
+    shifted[SPEAKERS == "ravdess/13"] = shifted[SPEAKERS == "ravdess/13"] * 4.0 - 20.0
     np.testing.assert_allclose(model_inputs(shifted, VALID, SPEAKERS, params), inputs, atol=1e-3)
     # another speaker's clips do not move a speaker's inputs
-    oaf = SPEAKERS == "OAF"
+    oaf = SPEAKERS == "tess/OAF"
     only_oaf = model_inputs(values[oaf], VALID[oaf], SPEAKERS[oaf], params)
     np.testing.assert_allclose(only_oaf, inputs[oaf], atol=1e-5)
 
@@ -140,7 +140,7 @@ def test_speaker_normalization_removes_each_speakers_level_and_scale(values, mod
 def test_given_speaker_stats_are_used(values, model_params):
     params = _params(model_params, arch="cnn1d", normalize="speaker", deltas=0)
     mean, std = np.array([1.0, 2.0, 3.0], np.float32), np.array([2.0, 4.0, 0.5], np.float32)
-    stats = {"OAF": (mean, std), "YAF": (-mean, std * 2)}
+    stats = {"tess/OAF": (mean, std), "ravdess/13": (-mean, std * 2)}
     inputs = model_inputs(values.copy(), VALID, SPEAKERS, params, stats)
     for clip in range(len(VALID)):
         m, s = stats[SPEAKERS[clip]]
@@ -152,7 +152,7 @@ def test_speaker_stats_match_the_default(values, model_params, deltas):
     """``speaker_stats`` of the raw features (with the model's deltas) are what model_inputs computes itself."""
     params = _params(model_params, arch="cnn1d", normalize="speaker", deltas=deltas)
     stats = speaker_stats(values.copy(), VALID, SPEAKERS, deltas)
-    assert set(stats) == {"OAF", "YAF"}
+    assert set(stats) == {"tess/OAF", "ravdess/13"}
     for mean, std in stats.values():
         assert np.squeeze(mean).shape == np.squeeze(std).shape == (CHANNELS * (1 + deltas),)
         assert np.all(std > 0)
@@ -167,14 +167,14 @@ def test_speaker_stats_from_other_clips_apply_to_new_ones(values, model_params):
     params = _params(model_params, arch="cnn1d", normalize="speaker", deltas=0)
     stats = speaker_stats(values[:2].copy(), VALID[:2], SPEAKERS[:2], 0)
     inputs = model_inputs(values[2:3].copy(), VALID[2:3], SPEAKERS[2:3], params, stats)
-    m, s = stats["OAF"]
+    m, s = stats["tess/OAF"]
     np.testing.assert_allclose(_real(inputs, 0), (values[2, : VALID[2]] - m) / s, rtol=1e-5, atol=1e-5)
 
 
 def test_missing_speaker_stats_raise(values, model_params):
     params = _params(model_params, arch="cnn1d", normalize="speaker", deltas=0)
     stats = speaker_stats(values[:3].copy(), VALID[:3], SPEAKERS[:3], 0)
-    with pytest.raises(ValueError, match="YAF"):
+    with pytest.raises(ValueError, match="ravdess/13"):
         model_inputs(values.copy(), VALID, SPEAKERS, params, stats)
 
 
@@ -239,3 +239,14 @@ def test_model_inputs_does_not_modify_its_arguments_otherwise(values, model_para
 @pytest.mark.parametrize("order", [1, 2])
 def test_with_deltas_of_no_clips_has_the_channels_it_would_have(order):
     assert with_deltas(np.zeros((0, 30, 4), np.float32), order).shape == (0, 30, 4 * (order + 1))
+
+
+def test_speakers_of_two_corpora_with_one_name_are_normalized_apart(values, model_params):
+    """Speaker ids are qualified by corpus: actor 01 of one corpus and speaker 01 of another are two speakers."""
+    params = _params(model_params, arch="cnn1d", normalize="speaker", deltas=0)
+    qualified = np.array(["ravdess/01"] * 3 + ["emovo/01"] * 3)
+    inputs = model_inputs(values, VALID, qualified, params)
+    np.testing.assert_allclose(inputs, model_inputs(values, VALID, SPEAKERS, params), atol=1e-5)
+    merged = model_inputs(values, VALID, np.full(6, "01"), params)
+    assert not np.allclose(merged, inputs, atol=1e-2)
+    assert set(speaker_stats(values, VALID, qualified, 0)) == {"ravdess/01", "emovo/01"}

@@ -10,11 +10,11 @@ keras = pytest.importorskip("keras")
 
 from ser.evaluation import evaluate_model  # noqa: E402
 from ser.inputs import frame_mask, model_inputs  # noqa: E402
-from ser.labels import EMOTIONS  # noqa: E402
 from ser.models import ARCHITECTURES, MaskedStatsPooling, PoolFrames, SpecAugment, build_model  # noqa: E402
 from ser.params import ModelParams, SpecAugmentParams, TrainParams  # noqa: E402
-from ser.split import TEST, TRAIN, VALIDATION  # noqa: E402
-from ser.training import FoldData, encode_labels, save_model, train_model  # noqa: E402
+from ser.inference import saved_reference_stats, serving_inputs  # noqa: E402
+from ser.split import TEST, TRAIN, UNUSED, VALIDATION  # noqa: E402
+from ser.training import FoldData, encode_labels, reference_stats, save_model, train_model  # noqa: E402
 
 FRAMES, CHANNELS = 24, 4
 SPEC = SpecAugmentParams(time_masks=2, time_width=4, feature_masks=1, feature_width=2)
@@ -23,6 +23,7 @@ SMALL = ModelParams(
     conv_layers=2, rnn_units=4, input_noise=0.1, spec_augment=SPEC,
 )
 TRAIN_PARAMS = TrainParams(epochs=1, batch_size=8, learning_rate=0.01, early_stopping=2, reduce_lr=1, seed=3)
+EMOTIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 
 
 def _small(arch: str, **changes) -> ModelParams:
@@ -36,8 +37,10 @@ def toy_frames(per_class: int = 3, seed: int = 0) -> tuple[np.ndarray, pd.DataFr
     levels = np.array([EMOTIONS.index(e) for e in emotions], dtype=np.float32)
     values = (levels[:, None, None] + rng.normal(0, 0.3, (len(emotions), FRAMES, CHANNELS))).astype(np.float32)
     valid = rng.integers(FRAMES // 2, FRAMES + 1, len(emotions))
+    corpora = np.resize(["tess", "ravdess", "emovo"], len(emotions))
     index = pd.DataFrame({
-        "file": [f"clip{i}.wav" for i in range(len(emotions))], "speaker": "OAF", "word": "back",
+        "file": [f"{c}/clip{i}.wav" for i, c in enumerate(corpora)], "corpus": corpora,
+        "speaker": [f"{c}/s{i % 2}" for i, c in enumerate(corpora)], "text": "back",
         "emotion": emotions, "valid_frames": valid,
     })
     return values, index
@@ -46,8 +49,8 @@ def toy_frames(per_class: int = 3, seed: int = 0) -> tuple[np.ndarray, pd.DataFr
 def _data(arch: str) -> tuple[FoldData, np.ndarray]:
     values, index = toy_frames()
     inputs = model_inputs(values, index["valid_frames"], index["speaker"], _small(arch))
-    y = encode_labels(index["emotion"])
-    return FoldData(fit_x=inputs, fit_y=y, fit_index=index, val_x=inputs[::3], val_y=y[::3]), inputs
+    y = encode_labels(index["emotion"], EMOTIONS)
+    return FoldData(classes=EMOTIONS, fit_x=inputs, fit_y=y, fit_index=index, val_x=inputs[::3], val_y=y[::3]), inputs
 
 
 def test_every_arch_is_registered():
@@ -81,29 +84,58 @@ def test_arch_trains_one_epoch_and_predicts_probabilities(trained):
 def test_save_and_load_round_trip(tmp_path, trained):
     _, model, _, data, inputs = trained
     parts = np.resize([TRAIN, TRAIN, VALIDATION, TEST], len(data.fit_index))
-    save_model(tmp_path, model, data.fit_index, parts, {"fold": "speaker"})
+    save_model(tmp_path, model, data.fit_index, parts, {"fold": "fold1", "classes": list(EMOTIONS)})
     restored = keras.models.load_model(tmp_path / "model.keras")
     np.testing.assert_allclose(restored.predict(inputs, verbose=0), model.predict(inputs, verbose=0), rtol=0, atol=1e-6)
     assert [type(layer).__name__ for layer in restored.layers] == [type(layer).__name__ for layer in model.layers]
     split = pd.read_csv(tmp_path / "split.csv")
     assert split["part"].tolist() == list(parts)
+    assert split["corpus"].tolist() == data.fit_index["corpus"].tolist()
 
 
 def test_evaluate_model_scores_the_saved_model_on_its_test_part(tmp_path, trained):
     arch, model, _, data, inputs = trained
     values, index = toy_frames()
-    parts = np.resize([TRAIN, TRAIN, VALIDATION, TEST], len(index))
-    save_model(tmp_path, model, index, parts, {"fold": "test_X", "model": _small(arch).model_dump()})
+    parts = np.resize([TRAIN, TRAIN, VALIDATION, TEST, UNUSED], len(index))
+    params = _small(arch)
+    stats = reference_stats(values, index, parts, params)
+    save_model(tmp_path, model, index, parts, {"fold": "fold3", "classes": list(EMOTIONS), "model": params.model_dump()}, stats)
     predictions, scores, meta = evaluate_model(tmp_path, values, index)
     test = parts == TEST
-    assert meta["fold"] == "test_X" and (predictions["fold"] == "test_X").all()
+    assert meta["fold"] == "fold3" and (predictions["fold"] == "fold3").all()
     assert predictions["file"].tolist() == index["file"][test].tolist()
+    assert predictions["corpus"].tolist() == index["corpus"][test].tolist()
+    assert predictions["speaker"].tolist() == index["speaker"][test].tolist()
     expected = model.predict(inputs[test], verbose=0)
     np.testing.assert_allclose(predictions[[f"p_{c}" for c in EMOTIONS]].to_numpy(), expected, atol=1e-5)
+    # served: each clip alone, as `ser predict` scores it (here without speaker statistics: the same inputs)
+    alone = serving_inputs(values[test], index["valid_frames"][test], params, saved_reference_stats(meta))
+    assert predictions["served"].tolist() == [EMOTIONS[i] for i in model.predict(alone, verbose=0).argmax(axis=1)]
     assert scores["n_test"] == test.sum()
+    assert (scores["n_train"], scores["n_val"]) == ((parts == TRAIN).sum(), (parts == VALIDATION).sum())
     assert scores["accuracy"] == pytest.approx((predictions["actual"] == predictions["predicted"]).mean(), abs=1e-6)
+    assert scores["serving_accuracy"] == pytest.approx((predictions["actual"] == predictions["served"]).mean(), abs=1e-6)
     with pytest.raises(RuntimeError, match="rerun the train stage"):
         evaluate_model(tmp_path, values[::-1], index[::-1].reset_index(drop=True))
+
+
+def test_evaluate_model_serves_speaker_normalized_clips_with_the_reference_statistics(tmp_path):
+    """Under ``normalize: speaker`` the fold scores each test clip with its speaker's statistics, and
+    ``served`` with the training clips' pooled ones, so the two columns can differ."""
+    values, index = toy_frames()
+    values = values + np.where(index["speaker"].str.endswith("s1"), 4.0, -4.0)[:, None, None].astype(np.float32)
+    params = _small("cnn1d", normalize="speaker")
+    parts = np.resize([TRAIN, TRAIN, VALIDATION, TEST], len(index))
+    model = build_model((FRAMES, CHANNELS + 1), len(EMOTIONS), params, seed=0)
+    stats = reference_stats(values, index, parts, params)
+    save_model(tmp_path, model, index, parts, {"fold": "fold1", "classes": list(EMOTIONS), "model": params.model_dump()}, stats)
+    predictions, _, meta = evaluate_model(tmp_path, values, index)
+    test = parts == TEST
+    own = model_inputs(values, index["valid_frames"], index["speaker"], params)[test]
+    alone = serving_inputs(values[test], index["valid_frames"][test], params, saved_reference_stats(meta))
+    assert not np.allclose(own, alone, atol=1e-3)
+    np.testing.assert_allclose(predictions[[f"p_{c}" for c in EMOTIONS]].to_numpy(), model.predict(own, verbose=0), atol=1e-5)
+    assert predictions["served"].tolist() == [EMOTIONS[i] for i in model.predict(alone, verbose=0).argmax(axis=1)]
 
 
 @pytest.mark.parametrize("arch", ["cnn1d", "bigru"])

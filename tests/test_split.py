@@ -1,292 +1,466 @@
-"""Train / validation / test splits under the random, speaker and word protocols."""
+"""Evaluation folds over several corpora: the speaker, corpus, text and random protocols, validation
+carved from the training part, determinism, and the errors that name the bad key."""
 
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from ser.labels import EMOTIONS
 from ser.params import ParamsError, SplitParams
-from ser.split import TEST, TRAIN, VALIDATION, assign_parts, fold_parts
+from ser.split import (
+    TEST, TRAIN, UNUSED, VALIDATION, assign_parts, fold_parts, fold_tests, held_out_texts, speaker_folds,
+    validation_speakers,
+)
 
-SPEAKERS = ("OAF", "YAF")
-WORDS = tuple(f"w{i:02d}" for i in range(20))
+CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+# corpus -> (speakers, texts): unequal sizes, as real corpora are
+CORPORA = {
+    "tess": (("OAF", "YAF"), tuple(f"w{i:02d}" for i in range(10))),
+    "ravdess": (("01", "02", "03", "04", "05", "06"), ("kids", "dogs")),
+    "emovo": (("f1", "f2", "m1", "m2"), ("b1", "b2", "l1")),
+}
+N_SPEAKERS = sum(len(speakers) for speakers, _ in CORPORA.values())
+
+
+def make_index(corpora: dict = CORPORA, classes=CLASSES, seed: int = 7) -> pd.DataFrame:
+    """Every speaker of every corpus saying every text with every class, speakers qualified by corpus;
+    rows shuffled so that no protocol can rely on their order."""
+    rows = [
+        {"file": f"{corpus}/{speaker}_{text}_{emotion}.wav", "corpus": corpus, "speaker": f"{corpus}/{speaker}",
+         "text": text, "emotion": emotion}
+        for corpus, (speakers, texts) in corpora.items()
+        for speaker, text, emotion in itertools.product(speakers, texts, classes)
+    ]
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=seed).reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")
 def index() -> pd.DataFrame:
-    rows = [
-        {"file": f"audio/{s}_{e}/{s}_{w}_{e}.wav", "speaker": s, "word": w, "emotion": e}
-        for s, w, e in itertools.product(SPEAKERS, WORDS, EMOTIONS)
-    ]
-    # shuffle the rows so no protocol can rely on the order
-    return pd.DataFrame(rows).sample(frac=1.0, random_state=7).reset_index(drop=True)
+    return make_index()
 
 
 def _split(protocol: str, seed: int = 42, **changes) -> SplitParams:
-    values = {"protocol": protocol, "test_speaker": "YAF", "test_fraction": 0.2,
+    values = {"protocol": protocol, "folds": 4, "train_corpora": [], "test_fraction": 0.2,
               "validation_fraction": 0.2, "seed": seed, **changes}
     return SplitParams(**values)
 
 
-PROTOCOLS = ("random", "speaker", "word")
+def _share(fraction: float, count: int) -> int:
+    """Round half up, as the split documents ("about fraction of ...")."""
+    return math.floor(fraction * count + 0.5)
+
+
+def _values(index: pd.DataFrame, parts: np.ndarray, part: str, column: str) -> set:
+    return set(index.loc[parts == part, column])
+
+
+PROTOCOLS = ("speaker", "corpus", "text", "random")
+
+
+# --- every protocol ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_every_row_gets_a_part(index, protocol):
-    parts = assign_parts(index, _split(protocol))
-    assert len(parts) == len(index)
-    assert set(parts) == {TRAIN, VALIDATION, TEST}
+def test_every_fold_gives_every_row_a_part(index, protocol):
+    folds = fold_parts(index, _split(protocol))
+    assert folds
+    for name, parts in folds.items():
+        assert len(parts) == len(index), name
+        assert set(parts) <= {TRAIN, VALIDATION, TEST, UNUSED}
+        assert {TRAIN, VALIDATION, TEST} <= set(parts), name
+        assert UNUSED not in set(parts), name  # only corpus with train_corpora leaves rows out
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_deterministic_under_the_same_seed(index, protocol):
-    first = assign_parts(index, _split(protocol, seed=5))
-    second = assign_parts(index.copy(), _split(protocol, seed=5))
-    np.testing.assert_array_equal(first, second)
+@pytest.mark.parametrize("seed", [0, 42])
+def test_deterministic_under_the_split_seed(index, protocol, seed):
+    first = fold_parts(index, _split(protocol, seed=seed))
+    second = fold_parts(index.copy(), _split(protocol, seed=seed))
+    assert list(first) == list(second)
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name])
 
 
-@pytest.mark.parametrize("protocol", ["random", "word"])
-def test_test_part_differs_for_another_seed(index, protocol):
-    test_a = assign_parts(index, _split(protocol, seed=1)) == TEST
-    test_b = assign_parts(index, _split(protocol, seed=2)) == TEST
-    assert not np.array_equal(test_a, test_b)
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_another_seed_gives_other_parts(index, protocol):
+    first, second = fold_parts(index, _split(protocol, seed=1)), fold_parts(index, _split(protocol, seed=2))
+    assert list(first) == list(second)
+    assert any(not np.array_equal(first[name], second[name]) for name in first)
 
 
-def test_speaker_test_part_does_not_depend_on_seed(index):
-    test_a = assign_parts(index, _split("speaker", seed=1)) == TEST
-    test_b = assign_parts(index, _split("speaker", seed=2)) == TEST
-    np.testing.assert_array_equal(test_a, test_b)
-    # validation still follows the seed
-    assert not np.array_equal(
-        assign_parts(index, _split("speaker", seed=1)) == VALIDATION,
-        assign_parts(index, _split("speaker", seed=2)) == VALIDATION,
-    )
+@pytest.mark.parametrize("protocol", ["speaker", "corpus", "text"])
+def test_parts_do_not_depend_on_row_order(index, protocol):
+    """Speakers and texts are chosen by name: shuffled rows get the same parts, row for row."""
+    reordered = index.sample(frac=1.0, random_state=11).reset_index(drop=True)
+    first, second = fold_parts(index, _split(protocol)), fold_parts(reordered, _split(protocol))
+    assert list(first) == list(second)
+    for name in first:
+        by_file = dict(zip(index["file"], first[name]))
+        assert [by_file[f] for f in reordered["file"]] == list(second[name]), name
 
 
-@pytest.mark.parametrize("test_speaker", SPEAKERS)
-def test_speaker_protocol(index, test_speaker):
-    parts = assign_parts(index, _split("speaker", test_speaker=test_speaker))
-    test = parts == TEST
-    assert (index.loc[test, "speaker"] == test_speaker).all()
-    assert (index.loc[~test, "speaker"] != test_speaker).all()
-    assert test.sum() == len(WORDS) * len(EMOTIONS)
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_fold_parts_ignores_the_frames_index_labels(index, protocol):
+    """A filtered index (labels with gaps, not 0..n-1) gets the parts of the same rows renumbered."""
+    gappy = index.set_axis(np.arange(len(index)) * 3 + 5)
+    expected = fold_parts(index, _split(protocol))
+    got = fold_parts(gappy, _split(protocol))
+    assert list(got) == list(expected)
+    for name, parts in got.items():
+        np.testing.assert_array_equal(parts, expected[name])
 
 
-def test_unknown_test_speaker(index):
-    with pytest.raises(ParamsError) as info:
-        assign_parts(index, _split("speaker", test_speaker="MAF"))
-    message = str(info.value)
-    assert "split.test_speaker" in message
-    assert "'MAF'" in message
-    assert "OAF, YAF" in message
+@pytest.mark.parametrize("protocol", ["speaker", "corpus", "text", "random"])
+@pytest.mark.parametrize("seed", [0, 42])
+def test_the_test_part_is_chosen_before_validation(index, protocol, seed):
+    """A larger validation share takes more training clips and never moves the test part."""
+    small = fold_parts(index, _split(protocol, seed=seed, validation_fraction=0.2))
+    large = fold_parts(index, _split(protocol, seed=seed, validation_fraction=0.45))
+    for name in small:
+        np.testing.assert_array_equal(small[name] == TEST, large[name] == TEST)
+        assert (large[name] == VALIDATION).sum() >= (small[name] == VALIDATION).sum()
+        assert not ((small[name] == VALIDATION) & (small[name] == TEST)).any()
+    assert sum((large[n] == VALIDATION).sum() for n in large) > sum((small[n] == VALIDATION).sum() for n in small)
 
 
-def test_test_speaker_is_case_sensitive(index):
-    with pytest.raises(ParamsError, match="split.test_speaker"):
-        assign_parts(index, _split("speaker", test_speaker="yaf"))
+# --- speaker ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("folds", [2, 3, 4, 12])
+def test_speaker_folds_test_every_speaker_exactly_once(index, folds):
+    parts = fold_parts(index, _split("speaker", folds=folds))
+    assert list(parts) == [f"fold{k}" for k in range(1, folds + 1)]
+    tested = np.sum([p == TEST for p in parts.values()], axis=0)
+    np.testing.assert_array_equal(tested, 1)  # every clip, hence every speaker, once
+    for name, p in parts.items():
+        test_speakers = _values(index, p, TEST, "speaker")
+        assert test_speakers, name
+        # whole speakers: none of a test speaker's clips trains or validates
+        assert not test_speakers & (_values(index, p, TRAIN, "speaker") | _values(index, p, VALIDATION, "speaker"))
+        assert (p[index["speaker"].isin(test_speakers).to_numpy()] == TEST).all()
+        # everyone else trains or validates
+        assert set(index["speaker"]) - test_speakers == _values(index, p, TRAIN, "speaker") | _values(index, p, VALIDATION, "speaker")
+
+
+@pytest.mark.parametrize("folds", [2, 3, 4, 5])
+@pytest.mark.parametrize("seed", [0, 1, 42])
+def test_speaker_folds_are_balanced_by_corpus(index, folds, seed):
+    dealt = speaker_folds(index, folds, seed)
+    assert len(dealt) == folds
+    assert sorted(s for fold in dealt for s in fold) == sorted(index["speaker"].unique())
+    sizes = [len(fold) for fold in dealt]
+    assert max(sizes) - min(sizes) <= 1
+    for corpus, (speakers, _) in CORPORA.items():
+        per_fold = [sum(s.startswith(f"{corpus}/") for s in fold) for fold in dealt]
+        assert sum(per_fold) == len(speakers)
+        assert max(per_fold) - min(per_fold) <= 1, (corpus, per_fold)
+
+
+def test_speaker_folds_match_fold_parts(index):
+    dealt = speaker_folds(index, 4, 42)
+    for speakers, (name, parts) in zip(dealt, fold_parts(index, _split("speaker", folds=4)).items()):
+        assert _values(index, parts, TEST, "speaker") == set(speakers), name
+
+
+def test_speaker_folds_follow_the_seed(index):
+    assert speaker_folds(index, 4, 1) == speaker_folds(index, 4, 1)
+    assert speaker_folds(index, 4, 1) != speaker_folds(index, 4, 2)
+
+
+@pytest.mark.parametrize("folds", [2, 4])
+@pytest.mark.parametrize("fraction", [0.2, 0.34])
+@pytest.mark.parametrize("seed", [0, 42])
+def test_speaker_validation_is_a_share_of_each_corpus_training_speakers(index, folds, fraction, seed):
+    for name, parts in fold_parts(index, _split("speaker", folds=folds, validation_fraction=fraction, seed=seed)).items():
+        train, val = _values(index, parts, TRAIN, "speaker"), _values(index, parts, VALIDATION, "speaker")
+        assert val and train and not val & train, name  # whole speakers
+        expected = {}
+        for corpus in CORPORA:
+            training = {s for s in train | val if s.startswith(f"{corpus}/")}
+            expected[corpus] = _share(fraction, len(training))
+            assert sum(s.startswith(f"{corpus}/") for s in val) == expected[corpus], (name, corpus, sorted(val))
+        assert sum(expected.values()) > 0  # the fallback to one speaker is tested below
+
+
+def test_validation_takes_at_least_one_speaker():
+    """Two speakers per corpus, two folds: 20% of one training speaker is none, yet one speaker validates."""
+    two = make_index({"tess": (("OAF", "YAF"), ("w1", "w2")), "ravdess": (("01", "02"), ("s1", "s2"))})
+    for name, parts in fold_parts(two, _split("speaker", folds=2)).items():
+        val, train = _values(two, parts, VALIDATION, "speaker"), _values(two, parts, TRAIN, "speaker")
+        assert len(val) == 1 and len(train) == 1, name
+        assert not val & _values(two, parts, TEST, "speaker")
+    assert len(validation_speakers(two, 0.01, 0)) == 1
+
+
+@pytest.mark.parametrize("seed", [0, 42])
+def test_validation_speakers_per_corpus(index, seed):
+    chosen = validation_speakers(index, 0.34, seed)
+    assert len(chosen) == len(set(chosen))
+    for corpus, (speakers, _) in CORPORA.items():
+        assert sum(s.startswith(f"{corpus}/") for s in chosen) == _share(0.34, len(speakers))
+    assert set(chosen) <= set(index["speaker"])
+    assert validation_speakers(index, 0.34, seed) == chosen
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.75])
+def test_validation_never_takes_every_training_clip(fraction):
+    """However the shares round, a fold keeps clips to train on (or the split refuses, naming the key):
+    here every corpus has one training speaker per fold, and half of one speaker rounds up to one."""
+    two = make_index({"tess": (("OAF", "YAF"), ("w1", "w2", "w3")), "ravdess": (("01", "02"), ("s1", "s2", "s3"))})
+    try:
+        folds = fold_parts(two, _split("speaker", folds=2, validation_fraction=fraction))
+    except ParamsError as exc:
+        assert "split.validation_fraction" in str(exc)
+        return
+    for name, parts in folds.items():
+        assert (parts == TRAIN).any(), f"{name}: every training clip went to validation"
+        assert (parts == VALIDATION).any(), name
+
+
+def test_a_single_training_speaker_validates_on_held_out_texts():
+    one_each = make_index({"tess": (("OAF", "YAF"), tuple(f"w{i}" for i in range(10)))})
+    for name, parts in fold_parts(one_each, _split("speaker", folds=2)).items():
+        (speaker,) = _values(one_each, parts, TRAIN, "speaker")
+        assert _values(one_each, parts, VALIDATION, "speaker") == {speaker}
+        val_texts, train_texts = _values(one_each, parts, VALIDATION, "text"), _values(one_each, parts, TRAIN, "text")
+        assert len(val_texts) == 2 and not val_texts & train_texts, name  # 20% of 10 texts, held out whole
+        rest = one_each[parts != TEST]
+        assert (parts == VALIDATION).sum() == rest["text"].isin(val_texts).sum()
+        assert _values(one_each, parts, VALIDATION, "emotion") == set(CLASSES)
 
 
 def test_speaker_protocol_needs_two_speakers(index):
-    one = index[index["speaker"] == "YAF"].reset_index(drop=True)
+    one = index[index["speaker"] == "tess/OAF"]
     with pytest.raises(ParamsError, match="split.protocol"):
-        assign_parts(one, _split("speaker"))
+        fold_parts(one, _split("speaker", folds=2))
 
 
-def test_test_speaker_is_ignored_by_other_protocols(index):
-    parts = assign_parts(index, _split("random", test_speaker="MAF"))
-    assert (parts == TEST).any()
+@pytest.mark.parametrize("folds", [N_SPEAKERS + 1, 100])
+def test_more_folds_than_speakers_is_a_params_error(index, folds):
+    with pytest.raises(ParamsError) as info:
+        fold_parts(index, _split("speaker", folds=folds))
+    message = str(info.value)
+    assert "split.folds" in message
+    assert str(folds) in message and str(N_SPEAKERS) in message
 
 
-@pytest.mark.parametrize("seed", [0, 1, 42])
-def test_word_protocol(index, seed):
-    parts = assign_parts(index, _split("word", seed=seed))
-    test = parts == TEST
-    test_words = set(index.loc[test, "word"])
-    other_words = set(index.loc[~test, "word"])
-    assert not test_words & other_words
-    assert len(test_words) == round(0.2 * len(WORDS))
-    # each held-out word is held out whole: every speaker and emotion is in test
-    assert test.sum() == len(test_words) * len(SPEAKERS) * len(EMOTIONS)
-    assert set(index.loc[test, "speaker"]) == set(SPEAKERS)
-    assert set(index.loc[test, "emotion"]) == set(EMOTIONS)
+def test_as_many_folds_as_speakers_is_leave_one_speaker_out(index):
+    folds = fold_parts(index, _split("speaker", folds=N_SPEAKERS))
+    assert len(folds) == N_SPEAKERS
+    assert sorted(s for p in folds.values() for s in _values(index, p, TEST, "speaker")) == sorted(index["speaker"].unique())
+    assert all(len(_values(index, p, TEST, "speaker")) == 1 for p in folds.values())
 
 
-def test_word_protocol_does_not_depend_on_row_order(index):
-    reordered = index.sample(frac=1.0, random_state=11).reset_index(drop=True)
-    words_a = set(index.loc[assign_parts(index, _split("word")) == TEST, "word"])
-    words_b = set(reordered.loc[assign_parts(reordered, _split("word")) == TEST, "word"])
-    assert words_a == words_b
+def test_same_speaker_name_in_two_corpora_are_two_speakers():
+    """Speaker ids are qualified by corpus: RAVDESS's actor 01 and another corpus's 01 are not one voice."""
+    twins = make_index({"ravdess": (("01", "02"), ("s1", "s2")), "emovo": (("01", "02"), ("b1", "b2"))})
+    assert twins["speaker"].nunique() == 4
+    folds = fold_parts(twins, _split("speaker", folds=4))
+    assert all(len(_values(twins, p, TEST, "speaker")) == 1 for p in folds.values())
 
 
-def test_word_protocol_needs_training_words(index):
-    few = index[index["word"].isin(WORDS[:1])].reset_index(drop=True)
-    with pytest.raises(ParamsError, match="split.test_fraction"):
-        assign_parts(few, _split("word", test_fraction=0.5))
+# --- corpus -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("test_fraction", [0.2, 0.3])
-def test_random_protocol_share_and_stratification(index, test_fraction):
-    parts = assign_parts(index, _split("random", test_fraction=test_fraction))
-    test = parts == TEST
-    assert abs(test.sum() - test_fraction * len(index)) <= 1
-    per_emotion = index.loc[test, "emotion"].value_counts()
-    assert set(per_emotion.index) == set(EMOTIONS)
-    expected = test_fraction * len(index) / len(EMOTIONS)
-    assert (abs(per_emotion - expected) <= 1).all(), per_emotion.to_dict()
-    # random mixes speakers and words across the parts
-    assert set(index.loc[test, "speaker"]) == set(SPEAKERS)
-    assert set(index.loc[test, "word"]) & set(index.loc[~test, "word"])
-
-
-@pytest.mark.parametrize("protocol", PROTOCOLS)
-@pytest.mark.parametrize("seed", [0, 42])
-def test_validation_comes_from_the_non_test_part(index, protocol, seed):
-    params = _split(protocol, seed=seed)
-    parts = assign_parts(index, params)
-    test, val = parts == TEST, parts == VALIDATION
-    assert not (test & val).any()
-    assert val.any() and (parts == TRAIN).any()
-    # the test part is chosen first: the validation share does not move it
-    other = assign_parts(index, _split(protocol, seed=seed, validation_fraction=0.4))
-    np.testing.assert_array_equal(other == TEST, test)
-    assert (other == VALIDATION).sum() > val.sum()
-
-
-@pytest.mark.parametrize("seed", [0, 42])
-def test_random_validation_is_a_stratified_share_of_clips(index, seed):
-    params = _split("random", seed=seed)
-    parts = assign_parts(index, params)
-    rest, val = parts != TEST, parts == VALIDATION
-    assert abs(val.sum() - params.validation_fraction * rest.sum()) <= 1
-    per_emotion = index.loc[val, "emotion"].value_counts()
-    expected = params.validation_fraction * rest.sum() / len(EMOTIONS)
-    assert (abs(per_emotion.reindex(EMOTIONS, fill_value=0) - expected) <= 1).all()
-    # clips, not words: validation words also occur in training
-    assert set(index.loc[val, "word"]) & set(index.loc[parts == TRAIN, "word"])
-
-
-@pytest.mark.parametrize("protocol", ["speaker", "word"])
-@pytest.mark.parametrize("seed", [0, 1, 42])
-@pytest.mark.parametrize("fraction", [0.2, 0.3])
-def test_validation_holds_out_whole_words_of_the_training_part(index, protocol, seed, fraction):
-    params = _split(protocol, seed=seed, validation_fraction=fraction)
-    parts = assign_parts(index, params)
-    train, val, test = (parts == part for part in (TRAIN, VALIDATION, TEST))
-    val_words, train_words = set(index.loc[val, "word"]), set(index.loc[train, "word"])
-    assert not val_words & train_words
-    rest_words = set(index.loc[~test, "word"])
-    assert len(val_words) == round(fraction * len(rest_words))
-    # a held-out word goes whole: every non-test clip of it is in validation
-    rest = index[~test]
-    assert val.sum() == rest["word"].isin(val_words).sum()
-    assert set(index.loc[val, "emotion"]) == set(EMOTIONS)
-
-
-def test_speaker_validation_is_the_training_speaker_only(index):
-    parts = assign_parts(index, _split("speaker", test_speaker="YAF"))
-    assert set(index.loc[parts == VALIDATION, "speaker"]) == {"OAF"}
-    assert set(index.loc[parts == TRAIN, "speaker"]) == {"OAF"}
-    assert set(index.loc[parts == TEST, "speaker"]) == {"YAF"}
-    # 4 of the 20 words of OAF, all emotions
-    assert (parts == VALIDATION).sum() == 4 * len(EMOTIONS)
-
-
-def test_word_validation_and_test_words_are_disjoint(index):
-    parts = assign_parts(index, _split("word"))
-    words = {part: set(index.loc[parts == part, "word"]) for part in (TRAIN, VALIDATION, TEST)}
-    assert not words[TRAIN] & words[VALIDATION]
-    assert not words[TRAIN] & words[TEST]
-    assert not words[VALIDATION] & words[TEST]
-    assert len(words[TEST]) == 4 and len(words[VALIDATION]) == 3 and len(words[TRAIN]) == 13
-    # every speaker in every part
-    for part in (TRAIN, VALIDATION, TEST):
-        assert set(index.loc[parts == part, "speaker"]) == set(SPEAKERS)
-
-
-def test_validation_words_do_not_depend_on_row_order(index):
-    reordered = index.sample(frac=1.0, random_state=3).reset_index(drop=True)
-    for protocol in ("speaker", "word"):
-        words_a = set(index.loc[assign_parts(index, _split(protocol)) == VALIDATION, "word"])
-        words_b = set(reordered.loc[assign_parts(reordered, _split(protocol)) == VALIDATION, "word"])
-        assert words_a == words_b
-
-
-def test_speaker_validation_needs_two_training_words(index):
-    one_word = index[index["word"] == WORDS[0]].reset_index(drop=True)
-    with pytest.raises(ParamsError, match="split.validation_fraction"):
-        assign_parts(one_word, _split("speaker"))
-
-
-# --- folds ---------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("test_speaker", SPEAKERS)
-def test_speaker_folds_one_per_held_out_speaker(index, test_speaker):
-    params = _split("speaker", test_speaker=test_speaker)
-    folds = fold_parts(index, params)
-    other = next(s for s in SPEAKERS if s != test_speaker)
-    assert list(folds) == [f"test_{test_speaker}", f"test_{other}"]  # the configured speaker first
+def test_corpus_protocol_leaves_each_corpus_out(index):
+    folds = fold_parts(index, _split("corpus"))
+    assert list(folds) == ["test_emovo", "test_ravdess", "test_tess"]
     for name, parts in folds.items():
         held_out = name.removeprefix("test_")
-        np.testing.assert_array_equal(parts, assign_parts(index, _split("speaker", test_speaker=held_out)))
-        assert set(index.loc[parts == TEST, "speaker"]) == {held_out}
-        assert held_out not in set(index.loc[parts != TEST, "speaker"])
-    np.testing.assert_array_equal(folds[f"test_{test_speaker}"], assign_parts(index, params))
-
-
-def test_speaker_folds_with_three_speakers(index):
-    third = index[index["speaker"] == "OAF"].assign(speaker="MAF", file=lambda f: f["file"].str.replace("OAF", "MAF"))
-    three = pd.concat([index, third], ignore_index=True)
-    folds = fold_parts(three, _split("speaker", test_speaker="YAF"))
-    assert list(folds) == ["test_YAF", "test_MAF", "test_OAF"]
-    for name, parts in folds.items():
-        speaker = name.removeprefix("test_")
-        assert set(three.loc[parts == TEST, "speaker"]) == {speaker}
-        assert set(three.loc[parts == TRAIN, "speaker"]) == set(("MAF", "OAF", "YAF")) - {speaker}
-    # every clip is tested exactly once over the folds
-    tested = np.sum([parts == TEST for parts in folds.values()], axis=0)
+        assert _values(index, parts, TEST, "corpus") == {held_out}
+        np.testing.assert_array_equal(parts == TEST, (index["corpus"] == held_out).to_numpy())
+        others = set(CORPORA) - {held_out}
+        assert _values(index, parts, TRAIN, "corpus") | _values(index, parts, VALIDATION, "corpus") == others
+        assert not (parts == UNUSED).any()
+        # validation: whole speakers of the training corpora
+        assert not _values(index, parts, VALIDATION, "speaker") & _values(index, parts, TRAIN, "speaker")
+    tested = np.sum([p == TEST for p in folds.values()], axis=0)
     np.testing.assert_array_equal(tested, 1)
 
 
-@pytest.mark.parametrize("protocol", ["random", "word"])
-def test_other_protocols_have_one_fold_named_after_them(index, protocol):
-    params = _split(protocol)
-    folds = fold_parts(index, params)
-    assert list(folds) == [protocol]
-    np.testing.assert_array_equal(folds[protocol], assign_parts(index, params))
+def test_corpus_protocol_with_train_corpora(index):
+    folds = fold_parts(index, _split("corpus", train_corpora=["tess"]))
+    assert list(folds) == ["test_emovo", "test_ravdess"]  # the training corpus is never tested
+    for name, parts in folds.items():
+        held_out = name.removeprefix("test_")
+        assert _values(index, parts, TEST, "corpus") == {held_out}
+        assert _values(index, parts, TRAIN, "corpus") | _values(index, parts, VALIDATION, "corpus") == {"tess"}
+        # the third corpus is neither trained nor tested on
+        (other,) = set(CORPORA) - {"tess", held_out}
+        np.testing.assert_array_equal(parts == UNUSED, (index["corpus"] == other).to_numpy())
+        # tess has two speakers: one validates, the other trains
+        assert len(_values(index, parts, VALIDATION, "speaker")) == 1
+        assert len(_values(index, parts, TRAIN, "speaker")) == 1
 
 
-def test_fold_parts_unknown_test_speaker(index):
-    with pytest.raises(ParamsError, match="split.test_speaker"):
-        fold_parts(index, _split("speaker", test_speaker="MAF"))
+def test_corpus_protocol_with_two_train_corpora(index):
+    folds = fold_parts(index, _split("corpus", train_corpora=["ravdess", "emovo"]))
+    assert list(folds) == ["test_tess"]
+    parts = folds["test_tess"]
+    assert not (parts == UNUSED).any()
+    assert _values(index, parts, TRAIN, "corpus") == {"ravdess", "emovo"}
+    assert _values(index, parts, VALIDATION, "corpus") == {"ravdess", "emovo"}  # 20% of 6 and of 4 speakers: one each
 
 
-def _tiny(per_emotion: int) -> pd.DataFrame:
+def test_unknown_train_corpus_is_a_params_error(index):
+    with pytest.raises(ParamsError) as info:
+        fold_parts(index, _split("corpus", train_corpora=["tess", "savee"]))
+    message = str(info.value)
+    assert "split.train_corpora" in message and "savee" in message
+    assert "emovo, ravdess, tess" in message  # what the data has
+
+
+def test_train_corpora_is_case_sensitive(index):
+    with pytest.raises(ParamsError, match="split.train_corpora"):
+        fold_parts(index, _split("corpus", train_corpora=["TESS"]))
+
+
+def test_training_on_every_corpus_leaves_none_to_test(index):
+    with pytest.raises(ParamsError, match="split.protocol"):
+        fold_parts(index, _split("corpus", train_corpora=sorted(CORPORA)))
+
+
+def test_corpus_protocol_needs_two_corpora(index):
+    one = index[index["corpus"] == "ravdess"]
+    with pytest.raises(ParamsError) as info:
+        fold_parts(one, _split("corpus"))
+    assert "split.protocol" in str(info.value) and "ravdess" in str(info.value)
+
+
+@pytest.mark.parametrize("protocol", ["speaker", "text", "random"])
+def test_train_corpora_matter_only_to_the_corpus_protocol(index, protocol):
+    plain = fold_parts(index, _split(protocol))
+    restricted = fold_parts(index, _split(protocol, train_corpora=["tess"]))
+    assert list(plain) == list(restricted)
+    for name in plain:
+        np.testing.assert_array_equal(plain[name], restricted[name])
+
+
+# --- text -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 42])
+def test_text_protocol_holds_out_whole_texts_of_every_corpus(index, seed):
+    folds = fold_parts(index, _split("text", seed=seed))
+    assert list(folds) == ["text"]
+    parts = folds["text"]
+    for corpus, (speakers, texts) in CORPORA.items():
+        rows = (index["corpus"] == corpus).to_numpy()
+        held = set(index.loc[rows & (parts == TEST), "text"])
+        assert len(held) == max(1, _share(0.2, len(texts))), corpus  # 2 of 10, 1 of 2, 1 of 3
+        # a held-out text is held out whole, for every speaker and class; no other text is tested
+        np.testing.assert_array_equal(parts[rows] == TEST, index.loc[rows, "text"].isin(held).to_numpy())
+        assert set(index.loc[rows & (parts == TEST), "speaker"]) == {f"{corpus}/{s}" for s in speakers}
+        assert set(index.loc[rows & (parts == TEST), "emotion"]) == set(CLASSES)
+        # validation: whole texts too, none of them tested or trained
+        val = set(index.loc[rows & (parts == VALIDATION), "text"])
+        train = set(index.loc[rows & (parts == TRAIN), "text"])
+        assert train and not held & (val | train) and not val & train, corpus
+
+
+def test_held_out_texts_is_per_corpus():
+    """The same text name in two corpora is two texts: holding one out does not take the other."""
+    shared = make_index({"tess": (("OAF",), ("a", "b", "c", "d")), "emovo": (("f1",), ("a", "b", "c", "d"))})
+    mask = held_out_texts(shared, 0.25, 42, "split.test_fraction")
+    for corpus in ("tess", "emovo"):
+        rows = shared["corpus"] == corpus
+        assert shared.loc[rows & mask, "text"].nunique() == 1
+    assert set(shared.loc[mask, "corpus"]) == {"tess", "emovo"}
+
+
+def test_a_corpus_with_one_text_is_never_held_out():
+    mixed = make_index({"tess": (("OAF", "YAF"), ("a", "b", "c", "d", "e")), "emovo": (("f1", "m1"), ("only",))})
+    parts = fold_parts(mixed, _split("text"))["text"]
+    assert _values(mixed, parts, TEST, "corpus") == {"tess"}
+    assert (parts[(mixed["corpus"] == "emovo").to_numpy()] != TEST).all()
+
+
+def test_text_protocol_needs_a_corpus_with_two_texts():
+    single = make_index({"tess": (("OAF", "YAF"), ("a",)), "emovo": (("f1",), ("b",))})
+    with pytest.raises(ParamsError, match="split.test_fraction"):
+        fold_parts(single, _split("text"))
+
+
+def test_text_protocol_needs_training_texts():
+    few = make_index({"tess": (("OAF", "YAF"), ("a", "b"))})
+    with pytest.raises(ParamsError, match="split.test_fraction"):
+        fold_parts(few, _split("text", test_fraction=0.8))
+
+
+# --- random -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("test_fraction", [0.2, 0.3])
+def test_random_protocol_share_stratified_by_corpus_and_class(index, test_fraction):
+    folds = fold_parts(index, _split("random", test_fraction=test_fraction))
+    assert list(folds) == ["random"]
+    parts = folds["random"]
+    test = parts == TEST
+    assert abs(test.sum() - test_fraction * len(index)) <= 1
+    strata = index["corpus"] + "|" + index["emotion"]
+    for stratum, rows in index.groupby(strata):
+        got = test[rows.index].sum()
+        assert abs(got - test_fraction * len(rows)) <= 1, stratum
+    # random mixes speakers and texts across the parts
+    assert _values(index, parts, TEST, "speaker") & _values(index, parts, TRAIN, "speaker")
+    assert _values(index, parts, TEST, "text") & _values(index, parts, TRAIN, "text")
+
+
+@pytest.mark.parametrize("seed", [0, 42])
+def test_random_validation_is_a_stratified_share_of_training_clips(index, seed):
+    parts = fold_parts(index, _split("random", seed=seed))["random"]
+    rest, val = parts != TEST, parts == VALIDATION
+    assert abs(val.sum() - 0.2 * rest.sum()) <= 1
+    assert set(index.loc[val, "corpus"] + "|" + index.loc[val, "emotion"]) == set(index["corpus"] + "|" + index["emotion"])
+
+
+def _tiny(per_stratum: int) -> pd.DataFrame:
     rows = [
-        {"file": f"audio/{s}_w{i}_{e}.wav", "speaker": s, "word": f"w{i}", "emotion": e}
-        for e in EMOTIONS for i in range(per_emotion) for s in SPEAKERS[i % 2:i % 2 + 1]
+        {"file": f"{c}/{i}_{e}.wav", "corpus": c, "speaker": f"{c}/s{i % 2}", "text": f"t{i}", "emotion": e}
+        for c in ("tess", "emovo") for e in CLASSES for i in range(per_stratum)
     ]
     return pd.DataFrame(rows)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 42])
-def test_tiny_corpus_keeps_every_emotion_in_every_part(seed):
-    tiny = _tiny(3)  # 21 clips: 20% would be 4 test clips, fewer than the 7 emotions
-    parts = assign_parts(tiny, _split("random", seed=seed))
+def test_tiny_data_keeps_every_stratum_in_every_part(seed):
+    tiny = _tiny(3)  # 42 clips: 20% would be 8 test clips, fewer than the 14 strata
+    parts = fold_parts(tiny, _split("random", seed=seed))["random"]
+    strata = set(tiny["corpus"] + "|" + tiny["emotion"])
     for part in (TRAIN, VALIDATION, TEST):
-        assert set(tiny.loc[parts == part, "emotion"]) == set(EMOTIONS), part
+        assert set(tiny.loc[parts == part, "corpus"] + "|" + tiny.loc[parts == part, "emotion"]) == strata, part
 
 
-def test_too_tiny_corpus_raises_params_error():
-    with pytest.raises(ParamsError, match="too few"):
-        assign_parts(_tiny(2), _split("random"))
-
-
-def test_too_tiny_corpus_error_names_the_key():
-    with pytest.raises(ParamsError) as info:
-        assign_parts(_tiny(2), _split("random"))
+def test_too_tiny_data_is_a_params_error_naming_the_key():
+    with pytest.raises(ParamsError, match="too few") as info:
+        fold_parts(_tiny(2), _split("random"))
     assert "split.validation_fraction" in str(info.value) or "split.test_fraction" in str(info.value)
+
+
+# --- the building blocks ----------------------------------------------------------------------------
+
+
+def test_fold_tests_names_the_pool_each_fold_may_learn_from(index):
+    tests = fold_tests(index, _split("corpus", train_corpora=["emovo"]))
+    assert list(tests) == ["test_ravdess", "test_tess"]
+    for name, (test, pool) in tests.items():
+        np.testing.assert_array_equal(test, (index["corpus"] == name.removeprefix("test_")).to_numpy())
+        np.testing.assert_array_equal(pool, (index["corpus"] == "emovo").to_numpy())
+
+
+def test_assign_parts_never_trains_on_test_rows(index):
+    test = (index["corpus"] == "tess").to_numpy()
+    everyone = np.ones(len(index), dtype=bool)
+    parts = assign_parts(index, test, everyone, _split("speaker"))
+    np.testing.assert_array_equal(parts == TEST, test)
+    assert set(parts[~test]) == {TRAIN, VALIDATION}
+
+
+def test_assign_parts_needs_rows_to_train_on(index):
+    test = (index["corpus"] == "tess").to_numpy()
+    with pytest.raises(ParamsError, match="no clips to train on"):
+        assign_parts(index, test, test, _split("corpus"))

@@ -1,4 +1,5 @@
-"""Training data per fold, the tutorial network, seeded training and its reproducibility, on tiny synthetic data."""
+"""Training data per fold, the tutorial network, seeded training and its reproducibility, the deployable
+model trained without validation, what a saved model says it learned from; on tiny synthetic data."""
 
 from __future__ import annotations
 
@@ -12,20 +13,23 @@ keras = pytest.importorskip("keras")
 
 from ser.features import INDEX_COLUMNS  # noqa: E402
 from ser.inputs import model_inputs, speaker_stats  # noqa: E402
-from ser.labels import EMOTIONS  # noqa: E402
 from ser.models import build_model  # noqa: E402
 from ser.params import ModelParams, SpecAugmentParams, SplitParams, TrainParams  # noqa: E402
-from ser.split import TEST, TRAIN, VALIDATION, fold_parts  # noqa: E402
+from ser.split import TEST, TRAIN, UNUSED, VALIDATION, fold_parts  # noqa: E402
 from ser.training import (  # noqa: E402
     FoldData,
     _callbacks,
+    deployable_epochs,
     encode_labels,
     fold_data,
     history_summary,
     mean_summary,
     save_model,
     train_model,
+    trained_on,
 )
+
+CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 
 NO_SPEC = SpecAugmentParams(time_masks=0, time_width=0, feature_masks=0, feature_width=0)
 BASE = {
@@ -34,9 +38,10 @@ BASE = {
 }
 TUTORIAL = ModelParams(arch="seed_lstm", lstm_units=256, dense_units=[128, 64], dropout=0.2, **BASE)
 FRAMES, CHANNELS = 16, 5
-SPEAKERS = ("OAF", "YAF")
-WORDS = ("back", "bar", "dog", "food", "germ")
-SPLIT = SplitParams(protocol="speaker", test_speaker="YAF", test_fraction=0.2, validation_fraction=0.2, seed=42)
+SPEAKERS = {"tess": ("OAF", "YAF"), "ravdess": ("01", "02")}
+"""corpus -> speakers of ``corpus()``; two speaker folds each test one speaker of each corpus."""
+TEXTS = ("back", "bar", "dog")
+SPLIT = SplitParams(protocol="speaker", folds=2, train_corpora=[], test_fraction=0.2, validation_fraction=0.2, seed=42)
 
 
 def _train(**changes) -> TrainParams:
@@ -47,14 +52,14 @@ def _train(**changes) -> TrainParams:
 def toy_data(per_class: int = 6, n_mfcc: int = 40) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
     """Frame features whose level depends on the class, with train/val/test parts."""
     rng = np.random.default_rng(0)
-    emotions = np.repeat(EMOTIONS, per_class)
-    levels = np.array([EMOTIONS.index(e) for e in emotions], dtype=np.float32)
+    emotions = np.repeat(CLASSES, per_class)
+    levels = np.array([CLASSES.index(e) for e in emotions], dtype=np.float32)
     features = (levels[:, None, None] + rng.normal(0, 0.3, (len(emotions), 8, n_mfcc))).astype(np.float32)
     index = pd.DataFrame({
-        "file": [f"clip{i}.wav" for i in range(len(emotions))], "speaker": "OAF", "word": "back", "emotion": emotions,
-        "valid_frames": rng.integers(4, 9, len(emotions)),
+        "file": [f"tess/clip{i}.wav" for i in range(len(emotions))], "corpus": "tess", "speaker": "tess/OAF",
+        "text": "back", "emotion": emotions, "valid_frames": rng.integers(4, 9, len(emotions)),
     })
-    parts = np.tile([TRAIN, TRAIN, TRAIN, TRAIN, VALIDATION, TEST], len(EMOTIONS))
+    parts = np.tile([TRAIN, TRAIN, TRAIN, TRAIN, VALIDATION, TEST], len(CLASSES))
     return features, index, parts
 
 
@@ -66,7 +71,7 @@ def no_copies(features: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
 
 
 def test_seed_lstm_is_the_tutorial_network() -> None:
-    model = build_model((40, 1), len(EMOTIONS), TUTORIAL)
+    model = build_model((40, 1), len(CLASSES), TUTORIAL)
     kinds = [(type(layer).__name__, getattr(layer, "units", getattr(layer, "rate", None))) for layer in model.layers]
     assert kinds == [
         ("LSTM", 256), ("Dropout", 0.2), ("Dense", 128), ("Dropout", 0.2),
@@ -80,7 +85,7 @@ def test_seed_lstm_is_the_tutorial_network() -> None:
 
 def test_seed_lstm_reads_the_pooled_inputs() -> None:
     features, index, parts = toy_data()
-    data = fold_data(features, index, no_copies(features), parts, TUTORIAL)
+    data = fold_data(features, index, no_copies(features), parts, TUTORIAL, CLASSES)
     assert data.fit_x.shape == ((parts == TRAIN).sum(), 40, 1)
     assert data.val_x.shape == ((parts == VALIDATION).sum(), 40, 1)
 
@@ -90,7 +95,7 @@ SMALL = ModelParams(arch="seed_lstm", lstm_units=16, dense_units=[8], dropout=0.
 
 def test_training_learns_and_is_reproducible_under_a_seed() -> None:
     features, index, parts = toy_data()
-    data = fold_data(features, index, no_copies(features), parts, SMALL)
+    data = fold_data(features, index, no_copies(features), parts, SMALL, CLASSES)
     train = _train(epochs=3, seed=7)
     first, history = train_model(data, SMALL, train)
     second, history_again = train_model(data, SMALL, train)
@@ -105,7 +110,7 @@ def test_training_learns_and_is_reproducible_under_a_seed() -> None:
 def test_retrained_model_saves_to_identical_bytes_and_loads_back(tmp_path) -> None:
     features, index, parts = toy_data()
     small = ModelParams(arch="seed_lstm", lstm_units=8, dense_units=[], dropout=0.0, **BASE)
-    data = fold_data(features, index, no_copies(features), parts, small)
+    data = fold_data(features, index, no_copies(features), parts, small, CLASSES)
     train = _train(seed=1)
     model, _ = train_model(data, small, train)
     retrained, _ = train_model(data, small, train)
@@ -123,37 +128,98 @@ def test_save_model_writes_meta_and_split(tmp_path) -> None:
     import json
 
     features, index, parts = toy_data()
-    data = fold_data(features, index, no_copies(features), parts, SMALL)
-    model = build_model(data.fit_x.shape[1:], len(EMOTIONS), SMALL)
-    save_model(tmp_path, model, index, parts, {"fold": "test_YAF", "model": SMALL.model_dump()})
+    data = fold_data(features, index, no_copies(features), parts, SMALL, CLASSES)
+    model = build_model(data.fit_x.shape[1:], len(CLASSES), SMALL)
+    save_model(tmp_path, model, index, parts, {"fold": "fold1", "folds": ["fold1"], "classes": list(CLASSES),
+                                               "model": SMALL.model_dump()})
     meta = json.loads((tmp_path / "meta.json").read_text())
-    assert meta["classes"] == list(EMOTIONS)
+    assert meta["classes"] == list(CLASSES)
     assert meta["input_shape"] == [40, 1]
-    assert meta["fold"] == "test_YAF"
+    assert meta["fold"] == "fold1" and meta["folds"] == ["fold1"]
     assert ModelParams(**meta["model"]) == SMALL  # evaluate rebuilds the params from here
+    learned = np.isin(parts, [TRAIN, VALIDATION])
+    assert meta["trained_on"] == {"corpora": {"tess": int(learned.sum())}, "speakers": 1, "clips": int(learned.sum())}
+    assert "reference_stats" not in meta  # none given
     split = pd.read_csv(tmp_path / "split.csv")
-    assert list(split.columns) == ["file", "speaker", "word", "emotion", "part"]
+    assert list(split.columns) == ["file", "corpus", "speaker", "text", "emotion", "part"]
     assert split["part"].tolist() == list(parts)
+    assert split["file"].tolist() == index["file"].tolist()
+
+
+def three_corpora() -> pd.DataFrame:
+    rows = [
+        {"file": f"{c}/{s}_{t}_{e}.wav", "corpus": c, "speaker": f"{c}/{s}", "text": t, "emotion": e, "valid_frames": 8}
+        for c, speakers in {"tess": ("OAF", "YAF"), "ravdess": ("01", "02", "03"), "emovo": ("f1",)}.items()
+        for s, t, e in itertools.product(speakers, ("a", "b"), CLASSES)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_trained_on_counts_the_training_and_validation_clips_only() -> None:
+    index = three_corpora()
+    split = SPLIT.model_copy(update={"protocol": "corpus", "train_corpora": ["tess"]})
+    parts = fold_parts(index, split)["test_ravdess"]
+    assert set(parts) == {TRAIN, VALIDATION, TEST, UNUSED}
+    # a fold model learned from tess alone: the tested ravdess and the unused emovo are not counted
+    assert trained_on(index, parts) == {"corpora": {"tess": 28}, "speakers": 2, "clips": 28}
+    # the deployable model learned from everything
+    everything = np.full(len(index), TRAIN, dtype=object)
+    assert trained_on(index, everything) == {"corpora": {"emovo": 14, "ravdess": 42, "tess": 28}, "speakers": 6, "clips": 84}
+    # validation clips count: the model saw them (early stopping, reference statistics)
+    some = np.where(index["corpus"] == "emovo", VALIDATION, TEST)
+    assert trained_on(index, some) == {"corpora": {"emovo": 14}, "speakers": 1, "clips": 14}
+
+
+def test_save_model_records_what_it_was_trained_on(tmp_path) -> None:
+    import json
+
+    index = three_corpora()
+    parts = fold_parts(index, SPLIT.model_copy(update={"protocol": "corpus"}))["test_tess"]
+    model = build_model((40, 1), len(CLASSES), SMALL)
+    save_model(tmp_path, model, index, parts, {"classes": list(CLASSES)})
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["trained_on"] == {"corpora": {"emovo": 14, "ravdess": 42}, "speakers": 4, "clips": 56}
+    assert json.loads(json.dumps(meta["trained_on"])) == meta["trained_on"]
+
+
+# --- labels ------------------------------------------------------------------------------------------------
+
+
+def test_encode_labels_follows_the_order_of_the_classes() -> None:
+    emotions = pd.Series(["sad", "angry", "surprise", "sad"])
+    np.testing.assert_array_equal(encode_labels(emotions, CLASSES).argmax(axis=1), [5, 0, 6, 5])
+    backwards = encode_labels(emotions, CLASSES[::-1])
+    np.testing.assert_array_equal(backwards.argmax(axis=1), [1, 6, 0, 1])
+    # a class with no clip still has its column
+    assert encode_labels(pd.Series(["angry"]), ["angry", "calm"]).tolist() == [[1.0, 0.0]]
+
+
+def test_encode_labels_refuses_an_emotion_that_is_not_a_class() -> None:
+    with pytest.raises(ValueError, match="ps") as info:
+        encode_labels(pd.Series(["angry", "ps"]), CLASSES)
+    assert "labels stage" in str(info.value)
 
 
 # --- what each fold trains on ------------------------------------------------------------------------------
 
 
 def corpus(copies: int = 2) -> tuple[np.ndarray, pd.DataFrame, tuple[np.ndarray, pd.DataFrame]]:
-    """Two speakers x five words x seven emotions of frame features, and ``copies`` augmented copies of each.
+    """Two corpora x two speakers x three texts x seven classes of frame features, and ``copies`` augmented
+    copies of each.
 
     Every clip and every copy has its own level, so any row of model inputs names the clip (and copy) it came from.
     """
     rng = np.random.default_rng(1)
     rows = [
-        {"file": f"audio/{s}_{w}_{e}.wav", "speaker": s, "word": w, "emotion": e}
-        for s, w, e in itertools.product(SPEAKERS, WORDS, EMOTIONS)
+        {"file": f"{c}/{s}_{t}_{e}.wav", "corpus": c, "speaker": f"{c}/{s}", "text": t, "emotion": e}
+        for c, speakers in SPEAKERS.items() for s, t, e in itertools.product(speakers, TEXTS, CLASSES)
     ]
     index = pd.DataFrame(rows).sample(frac=1.0, random_state=3).reset_index(drop=True)
     index["valid_frames"] = rng.integers(6, FRAMES + 1, len(index))
     n = len(index)
     features = rng.normal(0, 1, (n, FRAMES, CHANNELS)).astype(np.float32)
-    features += np.where(index["speaker"] == "OAF", 3.0, -2.0)[:, None, None].astype(np.float32)
+    levels = {speaker: 4.0 * k - 5.0 for k, speaker in enumerate(sorted(index["speaker"].unique()))}
+    features += index["speaker"].map(levels).to_numpy()[:, None, None].astype(np.float32)
     aug_values = np.concatenate([features + rng.normal(0, 0.5, features.shape).astype(np.float32) for _ in range(copies)])
     aug_index = pd.concat(
         [index.assign(source=np.arange(n), copy=copy) for copy in range(1, copies + 1)], ignore_index=True
@@ -212,62 +278,71 @@ def _expected_inputs(features, index, augmented, params):
     return inputs, aug_inputs
 
 
-@pytest.mark.parametrize("test_speaker", SPEAKERS)
-def test_speaker_fold_fits_on_the_training_speakers_train_clips_and_their_copies_only(fit_calls, test_speaker):
+@pytest.mark.parametrize("fold", ["fold1", "fold2"])
+def test_speaker_fold_fits_on_the_training_speakers_train_clips_and_their_copies_only(fit_calls, fold):
     features, index, augmented = corpus()
-    folds = fold_parts(index, SPLIT.model_copy(update={"test_speaker": test_speaker}))
-    parts = folds[f"test_{test_speaker}"]
-    data = fold_data(features, index, augmented, parts, FRAME_MODEL)
+    parts = fold_parts(index, SPLIT)[fold]
+    data = fold_data(features, index, augmented, parts, FRAME_MODEL, CLASSES)
     fitted = _captured_fit(data, FRAME_MODEL, fit_calls)
 
     inputs, aug_inputs = _expected_inputs(features, index, augmented, FRAME_MODEL)
     train_rows = parts == TRAIN
-    train_speaker = next(s for s in SPEAKERS if s != test_speaker)
-    assert set(index.loc[train_rows, "speaker"]) == {train_speaker}
+    test_speakers = set(index.loc[parts == TEST, "speaker"])
+    assert len(test_speakers) == 2 and {s.split("/")[0] for s in test_speakers} == set(SPEAKERS)  # one per corpus
+    assert not set(index.loc[train_rows, "speaker"]) & test_speakers
     own_copies = np.isin(augmented[1]["source"], np.flatnonzero(train_rows))
     expected = np.concatenate([inputs[train_rows], aug_inputs[own_copies]])
     assert fitted["x"].shape == expected.shape == (train_rows.sum() * 3, FRAMES, 2 * CHANNELS + 1)
     assert _rows(fitted["x"]) == _rows(expected)
-    # nothing of the test speaker, nor of the held-out validation words, is fitted
-    for rows in (inputs[parts == TEST], aug_inputs[augmented[1]["speaker"] == test_speaker],
+    # nothing of the test speakers, nor of the validation speaker, is fitted
+    for rows in (inputs[parts == TEST], aug_inputs[augmented[1]["speaker"].isin(test_speakers).to_numpy()],
                  inputs[parts == VALIDATION], aug_inputs[np.isin(augmented[1]["source"], np.flatnonzero(parts == VALIDATION))]):
-        assert not set(_rows(rows)) & set(_rows(fitted["x"]))
+        assert len(rows) and not set(_rows(rows)) & set(_rows(fitted["x"]))
     # labels travel with their rows
     by_row = dict(zip((r.tobytes() for r in expected), encode_labels(
-        pd.concat([index.loc[train_rows, "emotion"], augmented[1].loc[own_copies, "emotion"]]))))
+        pd.concat([index.loc[train_rows, "emotion"], augmented[1].loc[own_copies, "emotion"]]), CLASSES)))
     for x, y in zip(fitted["x"], fitted["y"]):
         np.testing.assert_array_equal(y, by_row[x.tobytes()])
-    # validation is the training speaker's held-out words, unaugmented
+    # validation is a whole training speaker, unaugmented
     val_x, val_y = fitted["validation_data"]
     np.testing.assert_array_equal(val_x, inputs[parts == VALIDATION])
-    np.testing.assert_array_equal(val_y, encode_labels(index.loc[parts == VALIDATION, "emotion"]))
-    assert set(index.loc[parts == VALIDATION, "speaker"]) == {train_speaker}
+    np.testing.assert_array_equal(val_y, encode_labels(index.loc[parts == VALIDATION, "emotion"], CLASSES))
+    val_speakers = set(index.loc[parts == VALIDATION, "speaker"])
+    assert len(val_speakers) == 1 and not val_speakers & (test_speakers | set(index.loc[train_rows, "speaker"]))
 
 
 def test_fit_data_passed_through_to_a_real_fit(fit_calls):
     """The wrapped fit trains for real: what it received is what the model trained on."""
     features, index, augmented = corpus(copies=1)
-    parts = fold_parts(index, SPLIT)["test_YAF"]
+    parts = fold_parts(index, SPLIT)["fold1"]
     params = SMALL.model_copy(update={"deltas": 1, "normalize": "speaker"})
-    data = fold_data(features, index, augmented, parts, params)
+    data = fold_data(features, index, augmented, parts, params, CLASSES)
     model, history = train_model(data, params, _train(epochs=2))
-    assert len(fit_calls) == 1 and len(history["loss"]) == 2
+    assert len(fit_calls) == 1 and len(history["loss"]) == 2 and len(history["val_loss"]) == 2
     np.testing.assert_array_equal(fit_calls[0]["x"], data.fit_x)
     assert fit_calls[0]["epochs"] == 2 and fit_calls[0]["batch_size"] == 8
     assert len(fit_calls[0]["x"]) == 2 * (parts == TRAIN).sum()
-    assert set(data.fit_index["speaker"]) == {"OAF"}
+    assert set(data.fit_index["speaker"]) == set(index.loc[parts == TRAIN, "speaker"])
     assert model.input_shape[1:] == (2 * CHANNELS, 1)
+    assert model.output_shape[1:] == (len(CLASSES),)
+
+
+PROTOCOL_SPLITS = {
+    "speaker": SPLIT,
+    "corpus": SPLIT.model_copy(update={"protocol": "corpus"}),
+    "text": SPLIT.model_copy(update={"protocol": "text"}),
+    "random": SPLIT.model_copy(update={"protocol": "random"}),
+}
 
 
 @pytest.mark.parametrize("arch", ["seed_lstm", "cnn1d"])
-@pytest.mark.parametrize("protocol", ["speaker", "word", "random"])
+@pytest.mark.parametrize("protocol", list(PROTOCOL_SPLITS))
 def test_augmentation_changes_training_inputs_only(arch, protocol):
     features, index, augmented = corpus()
     params = FRAME_MODEL.model_copy(update={"arch": arch})
-    split = SPLIT.model_copy(update={"protocol": protocol})
-    for parts in fold_parts(index, split).values():
-        with_copies = fold_data(features, index, augmented, parts, params)
-        without = fold_data(features, index, no_copies(features), parts, params)
+    for parts in fold_parts(index, PROTOCOL_SPLITS[protocol]).values():
+        with_copies = fold_data(features, index, augmented, parts, params, CLASSES)
+        without = fold_data(features, index, no_copies(features), parts, params, CLASSES)
         assert with_copies.val_x.tobytes() == without.val_x.tobytes()
         assert with_copies.val_y.tobytes() == without.val_y.tobytes()
         n_train = (parts == TRAIN).sum()
@@ -279,13 +354,12 @@ def test_augmentation_changes_training_inputs_only(arch, protocol):
         np.testing.assert_allclose(test_inputs[parts == VALIDATION], with_copies.val_x, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("protocol", ["speaker", "word", "random"])
+@pytest.mark.parametrize("protocol", list(PROTOCOL_SPLITS))
 def test_copies_of_validation_and_test_clips_are_never_fitted(protocol):
     features, index, augmented = corpus()
-    split = SPLIT.model_copy(update={"protocol": protocol})
     _, aug_inputs = _expected_inputs(features, index, augmented, FRAME_MODEL)
-    for name, parts in fold_parts(index, split).items():
-        data = fold_data(features, index, augmented, parts, FRAME_MODEL)
+    for name, parts in fold_parts(index, PROTOCOL_SPLITS[protocol]).items():
+        data = fold_data(features, index, augmented, parts, FRAME_MODEL, CLASSES)
         held_out = np.flatnonzero(parts != TRAIN)
         assert (parts[held_out] != TRAIN).all() and len(held_out)
         forbidden = aug_inputs[np.isin(augmented[1]["source"], held_out)]
@@ -297,59 +371,122 @@ def test_copies_of_validation_and_test_clips_are_never_fitted(protocol):
         assert len(copies) == 2 * (parts == TRAIN).sum()
 
 
+def test_unused_clips_are_neither_fitted_nor_validated():
+    """corpus protocol with train_corpora: a third corpus's clips play no part in the fold's model."""
+    features, index, augmented = corpus()
+    third = index["speaker"] == "ravdess/02"
+    index = index.assign(corpus=np.where(third, "emovo", index["corpus"]), speaker=index["speaker"].where(~third, "emovo/f1"))
+    sources = augmented[1]["source"].to_numpy()
+    augmented = (augmented[0], augmented[1].assign(corpus=index["corpus"].to_numpy()[sources], speaker=index["speaker"].to_numpy()[sources]))
+    split = SPLIT.model_copy(update={"protocol": "corpus", "train_corpora": ["tess"]})
+    parts = fold_parts(index, split)["test_ravdess"]
+    unused = parts == UNUSED
+    np.testing.assert_array_equal(unused, third.to_numpy())
+    data = fold_data(features, index, augmented, parts, FRAME_MODEL, CLASSES)
+    inputs, aug_inputs = _expected_inputs(features, index, augmented, FRAME_MODEL)
+    for rows in (inputs[unused], aug_inputs[np.isin(augmented[1]["source"], np.flatnonzero(unused))]):
+        assert not set(_rows(rows)) & (set(_rows(data.fit_x)) | set(_rows(data.val_x)))
+    assert set(data.fit_index["corpus"]) == {"tess"}
+
+
 def test_fit_index_and_targets_follow_the_fit_rows():
     features, index, augmented = corpus()
-    parts = fold_parts(index, SPLIT)["test_YAF"]
-    data = fold_data(features, index, augmented, parts, FRAME_MODEL)
+    parts = fold_parts(index, SPLIT)["fold1"]
+    data = fold_data(features, index, augmented, parts, FRAME_MODEL, CLASSES)
     n_train = (parts == TRAIN).sum()
+    assert data.classes == CLASSES
     assert len(data.fit_index) == len(data.fit_x) == len(data.fit_y) == 3 * n_train
     assert data.fit_index["copy"].tolist() == [0] * n_train + [1] * n_train + [2] * n_train
     assert data.fit_index["file"].tolist() == index.loc[parts == TRAIN, "file"].tolist() * 3
-    np.testing.assert_array_equal(data.fit_y.argmax(axis=1), data.fit_index["emotion"].map(EMOTIONS.index))
+    np.testing.assert_array_equal(data.fit_y.argmax(axis=1), data.fit_index["emotion"].map(CLASSES.index))
     np.testing.assert_array_equal(data.fit_y.sum(axis=1), 1.0)
+    assert data.fit_y.shape[1] == data.val_y.shape[1] == len(CLASSES)
     assert len(data.val_x) == len(data.val_y) == (parts == VALIDATION).sum()
+
+
+def test_fold_data_targets_follow_the_given_classes():
+    features, index, _ = corpus(copies=1)
+    parts = fold_parts(index, SPLIT)["fold1"]
+    backwards = CLASSES[::-1]
+    data = fold_data(features, index, no_copies(features), parts, FRAME_MODEL, backwards)
+    assert data.classes == backwards
+    np.testing.assert_array_equal(data.fit_y.argmax(axis=1), data.fit_index["emotion"].map(backwards.index))
+    np.testing.assert_array_equal(data.val_y.argmax(axis=1), index.loc[parts == VALIDATION, "emotion"].map(backwards.index))
 
 
 def test_fold_data_does_not_change_with_the_folds_before_it():
     features, index, augmented = corpus()
     params = FRAME_MODEL.model_copy(update={"deltas": 0})
     folds = list(fold_parts(index, SPLIT).values())
-    fresh = fold_data(features.copy(), index, augmented, folds[1], params)
-    fold_data(features, index, augmented, folds[0], params)  # as train.py does, on the same arrays
-    after = fold_data(features, index, augmented, folds[1], params)
+    fresh = fold_data(features.copy(), index, augmented, folds[1], params, CLASSES)
+    fold_data(features, index, augmented, folds[0], params, CLASSES)  # as train.py does, on the same arrays
+    after = fold_data(features, index, augmented, folds[1], params, CLASSES)
     np.testing.assert_allclose(after.fit_x, fresh.fit_x, atol=1e-5)
+
+
+# --- the deployable model: every clip, no validation -------------------------------------------------------
+
+
+def test_the_deployable_model_fits_every_clip_and_its_copies():
+    features, index, augmented = corpus()
+    everything = np.full(len(index), TRAIN, dtype=object)
+    data = fold_data(features, index, augmented, everything, FRAME_MODEL, CLASSES)
+    assert len(data.fit_x) == 3 * len(index)
+    assert data.val_x.shape == (0, FRAMES, 2 * CHANNELS + 1) and data.val_y.shape == (0, len(CLASSES))
+    inputs, aug_inputs = _expected_inputs(features, index, augmented, FRAME_MODEL)
+    assert _rows(data.fit_x) == _rows(np.concatenate([inputs, aug_inputs]))
+
+
+def test_without_validation_clips_training_runs_the_given_epochs(fit_calls):
+    features, index, _ = corpus(copies=1)
+    everything = np.full(len(index), TRAIN, dtype=object)
+    data = fold_data(features, index, no_copies(features), everything, SMALL, CLASSES)
+    # early stopping and the learning-rate schedule are asked for, but there is nothing to watch
+    train = _train(epochs=9, early_stopping=1, reduce_lr=1)
+    model, history = train_model(data, SMALL, train, epochs=3)
+    assert len(history["loss"]) == 3
+    assert "val_loss" not in history
+    call = fit_calls[-1]
+    assert call["epochs"] == 3 and call["validation_data"] is None
+    assert not any(isinstance(c, (keras.callbacks.EarlyStopping, keras.callbacks.ReduceLROnPlateau)) for c in call["callbacks"])
+    # without ``epochs``, train.epochs
+    _, history = train_model(data, SMALL, _train(epochs=2))
+    assert len(history["loss"]) == 2
 
 
 # --- callbacks and summaries -----------------------------------------------------------------------------
 
 
 def test_callbacks_follow_the_params(tmp_path):
-    assert _callbacks(_train(), None) == []
-    early, reduce = _callbacks(_train(early_stopping=5, reduce_lr=3), None)
+    assert _callbacks(_train(), None, True) == []
+    early, reduce = _callbacks(_train(early_stopping=5, reduce_lr=3), None, True)
     assert isinstance(early, keras.callbacks.EarlyStopping)
     assert (early.patience, early.monitor, early.restore_best_weights) == (5, "val_loss", True)
     assert isinstance(reduce, keras.callbacks.ReduceLROnPlateau)
     assert (reduce.patience, reduce.factor) == (3, 0.5)
-    (only,) = _callbacks(_train(early_stopping=0, reduce_lr=2), None)
+    (only,) = _callbacks(_train(early_stopping=0, reduce_lr=2), None, True)
     assert isinstance(only, keras.callbacks.ReduceLROnPlateau)
+    # nothing to validate on: nothing watches the validation loss
+    assert _callbacks(_train(early_stopping=5, reduce_lr=3), None, False) == []
 
 
 def test_early_stopping_stops_and_restores_the_best_epoch():
     features, index, parts = toy_data()
-    data = fold_data(features, index, no_copies(features), parts, SMALL)
+    data = fold_data(features, index, no_copies(features), parts, SMALL, CLASSES)
     # a learning rate far too high: validation loss soon stops improving
     model, history = train_model(data, SMALL, _train(epochs=40, early_stopping=2, learning_rate=1.0))
     epochs = len(history["val_loss"])
     assert epochs < 40
     best = int(np.argmin(history["val_loss"]))
     assert best == epochs - 3  # stopped after ``patience`` epochs without improvement
+    assert history_summary(history, len(data.fit_x))["best_epoch"] == best + 1
     restored = model.evaluate(data.val_x, data.val_y, verbose=0, return_dict=True)["loss"]
     assert restored == pytest.approx(history["val_loss"][best], rel=1e-4)
 
 
 def test_train_model_logs_every_epoch_with_dvclive(tmp_path):
     features, index, parts = toy_data()
-    data = fold_data(features, index, no_copies(features), parts, SMALL)
+    data = fold_data(features, index, no_copies(features), parts, SMALL, CLASSES)
     train_model(data, SMALL, _train(epochs=2, reduce_lr=1), live_dir=tmp_path / "live")
     for metric in ("train/loss", "train/accuracy", "eval/loss", "eval/accuracy"):
         lines = (tmp_path / "live" / "plots" / "metrics" / f"{metric}.tsv").read_text().splitlines()
@@ -361,18 +498,36 @@ def test_train_model_logs_every_epoch_with_dvclive(tmp_path):
 def test_history_summary_picks_the_best_validation_epoch():
     history = {"loss": [2.0, 1.0, 0.5, 0.2], "val_loss": [1.5, 0.9, 1.1, 1.3],
                "val_accuracy": [0.2, 0.55, 0.6, 0.4], "accuracy": [0.1, 0.5, 0.8, 0.9]}
-    assert history_summary(history, n_fit=120) == {"epochs": 4, "n_fit": 120, "val_loss": 0.9, "val_accuracy": 0.55}
+    assert history_summary(history, n_fit=120) == {
+        "epochs": 4, "best_epoch": 2, "n_fit": 120, "val_loss": 0.9, "val_accuracy": 0.55,
+    }
     rounded = history_summary({"val_loss": [1 / 3], "val_accuracy": [2 / 3]}, n_fit=1)
     assert rounded["val_loss"] == 0.333333 and rounded["val_accuracy"] == 0.666667
+    assert rounded["best_epoch"] == 1 and rounded["epochs"] == 1
 
 
 def test_mean_summary_averages_the_folds():
     folds = {
-        "test_YAF": {"epochs": 4, "n_fit": 10, "val_loss": 1.0, "val_accuracy": 0.5},
-        "test_OAF": {"epochs": 6, "n_fit": 12, "val_loss": 0.5, "val_accuracy": 0.8},
+        "fold1": {"epochs": 4, "best_epoch": 2, "n_fit": 10, "val_loss": 1.0, "val_accuracy": 0.5},
+        "fold2": {"epochs": 6, "best_epoch": 5, "n_fit": 12, "val_loss": 0.5, "val_accuracy": 0.8},
     }
     summary = mean_summary(folds)
     assert summary["val_loss"] == 0.75 and summary["val_accuracy"] == 0.65
-    assert summary["folds"] == folds and list(summary["folds"]) == ["test_YAF", "test_OAF"]
-    single = mean_summary({"random": folds["test_OAF"]})
+    assert summary["folds"] == folds and list(summary["folds"]) == ["fold1", "fold2"]
+    single = mean_summary({"random": folds["fold2"]})
     assert (single["val_loss"], single["val_accuracy"]) == (0.5, 0.8)
+
+
+@pytest.mark.parametrize(("best", "epochs"), [([3, 7, 5], 5), ([4, 7], 5), ([2, 2, 9, 10], 5), ([1], 1), ([12, 30, 30, 8], 21)])
+def test_deployable_epochs_is_the_folds_median_best_epoch(best, epochs, train_params):
+    folds = {f"fold{k}": {"epochs": 40, "best_epoch": b, "val_loss": 1.0} for k, b in enumerate(best, 1)}
+    assert train_params.early_stopping > 0
+    assert deployable_epochs(folds, train_params) == epochs
+    assert type(deployable_epochs(folds, train_params)) is int
+
+
+def test_deployable_epochs_without_early_stopping_are_train_epochs(train_params):
+    """The folds' models ran every epoch: the deployable model does too, whatever epoch was best."""
+    folds = {"fold1": {"epochs": 50, "best_epoch": 3, "val_loss": 1.0}, "fold2": {"epochs": 50, "best_epoch": 9, "val_loss": 1.0}}
+    no_stopping = train_params.model_copy(update={"early_stopping": 0, "epochs": 50})
+    assert deployable_epochs(folds, no_stopping) == 50

@@ -24,12 +24,12 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from conftest import make_tone
+from conftest import REPO_CLASSES, make_tone
 from ser.inference import Predictor
 from ser.params import ServeParams
 from ser.webapp import STATIC_DIR, create_app, display_name
 
-CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "ps", "sad")
+CLASSES = REPO_CLASSES
 TRACEBACK = re.compile(r"Traceback|File \"|\.py\", line")
 # The SVG namespace is an identifier that app.js passes to createElementNS, never fetched.
 XML_NAMESPACES = {"http://www.w3.org/2000/svg"}
@@ -231,17 +231,48 @@ def test_health_says_ok_and_names_the_model(client):
     assert response.json() == {"status": "ok", "model": "bigru"}
 
 
-def test_model_describes_classes_params_and_limits(predictor):
+def test_model_describes_classes_params_and_limits(predictor, repo_params):
     client = small_client(predictor, max_upload_mb=1.5, max_duration_s=12)
     body = client.get("/api/model").json()
-    assert body["classes"] == list(CLASSES)
+    assert body["classes"] == list(CLASSES) == list(repo_params.data.emotions)
     assert body["arch"] == "bigru"
-    assert body["fold"] == "test_YAF"
-    assert body["window_s"] == 3.0
-    assert body["params"]["audio"] == {"sr": 22050, "offset": 0.5, "duration": 3.0, "res_type": "soxr_hq"}
+    assert body["fold"] == "all"
+    assert body["window_s"] == repo_params.audio.duration
+    assert body["params"]["audio"] == repo_params.audio.model_dump()
     assert body["params"]["model"]["arch"] == "bigru"
     assert {"features", "split", "train"} <= set(body["params"])
     assert body["limits"] == {"max_upload_mb": 1.5, "max_duration_s": 12, "workers": 1}
+
+
+def test_model_says_what_it_was_trained_on(client, served_model_dir):
+    """The corpora (clips of each), speakers and clips the model learned from: those of its split.csv."""
+    body = client.get("/api/model").json()
+    split = [line.split(",") for line in (served_model_dir / "split.csv").read_text().splitlines()]
+    header, rows = split[0], [dict(zip(split[0], row)) for row in split[1:]]
+    assert header == ["file", "corpus", "speaker", "text", "emotion", "part"]
+    learned = [row for row in rows if row["part"] in ("train", "val")]
+    assert body["trained_on"] == {
+        "corpora": {c: sum(row["corpus"] == c for row in learned) for c in sorted({row["corpus"] for row in learned})},
+        "speakers": len({row["speaker"] for row in learned}), "clips": len(learned),
+    }
+    assert body["trained_on"] == {"corpora": {"emovo": 1, "ravdess": 2, "tess": 4}, "speakers": 4, "clips": 7}
+
+
+def test_model_shows_the_scores_of_the_deployable_model_over_all_folds(served_model_dir, tmp_path):
+    import shutil
+
+    model_dir = tmp_path / "project" / "models"
+    shutil.copytree(served_model_dir, model_dir)
+    (tmp_path / "project" / "reports").mkdir()
+    (tmp_path / "project" / "reports" / "metrics.json").write_text(json.dumps({
+        "protocol": "corpus", "n_test": 30, "accuracy": 0.6, "serving_accuracy": 0.55,
+        "by_corpus": {"emovo": {"accuracy": 0.4}, "tess": {"accuracy": 0.8}},
+        "folds": {"test_emovo": {"n_test": 10, "accuracy": 0.4}, "test_tess": {"n_test": 20, "accuracy": 0.8}},
+    }))
+    body = TestClient(create_app(Predictor(model_dir))).get("/api/model").json()
+    assert body["metrics"]["fold"] == "all folds" and body["metrics"]["protocol"] == "corpus"
+    assert (body["metrics"]["accuracy"], body["metrics"]["serving_accuracy"], body["metrics"]["n_test"]) == (0.6, 0.55, 30)
+    assert body["metrics"]["corpus_accuracy"] == {"emovo": 0.4, "tess": 0.8}
 
 
 def test_openapi_lists_the_api(client):
@@ -292,6 +323,66 @@ def test_the_page_is_served_with_every_script_and_stylesheet_it_references(clien
             continue
         assert url.startswith("/"), url
         assert client.get(url).status_code == 200, url
+
+
+NODE_HARNESS = r"""
+const fs = require("fs"), vm = require("vm");
+const [script, body] = process.argv.slice(-2);
+const elements = {};
+const element = (id) => elements[id] || (elements[id] = {
+  id, textContent: "", hidden: true, addEventListener() {}, classList: { add() {}, remove() {} },
+});
+const fetch = async (url) => {
+  if (url !== "/api/model") throw new Error(`unexpected fetch of ${url}`);
+  return { ok: true, status: 200, json: async () => JSON.parse(body) };
+};
+const context = vm.createContext({ document: { getElementById: element }, fetch, console });
+vm.runInContext(fs.readFileSync(script, "utf8"), context);
+setTimeout(() => process.stdout.write(element("model-info").textContent), 100);
+"""
+
+
+def page_model_info(body: dict) -> str:
+    """What app.js writes in #model-info when /api/model answers ``body`` (run in Node on a stub page)."""
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    result = subprocess.run([node, "-e", NODE_HARNESS, "--", str(STATIC_DIR / "app.js"), json.dumps(body)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _page_body(client, protocol: str | None) -> dict:
+    body = client.get("/api/model").json()
+    if protocol is not None:
+        body["metrics"] = {"protocol": protocol, "fold": "all folds", "accuracy": 0.625, "serving_accuracy": 0.5,
+                           "corpus_accuracy": {"tess": 0.9}}
+    return body
+
+
+def test_page_says_what_the_model_was_trained_on(client):
+    text = page_model_info(_page_body(client, None))
+    assert text.startswith("Model: bigru, classes: " + ", ".join(CLASSES) + ".")
+    assert "Trained on 4 speakers of emovo (1 clips), ravdess (2 clips), tess (4 clips)." in text
+    assert "accurate" not in text  # no scores without a report
+
+
+@pytest.mark.parametrize(("protocol", "held_out"), [
+    ("speaker", "speakers it never heard"),
+    ("corpus", "corpora it never heard"),
+    ("text", "words and sentences it never heard, from speakers it did"),
+    ("random", "clips it never heard, from speakers and sentences it did"),
+])
+def test_page_says_what_the_test_clips_held_out(client, protocol, held_out):
+    """Only the speaker and corpus protocols test on voices that training never heard."""
+    text = page_model_info(_page_body(client, protocol))
+    assert f"On {held_out} ({protocol} protocol, all folds): 62.5% accurate, 50.0% on clips scored one at a time" in text
+    if protocol in ("text", "random"):
+        assert "speakers it never heard" not in text
 
 
 def test_the_page_and_its_files_refer_to_no_other_host():

@@ -2,6 +2,13 @@
 // The page of `ser serve`: upload or record a clip, POST it to /api/predict, draw the answer.
 const $ = (id) => document.getElementById(id);
 const percent = (p) => `${(100 * p).toFixed(1)}%`;
+// What the test clips of each evaluation protocol hold that training did not (random: nothing but the clips).
+const HELD_OUT = {
+  speaker: "speakers it never heard",
+  corpus: "corpora it never heard",
+  text: "words and sentences it never heard, from speakers it did",
+  random: "clips it never heard, from speakers and sentences it did",
+};
 
 async function showModel() {
   const response = await fetch("/api/model");
@@ -14,7 +21,7 @@ async function showModel() {
     text += ` Trained on ${seen.speakers} speakers of ${corpora}.`;
   }
   if (m) {
-    text += ` On speakers it never heard (${m.protocol} protocol, ${m.fold}): ${percent(m.accuracy)} accurate`;
+    text += ` On ${HELD_OUT[m.protocol] || "held-out clips"} (${m.protocol} protocol, ${m.fold}): ${percent(m.accuracy)} accurate`;
     if (m.serving_accuracy !== undefined) text += `, ${percent(m.serving_accuracy)} on clips scored one at a time, as here`;
     text += ".";
   }
