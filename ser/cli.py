@@ -151,6 +151,8 @@ def predict(args: argparse.Namespace) -> int:
     predictions = []
     if files:
         predictor = load_predictor(args.model)
+        if sys.stderr.isatty():  # for a person at a terminal, not for scripts reading stderr
+            print(f"ser: model {predictor.summary()}", file=sys.stderr)
         progress = sys.stderr.isatty() and len(files) > 1 and not args.no_progress
         predictions, failed = score_files(predictor, files, args.adapt, progress)
         for message in failed:

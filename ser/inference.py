@@ -276,6 +276,13 @@ class Predictor:
         buffer.seek(0)
         self.predict_file(buffer, "warm-up")
 
+    def summary(self) -> str:
+        """One line: the architecture, the classes, and the speakers and corpora it learned from."""
+        line = f"{self.params.arch}, classes {', '.join(self.classes)}"
+        if seen := self.meta.get("trained_on"):
+            line += f"; trained on {seen['speakers']} speakers of {', '.join(seen['corpora'])}"
+        return line
+
     def info(self) -> dict:
         """What is loaded: directory, architecture, classes, fold, params and test scores."""
         return {

@@ -20,7 +20,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from conftest import REPO_CLASSES, TESS_DIR
+from conftest import REPO_CLASSES, SERVED_CORPORA, TESS_DIR
 from ser.cli import main
 from ser.inference import Predictor
 
@@ -435,7 +435,23 @@ def test_progress_bar_only_on_a_terminal(capsys, model, clips, monkeypatch):
     quiet = Terminal()
     monkeypatch.setattr(sys, "stderr", quiet)
     assert main(["predict", *map(str, clips), "--model", model, "--no-progress"]) == 0
-    assert quiet.getvalue() == ""
+    assert "%|" not in quiet.getvalue()
+
+
+def test_a_terminal_is_told_what_the_model_learned(capsys, model, clips, monkeypatch):
+    """At a terminal, one line names the classes and the speakers and corpora the model learned from."""
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["predict", str(clips[0]), "--model", model, "--no-progress"]) == 0
+    (line,) = terminal.getvalue().splitlines()
+    speakers = sum(len(names) for names in SERVED_CORPORA.values())
+    assert line.startswith("ser: model bigru, classes " + ", ".join(REPO_CLASSES))
+    assert line.endswith(f"trained on {speakers} speakers of {', '.join(sorted(SERVED_CORPORA))}")
 
 
 # ---------------------------------------------------------------- installed commands
