@@ -1,9 +1,11 @@
 """Run the benchmarks and print their figures: ``python -m benchmarks [NAME ...]``.
 
 NAME is any of featurize, scaling, incremental, train, e2e, serving, load
-(default: all, in that order; about 20 minutes on 2 cores). featurize,
-scaling and train read data/raw and data/features, serving and load read
-models/ (`dvc pull`); e2e clones the committed project.
+(default: all, in that order). featurize and scaling read the TESS clips of
+data/manifest.csv and data/raw, train data/features; serving reads models/
+(the deployable model and the folds' models) and data/features, load models/
+(`dvc pull`); incremental copies the project with TESS alone as its source;
+e2e clones the committed project and runs it on all its corpora.
 Each writes reports/benchmarks/NAME.json. screenshot (also run by default)
 renders the README's picture of the web app, reports/webapp.png.
 """

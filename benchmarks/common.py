@@ -11,13 +11,20 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "reports" / "benchmarks"
 RAW_DIR = REPO / "data" / "raw"
+MANIFEST = REPO / "data" / "manifest.csv"
+"""The labels stage's manifest of all corpora: ``file`` (under ``RAW_DIR``), ``corpus``, ``speaker``, ``emotion``..."""
 CORPUS = (REPO / ".." / "shared" / "data" / "tess").resolve()
+"""The real TESS corpus, read by the benchmarks that write or send clips."""
 DVC = str(Path(sys.executable).with_name("dvc"))  # the dvc of this environment
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; no browser is ever downloaded
 CHROMIUM_ARGS = [  # headless as root, and no calls home (this machine's network is closed)
@@ -82,6 +89,27 @@ def run_json(module: str, *args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def read_manifest(corpora: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """The clips of data/manifest.csv (``dvc pull`` or ``dvc repro labels``), of ``corpora`` only if given."""
+    import pandas as pd
+
+    manifest = pd.read_csv(MANIFEST, dtype=str)
+    if corpora is not None:
+        manifest = manifest[manifest["corpus"].isin(corpora)].reset_index(drop=True)
+        if manifest.empty:
+            raise RuntimeError(f"{MANIFEST} has no clip of {', '.join(corpora)}: put it in data.sources and rerun")
+    return manifest
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """A hard link to ``source`` at ``target`` (a copy across file systems)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
 def project_copy(target: Path) -> Path:
     """A fresh DVC project holding this working tree's pipeline code and params (no data, no cache)."""
     target.mkdir(parents=True)
@@ -97,15 +125,29 @@ def project_copy(target: Path) -> Path:
 
 
 def set_params(project: Path, **changes: object) -> None:
-    """Set params of a project's params.yaml, named ``section__key`` (e.g. ``train__epochs=2``)."""
+    """Set params of a project's params.yaml, named by their path with ``__`` between keys:
+    ``train__epochs=2``, a whole mapping such as ``data__sources={"tess": {...}}``, or a key inside
+    one, ``data__sources__tess__source="../tess"`` (the mappings on the way must exist)."""
     import yaml
 
     path = project / "params.yaml"
     params = yaml.safe_load(path.read_text())
     for key, value in changes.items():
-        section, name = key.split("__")
-        params[section][name] = value
+        *parents, name = key.split("__")
+        if not parents:
+            raise ValueError(f"{key}: name a param as section__key")
+        mapping = params
+        for part in parents:
+            if not isinstance(mapping.get(part), dict):
+                raise KeyError(f"{key}: params.yaml has no mapping {part!r} on this path")
+            mapping = mapping[part]
+        mapping[name] = value
     path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def tess_only_sources(corpus: Path | str) -> dict:
+    """``data.sources`` with TESS alone, read from ``corpus``: what the TESS benchmarks run on."""
+    return {"tess": {"recipe": "tess", "source": str(corpus)}}
 
 
 def save(name: str, result: dict) -> None:

@@ -1,13 +1,15 @@
-"""Featurize: the pipeline against the tutorial's loop, on all clips of data/raw, in the same run.
+"""Featurize: the pipeline against the tutorial's loop, on all TESS clips of data/manifest.csv, in the same run.
 
 The tutorial loads each clip with ``librosa.load(path, duration=3, offset=0.5)``,
 computes ``librosa.feature.mfcc(..., n_mfcc=40)`` and takes the mean, one file
 at a time. The pipeline side is the featurize stage's own code
 (``featurize_corpus``, no cache, no augmented copies), on one worker and on the
-configured workers. Each side runs in its own process, so that its peak memory
-is its own; its features are compared with the tutorial's.
+configured workers, with the tutorial's audio and feature settings (librosa's
+defaults: 22 050 Hz, 2048-sample FFT; the pipeline's own params now read 16 kHz),
+so that both sides compute the same features. Each side runs in its own
+process, so that its peak memory is its own; its features are compared with the tutorial's.
 
-    python -m benchmarks featurize    # needs data/raw: `dvc pull` or `dvc repro fetch`
+    python -m benchmarks featurize    # needs data/raw and data/manifest.csv: `dvc pull` or `dvc repro labels`
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import RAW_DIR, PeakMemory, run_json, save
+from benchmarks.common import RAW_DIR, PeakMemory, read_manifest, run_json, save
 
 SIDES = {"tutorial": None, "pipeline, 1 worker": 1, "pipeline, all cores": 0}
+CORPORA = ("tess",)  # the tutorial's corpus
+TUTORIAL_AUDIO = {"sr": 22050, "offset": 0.5, "duration": 3.0, "res_type": "soxr_hq"}  # librosa.load's defaults
+TUTORIAL_FEATURES = {"kind": "mfcc", "n_mfcc": 40, "n_mels": 128, "n_fft": 2048, "hop_length": 512}  # librosa's mfcc
 
 
 def tutorial_features(paths: list[Path]) -> np.ndarray:
@@ -43,7 +48,11 @@ def pipeline_features(manifest: pd.DataFrame, workers: int, out_dir: Path) -> No
     from ser.params import load_params
 
     params = load_params()
-    settings = Settings(params.audio, params.features, params.augment.model_copy(update={"copies": 0}))
+    settings = Settings(
+        params.audio.model_copy(update=TUTORIAL_AUDIO),
+        params.features.model_copy(update=TUTORIAL_FEATURES),
+        params.augment.model_copy(update={"copies": 0}),
+    )
     featurize_corpus(manifest, RAW_DIR, out_dir, settings, params.featurize.model_copy(update={"workers": workers, "cache": ""}))
 
 
@@ -60,7 +69,7 @@ def pooled_features(out_dir: Path) -> np.ndarray:
 
 def run_side(side: str, out: Path) -> None:
     """Featurize all clips with one side, in this process; print its figures as JSON."""
-    manifest = pd.read_csv(RAW_DIR / "manifest.csv")
+    manifest = read_manifest(CORPORA)
     with PeakMemory() as memory:
         start = time.perf_counter()
         if SIDES[side] is None:

@@ -1,38 +1,36 @@
-"""Scaling: featurize 1x, 4x and 16x TESS (replicas of data/raw under new names) with the stage's code.
+"""Scaling: featurize 1x, 4x and 16x TESS (replicas of its clips in data/raw under new names) with the stage's code.
 
 Wall time should grow linearly with the corpus and peak memory stay flat: audio
 is streamed and results are appended to disk as they arrive. Each size runs in
 its own process, with no cache and no augmented copies (to keep the 16x run
 short; copies go through the same streaming path).
 
-    python -m benchmarks scaling
+    python -m benchmarks scaling    # needs data/raw and data/manifest.csv: `dvc pull` or `dvc repro labels`
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.common import RAW_DIR, PeakMemory, run_json, save
+from benchmarks.common import RAW_DIR, PeakMemory, link_or_copy, read_manifest, run_json, save
 
 FACTORS = (1, 4, 16)
+CORPORA = ("tess",)
 
 
 def replicate(factor: int, root: Path) -> pd.DataFrame:
-    """A manifest of ``factor`` copies of data/raw under new names (hard links) in ``root``."""
-    manifest = pd.read_csv(RAW_DIR / "manifest.csv")
+    """A manifest of ``factor`` copies of the TESS clips of data/raw under new names (hard links) in ``root``."""
+    manifest = read_manifest(CORPORA)
     replicas = []
     for copy in range(factor):
         for file in manifest["file"]:
-            target = root / f"r{copy}" / file
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.link(RAW_DIR / file, target)
+            link_or_copy(RAW_DIR / file, root / f"r{copy}" / file)
         replicas.append(manifest.assign(file=f"r{copy}/" + manifest["file"]))
     return pd.concat(replicas, ignore_index=True)
 

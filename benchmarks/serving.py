@@ -6,8 +6,10 @@
 - latency: one clip at a time through a warm model (load, features, model),
   per clip p50/p95, for both runtimes on the same clips, and the throughput
   of scoring a whole folder in one ``ser predict`` call;
-- accuracy of the deployable model on its held-out speaker as served: with the
-  reference statistics (the default) and with ``--adapt`` on groups of clips.
+- accuracy as served on held-out speakers: each fold's model (``models/folds/``)
+  on its test clips, with the reference statistics (the default) and with
+  ``--adapt`` on groups of clips of one speaker. (The deployable model in
+  ``models/`` learned from every clip: it has none held out.)
 
     python -m benchmarks serving   # needs models/ and data/features (`dvc pull` or `make run`)
 """
@@ -77,33 +79,50 @@ def clip_latency(clips: list[Path]) -> dict:
 
 
 def normalization_accuracy(group_sizes: tuple[int, ...] = (1, 5, 20, 100)) -> dict:
-    """Accuracy of the deployable model on its test clips (cached features), normalized with the
-    reference statistics (the default), or ``--adapt``-style with the statistics of random groups
-    of clips of the test speaker (1: each clip alone), as ``ser predict --adapt`` would."""
+    """Accuracy of the folds' models on their test clips (cached features), normalized with each
+    model's reference statistics (the default), or ``--adapt``-style with the statistics of random
+    groups of clips of one test speaker (1: each clip alone), as ``ser predict --adapt`` would; and
+    with each test speaker's clips all together, as the evaluate stage does."""
     import pandas as pd
 
     from ser.features import load_features
     from ser.inference import REFERENCE, Predictor
     from ser.inputs import model_inputs
 
-    predictor = Predictor(REPO / "models")
     features, index, _ = load_features(REPO / "data" / "features")
-    test = (pd.read_csv(REPO / "models" / "split.csv")["part"] == "test").to_numpy()
-    values, valid, actual = features[test], index["valid_frames"][test].to_numpy(), index["emotion"][test].to_numpy()
+    folds = sorted(path.parent for path in (REPO / "models" / "folds").glob("*/split.csv"))
+    if not folds:
+        raise RuntimeError(f"no fold models in {REPO / 'models' / 'folds'}: run `dvc pull` or `dvc repro train` first")
+    rng = np.random.default_rng(0)
+    correct: dict[str, int] = {}
+    tested = 0
+    for fold_dir in folds:
+        predictor = Predictor(fold_dir)
+        test = (pd.read_csv(fold_dir / "split.csv")["part"] == "test").to_numpy()
+        values, valid = features[test], index["valid_frames"][test].to_numpy()
+        speakers, actual = index["speaker"][test].to_numpy(dtype=str), index["emotion"][test].to_numpy()
 
-    def accuracy(groups: np.ndarray, stats: dict | None) -> float:
-        inputs = model_inputs(values, valid, groups, predictor.params, stats)
-        probabilities = predictor.session.run(None, {predictor.input_name: inputs})[0]
-        return float((np.asarray(predictor.classes)[probabilities.argmax(axis=1)] == actual).mean())
+        def hits(groups: np.ndarray, stats: dict | None) -> int:
+            inputs = model_inputs(values, valid, groups, predictor.params, stats)
+            probabilities = predictor.session.run(None, {predictor.input_name: inputs})[0]
+            return int((np.asarray(predictor.classes)[probabilities.argmax(axis=1)] == actual).sum())
 
-    order = np.random.default_rng(0).permutation(len(values))
-    result = {"reference": accuracy(np.full(len(values), REFERENCE), {REFERENCE: predictor.reference})}
-    for size in group_sizes:
-        groups = np.empty(len(values), dtype=object)
-        groups[order] = [f"group{k // size}" for k in range(len(values))]
-        result[f"adapt_groups_of_{size}"] = accuracy(groups.astype(str), None)
-    result["adapt_all_test_clips"] = accuracy(np.full(len(values), "speaker"), None)
-    return result
+        def speaker_groups(size: int) -> np.ndarray:
+            """Each speaker's test clips in random groups of ``size``."""
+            groups = np.empty(len(values), dtype=object)
+            for speaker in np.unique(speakers):
+                rows = rng.permutation(np.flatnonzero(speakers == speaker))
+                groups[rows] = [f"{speaker}#{k // size}" for k in range(len(rows))]
+            return groups.astype(str)
+
+        runs = {"reference": hits(np.full(len(values), REFERENCE), {REFERENCE: predictor.reference})}
+        for size in group_sizes:
+            runs[f"adapt_groups_of_{size}"] = hits(speaker_groups(size), None)
+        runs["adapt_each_speaker"] = hits(speakers, None)
+        for name, count in runs.items():
+            correct[name] = correct.get(name, 0) + count
+        tested += len(values)
+    return {"folds": len(folds), "clips": tested, **{name: count / tested for name, count in correct.items()}}
 
 
 def main() -> dict:
@@ -134,6 +153,7 @@ def main() -> dict:
           f"Keras p50 {latency['keras']['p50_ms']:.1f} ms / p95 {latency['keras']['p95_ms']:.1f} ms; "
           f"largest probability gap {latency['max_probability_gap']:.1e}")
     print(f"ser predict on {len(clips)} files: {folder_s:.1f} s ({len(clips) / folder_s:.0f} clips/s, start-up included)")
-    print("accuracy on the held-out speaker: " + ", ".join(f"{k} {v:.1%}" for k, v in normalization.items()))
+    print(f"accuracy on held-out speakers ({normalization['clips']} test clips of {normalization['folds']} folds): "
+          + ", ".join(f"{k} {v:.1%}" for k, v in normalization.items() if k not in ("folds", "clips")))
     save("serving", result)
     return result

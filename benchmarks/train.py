@@ -1,8 +1,9 @@
-"""Train: the default model on data/features, fold by fold, with the stage's code.
+"""Train: the default model on data/features, fold by fold (the evaluation folds of ``split``), with the stage's code.
 
 Reports seconds per epoch, epochs run, samples/s (fit samples x epochs / fit
 time), the wall time to the trained model, and the test accuracy it reaches,
-beside the accuracy in the committed reports/metrics.json.
+beside the fold's accuracy in the committed reports/metrics.json. (The
+deployable model, trained on all the data, is not timed: it has no test part.)
 
     python -m benchmarks train    # needs data/features: `dvc pull` or `dvc repro featurize`
 """
@@ -42,12 +43,15 @@ def main() -> dict:
     with tempfile.TemporaryDirectory() as workdir:
         for fold, parts in fold_parts(index, params.split).items():
             start = time.perf_counter()
-            data = training.fold_data(features, index, augmented, parts, params.model)
+            data = training.fold_data(features, index, augmented, parts, params.model, params.data.emotions)
             timer = EpochTimer()
             timer.seconds = []
             model, history = training.train_model(data, params.model, params.train, callbacks=[timer])
             model_dir = Path(workdir) / fold
-            meta = {**feature_params, **params.model_dump(include={"split", "model", "train"}), "fold": fold}
+            meta = {
+                **feature_params, **params.model_dump(include={"split", "model", "train"}),
+                "classes": params.data.emotions, "fold": fold,
+            }
             stats = training.reference_stats(features, index, parts, params.model)
             training.save_model(model_dir, model, index, parts, meta, stats)
             trained = time.perf_counter() - start

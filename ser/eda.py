@@ -16,7 +16,7 @@ def example_files(manifest: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary_markdown(manifest: pd.DataFrame) -> str:
-    per_speaker = pd.crosstab([manifest["corpus"], manifest["speaker"]], manifest["emotion"], margins=True, margins_name="total")
+    per_speaker = pd.crosstab(manifest["speaker"], manifest["emotion"], margins=True, margins_name="total")
     per_corpus = pd.crosstab(manifest["corpus"], manifest["emotion"], margins=True, margins_name="total")
     corpora = manifest.groupby("corpus").agg(
         speakers=("speaker", "nunique"), texts=("text", "nunique"), clips=("file", "size"),

@@ -17,6 +17,8 @@ RESAMPLERS = ("soxr_vhq", "soxr_hq", "soxr_mq", "soxr_lq", "soxr_qq", "polyphase
 PROTOCOLS = ("speaker", "corpus", "text", "random")
 RECIPES = ("tess", "ravdess", "emovo", "cremad", "savee", "emodb", "csv")
 """The corpus recipes of :mod:`ser.corpora`, by name."""
+RESERVED_CORPUS = "all"
+"""What the reports call all corpora together (``confusion/all.png``): not a corpus name."""
 NAME = r"^[a-z][a-z0-9_]*$"
 """Corpus and class names: lower case, digits and underscores (they name folders and columns)."""
 ARCHS = ("seed_lstm", "cnn1d", "bigru")
@@ -52,6 +54,8 @@ class DataParams(_Section):
         for kind, names in (("source", list(self.sources)), ("emotion", self.emotions)):
             if bad := [name for name in names if not re.fullmatch(NAME, name)]:
                 raise ValueError(f"{kind} names must be lower case letters, digits and _, starting with a letter: {bad}")
+        if RESERVED_CORPUS in self.sources:
+            raise ValueError(f"a source may not be named {RESERVED_CORPUS!r}: the reports use it for all corpora together")
         if len(set(self.emotions)) != len(self.emotions):
             raise ValueError(f"emotions must not repeat, got {self.emotions}")
         for name, source in self.sources.items():

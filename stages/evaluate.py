@@ -8,7 +8,7 @@ import pandas as pd
 from ser.evaluation import confident_mistakes, evaluate_model, summarize
 from ser.features import load_features
 from ser.inference import load_meta
-from ser.params import load_params
+from ser.params import RESERVED_CORPUS, load_params
 
 FEATURE_DIR = Path("data/features")
 MODEL_DIR = Path("models")
@@ -30,10 +30,10 @@ def main() -> None:
         tables.append(predictions)
     predictions = pd.concat(tables, ignore_index=True)
     classes, arch = deployable["classes"], deployable["model"]["arch"]
-    for corpus, rows in [("all", predictions), *predictions.groupby("corpus", sort=True)]:
+    for corpus, rows in [(RESERVED_CORPUS, predictions), *predictions.groupby("corpus", sort=True)]:
         plot_confusion(rows["actual"], rows["predicted"], classes, OUT_DIR / "confusion" / f"{corpus}.png",
                        title=f"{arch}, {deployable['split']['protocol']} protocol, test clips of {corpus}")
-        if corpus != "all":
+        if corpus != RESERVED_CORPUS:
             (OUT_DIR / "by_corpus").mkdir(parents=True, exist_ok=True)
             rows[["actual", "predicted"]].to_csv(OUT_DIR / "by_corpus" / f"{corpus}.csv", index=False)
 

@@ -12,7 +12,10 @@ REPORT_DIR = Path("reports/fetch")
 
 
 def main() -> None:
-    combined = combine(RAW_DIR, load_params().data)
+    data = load_params().data
+    for stale in sorted(p.name for p in RAW_DIR.iterdir() if p.is_dir() and p.name not in data.sources):
+        print(f"note: {RAW_DIR / stale} is not in data.sources (left from an earlier run): not used; remove it to save space")
+    combined = combine(RAW_DIR, data)
     combined.manifest.to_csv(MANIFEST, index=False)
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
     combined.rejected.to_csv(REPORT_DIR / "rejected.csv", index=False)

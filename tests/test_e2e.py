@@ -1,4 +1,9 @@
-"""End to end: the real DVC pipeline on a small real subset of TESS, in a temporary repo."""
+"""End to end: the real DVC pipeline on small real subsets of TESS, RAVDESS and EMOVO, in a temporary repo.
+
+One repo is shared by the whole module and its tests run in order, each on the state the previous
+ones left: a first `dvc repro` of every stage, the CLI on its models, a no-op repro, a clip added
+to one corpus, a queued experiment of the corpus protocol, and a corpus removed from the sources.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -20,13 +26,26 @@ from benchmarks.common import project_copy, set_params
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[1]
-TESS = ROOT.parent / "shared" / "data" / "tess"
-QUIRK_FILES = [
+SHARED = ROOT.parent / "shared" / "data"
+CORPORA = ("tess", "ravdess", "emovo")
+EMOTIONS = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+TESS_PER_FOLDER = 2
+TESS_QUIRKS = [  # two AIFF files under a .wav name, the 96 kHz file, the speaker named OA
     "YAF_angry/YAF_germ_angry.wav", "YAF_fear/YAF_neat_fear.wav",
     "OAF_fear/OAF_food_fear.flac", "OAF_neutral/OA_bite_neutral.flac",
 ]
-FILES_PER_FOLDER = 3
-EMOTIONS = {"angry", "disgust", "fear", "happy", "neutral", "ps", "sad"}
+RAVDESS_ACTORS = ("Actor_13", "Actor_14")
+EMOVO_SPEAKERS = ("f1", "m1")
+# what the subsets hold: TESS 14 folders x 2 + 4 quirks; RAVDESS and EMOVO one clip per speaker and
+# emotion (RAVDESS's 8 emotions with calm, left out: 7 kept; EMOVO's 7)
+KEPT = {"tess": 14 * TESS_PER_FOLDER + len(TESS_QUIRKS), "ravdess": 2 * 7, "emovo": 2 * 7}
+CALM = len(RAVDESS_ACTORS)
+SPEAKERS = {
+    "tess": {"tess/OAF", "tess/YAF"},
+    "ravdess": {"ravdess/13", "ravdess/14"},
+    "emovo": {"emovo/f1", "emovo/m1"},
+}
+NEW_CLIP_FOLDER = "OAF_happy"  # the test adds a TESS clip of this folder, one the subset left out
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -59,34 +78,65 @@ def featurized(output: str) -> tuple[int, int, int, int]:
     return tuple(int(n) for n in found[0])  # type: ignore[return-value]
 
 
-def featurize_params(repo: Path) -> dict:
-    return yaml.safe_load((repo / "params.yaml").read_text())["featurize"]
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
 
 
-def make_subset(target: Path) -> Path:
-    """A few real clips per speaker x emotion, plus the corpus's quirky files."""
-    for folder in sorted(p for p in TESS.iterdir() if p.is_dir()):
-        for clip in sorted(folder.iterdir())[:FILES_PER_FOLDER]:
-            (target / folder.name).mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(clip, target / folder.name / clip.name)
-    for quirk in QUIRK_FILES:
-        shutil.copyfile(TESS / quirk, target / quirk)
-    return target
+def read_csv(path: Path) -> list[dict]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+
+
+def make_subsets(base: Path) -> dict[str, Path]:
+    """A few real clips per speaker and emotion of each corpus, with TESS's quirky files."""
+    tess = SHARED / "tess"
+    for folder in sorted(p for p in tess.iterdir() if p.is_dir()):
+        for clip in sorted(folder.iterdir())[:TESS_PER_FOLDER]:
+            copy(clip, base / "tess" / folder.name / clip.name)
+    for quirk in TESS_QUIRKS:
+        copy(tess / quirk, base / "tess" / quirk)
+    for actor in RAVDESS_ACTORS:  # the first clip of each emotion code, calm (02) included
+        clips = sorted((SHARED / "ravdess" / actor).iterdir())
+        for code in range(1, 9):
+            clip = next(c for c in clips if c.name.split("-")[2] == f"{code:02d}")
+            copy(clip, base / "ravdess" / actor / clip.name)
+    for speaker in EMOVO_SPEAKERS:  # the first clip of each emotion
+        clips = sorted((SHARED / "emovo" / speaker).iterdir())
+        for emotion in sorted({c.name.split("-")[0] for c in clips}):
+            clip = next(c for c in clips if c.name.startswith(f"{emotion}-"))
+            copy(clip, base / "emovo" / speaker / clip.name)
+    return {corpus: base / corpus for corpus in CORPORA}
+
+
+def sources(repo: Path, subsets: dict[str, Path], corpora: tuple[str, ...] = CORPORA) -> dict:
+    """``data.sources`` on the subsets, named by relative paths as in the real layout."""
+    named = {corpus: {"recipe": corpus, "source": os.path.relpath(subsets[corpus], repo)} for corpus in corpora}
+    if "ravdess" in named:
+        named["ravdess"]["map"] = {"calm": None}
+    return named
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not TESS.is_dir():
-        pytest.skip(f"real TESS corpus not found at {TESS}")
-    base = tmp_path_factory.mktemp("e2e")
-    subset = make_subset(base / "tess")
+def subsets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    if missing := [c for c in CORPORA if not (SHARED / c).is_dir()]:
+        pytest.skip(f"real corpora not found in {SHARED}: {', '.join(missing)}")
+    return make_subsets(tmp_path_factory.mktemp("corpora"))
+
+
+@pytest.fixture(scope="module")
+def repo(subsets: dict[str, Path]) -> Path:
+    base = subsets["tess"].parent
     repo = project_copy(base / "repo")
-    run(["dvc", "remote", "add", "-d", "local", str(base / "remote")], repo)
-    # two epochs, no augmented copies: a quick run (one check below turns copies on)
-    # the corpus beside the project and named by a relative path, as in the real layout
-    # a feature cache of the test's own, never the user's ~/.cache
+    # the corpora beside the project, named by relative paths; two epochs, no augmented copies,
+    # two speaker folds; a feature cache of the test's own, never the user's ~/.cache
     set_params(
-        repo, data__source=os.path.relpath(subset, repo), train__epochs=2, augment__copies=0,
+        repo, data__sources=sources(repo, subsets), data__emotions=EMOTIONS, split__protocol="speaker",
+        split__folds=2, split__train_corpora=[], train__epochs=2, augment__copies=0,
         featurize__cache=str(base / "feature-cache"),
     )
     run(["git", "add", "-A"], repo)
@@ -100,188 +150,212 @@ def first_run(repo: Path) -> str:
 
 
 def test_full_pipeline_runs_every_stage_and_writes_outputs(repo: Path, first_run: str) -> None:
-    assert stages_run(first_run) == {"fetch", "eda", "featurize", "train", "evaluate"}
-    manifest = (repo / "data/raw/manifest.csv").read_text().splitlines()
-    clips = 14 * FILES_PER_FOLDER + len(QUIRK_FILES)
-    assert len(manifest) - 1 == clips
+    assert stages_run(first_run) == {
+        "fetch@tess", "fetch@ravdess", "fetch@emovo", "labels", "eda", "featurize", "train", "evaluate",
+    }
+    for corpus in CORPORA:
+        folder = repo / "data/raw" / corpus
+        fetched = read_csv(folder / "manifest.csv")
+        assert len(fetched) == KEPT[corpus] + (CALM if corpus == "ravdess" else 0)
+        assert all((folder / row["file"]).is_file() for row in fetched)
+        assert read_csv(folder / "rejected.csv") == []  # the quirky TESS files are all read
+    manifest = read_csv(repo / "data/manifest.csv")
+    assert Counter(row["corpus"] for row in manifest) == KEPT
+    assert {row["speaker"] for row in manifest} == set().union(*SPEAKERS.values())
+    assert {row["emotion"] for row in manifest} == set(EMOTIONS)
+    quirks = {row["source"]: row for row in manifest if row["corpus"] == "tess" and row["source"] in TESS_QUIRKS}
+    assert len(quirks) == len(TESS_QUIRKS)
+    assert quirks["OAF_neutral/OA_bite_neutral.flac"]["speaker"] == "tess/OAF"
+    assert quirks["OAF_fear/OAF_food_fear.flac"]["sample_rate"] == "96000"
+    assert quirks["YAF_angry/YAF_germ_angry.wav"]["format"] == "AIFF"
+    clips = sum(KEPT.values())
     # a fresh cache of the test's own: everything computed, and cached there
     assert featurized(first_run) == (clips, 0, clips, 0)
-    cache = Path(featurize_params(repo)["cache"])
+    cache = Path(yaml.safe_load((repo / "params.yaml").read_text())["featurize"]["cache"])
     assert cache.is_relative_to(repo.parent) and any(cache.iterdir())
-    metrics = json.loads((repo / "reports/metrics.json").read_text())
-    assert metrics["protocol"] == "speaker"
-    # one fold per held-out speaker, the configured test speaker first
-    assert list(metrics["folds"]) == ["test_YAF", "test_OAF"]
-    for fold in metrics["folds"].values():
-        # each speaker's clips, the two quirky files of each included
-        assert fold["n_test"] == 7 * FILES_PER_FOLDER + 2
-        assert fold["n_train"] + fold["n_val"] == 7 * FILES_PER_FOLDER + 2
-        assert fold["n_val"] > 0
-        assert 0 <= fold["accuracy"] <= 1 and 0 <= fold["macro_f1"] <= 1 and 0 <= fold["ece"] <= 1
-        assert set(fold["f1"]) == set(fold["recall"]) == set(fold["precision"]) == EMOTIONS
-        assert fold["min_recall"] == min(fold["recall"].values())
-    folds = metrics["folds"].values()
-    assert metrics["accuracy"] == pytest.approx(sum(f["accuracy"] for f in folds) / 2, abs=1e-6)
-    assert metrics["min_recall"] == min(f["min_recall"] for f in folds)
-    for fold in ("test_YAF", "test_OAF"):
+    train = read_json(repo / "reports/train/metrics.json")
+    assert list(train["folds"]) == ["fold1", "fold2"]
+    for fold in ("fold1", "fold2"):
+        assert (repo / "models/folds" / fold / "model.onnx").stat().st_size > 0
+        assert read_json(repo / "models/folds" / fold / "meta.json")["fold"] == fold
         curve = (repo / f"reports/train/live/{fold}/plots/metrics/train/accuracy.tsv").read_text().splitlines()
         assert len(curve) == 1 + 2  # header + one row per epoch
-    train_metrics = json.loads((repo / "reports/train/metrics.json").read_text())
-    assert list(train_metrics["folds"]) == ["test_YAF", "test_OAF"]
-    assert all(f["n_fit"] == metrics["folds"][name]["n_train"] for name, f in train_metrics["folds"].items())
+    deployable = read_json(repo / "models/meta.json")
+    assert deployable["fold"] == "all" and deployable["classes"] == EMOTIONS
+    assert deployable["trained_on"] == {"corpora": KEPT, "speakers": 6, "clips": clips}
+    split = read_csv(repo / "models/split.csv")
+    assert len(split) == clips and {row["part"] for row in split} == {"train"}  # all the data, nothing held out
     for png in [
-        "reports/eval/confusion/test_YAF.png", "reports/eval/confusion/test_OAF.png",
-        "reports/train/curves/test_YAF.png", "reports/train/curves/test_OAF.png", "reports/eda/spectrogram_ps.png",
+        "reports/eval/confusion/all.png", *(f"reports/eval/confusion/{c}.png" for c in CORPORA),
+        "reports/train/curves/fold1.png", "reports/train/curves/all.png", "reports/eda/spectrogram_surprise.png",
     ]:
         assert (repo / png).read_bytes()[:8] == PNG, png
-    # the deployable model holds out test_speaker; the other fold's model is under models/cross
-    for model_dir, fold in (("models", "test_YAF"), ("models/cross/test_OAF", "test_OAF")):
-        assert (repo / model_dir / "model.keras").stat().st_size > 0
-        assert json.loads((repo / model_dir / "meta.json").read_text())["fold"] == fold
-        split = (repo / model_dir / "split.csv").read_text()
-        assert split.count(",test\n") == 7 * FILES_PER_FOLDER + 2
-    predictions = (repo / "reports/eval/predictions.csv").read_text().splitlines()
-    assert predictions[0].startswith("fold,file,actual,predicted,confidence,p_angry")
-    assert len(predictions) - 1 == 2 * (7 * FILES_PER_FOLDER + 2)  # every clip is tested once
-    mistakes = (repo / "reports/eval/mistakes.csv").read_text().splitlines()
-    assert mistakes[0] == "fold,file,actual,predicted,confidence"
-    assert (repo / "reports/eval/mistakes.md").exists()
-    shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo))
-    assert "reports/metrics.json" in json.dumps(shown)
+    for corpus in CORPORA:
+        by_corpus = read_csv(repo / "reports/eval/by_corpus" / f"{corpus}.csv")
+        assert len(by_corpus) == KEPT[corpus] and set(by_corpus[0]) == {"actual", "predicted"}
+    assert "reports/metrics.json" in run(["dvc", "metrics", "show", "--json"], repo)
+
+
+def test_calm_clips_are_left_out_and_counted(repo: Path, first_run: str) -> None:
+    summary = read_json(repo / "reports/fetch/summary.json")
+    assert summary["clips"] == sum(KEPT.values()) and summary["speakers"] == 6
+    assert summary["left_out"] == {"ravdess": {"calm": CALM}}
+    assert {corpus: sum(counts.values()) for corpus, counts in summary["kept"].items()} == KEPT
+    assert "calm" not in summary["kept"]["ravdess"] and "surprise" in summary["kept"]["ravdess"]
+    assert summary["rejected"] == {} and summary["repeated_audio"] == 0
+    rejected = read_csv(repo / "reports/fetch/rejected.csv")
+    assert len(rejected) == CALM
+    assert all(row["corpus"] == "ravdess" and "'calm'" in row["reason"] and row["counts_as_rejected"] == "False"
+               for row in rejected)
+    assert all(row["file"].split("-")[2] == "02" for row in rejected)
+
+
+def test_every_speaker_is_tested_once_and_scored_by_corpus_and_speaker(repo: Path, first_run: str) -> None:
+    metrics = read_json(repo / "reports/metrics.json")
+    assert metrics["protocol"] == "speaker" and list(metrics["folds"]) == ["fold1", "fold2"]
+    assert set(metrics["by_corpus"]) == set(CORPORA)
+    assert set(metrics["by_speaker"]) == set().union(*SPEAKERS.values())
+    for corpus, scores in metrics["by_corpus"].items():
+        assert scores["n_test"] == KEPT[corpus] and 0 <= scores["accuracy"] <= 1
+    assert metrics["n_test"] == sum(KEPT.values())
+    assert metrics["corpus_mean_accuracy"] == pytest.approx(
+        sum(s["accuracy"] for s in metrics["by_corpus"].values()) / len(CORPORA), abs=1e-6
+    )
+    for fold in metrics["folds"].values():
+        assert 0 <= fold["accuracy"] <= 1 and 0 <= fold["macro_f1"] <= 1 and 0 <= fold["ece"] <= 1
+        assert fold["n_val"] > 0 and fold["n_train"] > 0
+        assert fold["n_train"] + fold["n_val"] + fold["n_test"] == sum(KEPT.values())
+    predictions = read_csv(repo / "reports/eval/predictions.csv")
+    columns = ["fold", "file", "corpus", "speaker", "actual", "predicted", "confidence", "served"]
+    assert list(predictions[0]) == columns + [f"p_{e}" for e in EMOTIONS]
+    files = Counter(row["file"] for row in predictions)
+    assert len(files) == sum(KEPT.values()) and set(files.values()) == {1}  # every clip tested once
+    folds_of = {}
+    for row in predictions:
+        folds_of.setdefault(row["speaker"], set()).add(row["fold"])
+    assert set(folds_of) == set(metrics["by_speaker"]) and all(len(f) == 1 for f in folds_of.values())
+    for corpus, speakers in SPEAKERS.items():  # folds balanced by corpus: a speaker of each in each fold
+        assert {next(iter(folds_of[s])) for s in speakers} == {"fold1", "fold2"}, corpus
+    for speaker, scores in metrics["by_speaker"].items():
+        assert scores["n_test"] == sum(row["speaker"] == speaker for row in predictions)
+
+
+def test_ser_predict_and_info(repo: Path, first_run: str) -> None:
+    """The deployable model scores clips of every corpus and shows its corpora and classes; a fold's
+    model reproduces evaluate's probabilities on its held-out TESS speaker through the ONNX export
+    (normalized as one speaker, ``--adapt``, as evaluate does; TESS clips fit one window)."""
+    ser = str(Path(sys.executable).with_name("ser"))
+    clips = [sorted((repo / "data/raw" / corpus / "audio").rglob("*.*"))[0] for corpus in CORPORA]
+    predicted = json.loads(run([ser, "predict", "--format", "json", *map(str, clips)], repo))
+    assert [p["file"] for p in predicted] == list(map(str, clips))
+    for prediction in predicted:
+        assert set(prediction["probabilities"]) == set(EMOTIONS) and prediction["emotion"] in EMOTIONS
+        assert sum(prediction["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+    info = yaml.safe_load(run([ser, "info"], repo))
+    assert info["fold"] == "all" and info["classes"] == EMOTIONS
+    assert info["trained_on"]["corpora"] == KEPT
+    metrics = read_json(repo / "reports/metrics.json")
+    assert info["metrics"]["fold"] == "all folds" and info["metrics"]["accuracy"] == metrics["accuracy"]
+    assert info["metrics"]["corpus_accuracy"] == {c: s["accuracy"] for c, s in metrics["by_corpus"].items()}
+
+    evaluated = [row for row in read_csv(repo / "reports/eval/predictions.csv") if row["speaker"] == "tess/YAF"]
+    fold = evaluated[0]["fold"]
+    speaker_clips = sorted((repo / "data/raw/tess/audio").glob("YAF_*/*"))
+    assert len(speaker_clips) == len(evaluated)
+    model = f"models/folds/{fold}"
+    command = [ser, "predict", "--model", model, "--adapt", "--format", "json", *map(str, speaker_clips)]
+    predicted = json.loads(run(command, repo))
+    rows = {row["file"]: row for row in evaluated}
+    for result in predicted:
+        row = rows[str(Path(result["file"]).relative_to(repo / "data/raw"))]
+        for label, probability in result["probabilities"].items():
+            assert probability == pytest.approx(float(row[f"p_{label}"]), abs=1e-4), (result["file"], label)
+    fold_info = yaml.safe_load(run([ser, "info", "--model", model], repo))
+    assert fold_info["fold"] == fold and fold_info["metrics"]["accuracy"] == metrics["folds"][fold]["accuracy"]
 
 
 def test_second_repro_is_a_no_op(repo: Path, first_run: str) -> None:
-    output = run(["dvc", "repro"], repo)
-    assert stages_run(output) == set()
+    assert stages_run(run(["dvc", "repro"], repo)) == set()
     assert "up to date" in run(["dvc", "status"], repo)
 
 
-def test_ser_predict_gives_the_pipelines_probabilities(repo: Path, first_run: str) -> None:
-    """The CLI on the held-out speaker's clips, normalized as one speaker (--adapt, as evaluate does),
-    reproduces evaluate's probabilities through the ONNX export; `ser info` reports the fold's scores."""
-    set_params(repo, split__protocol="speaker", model__arch="bigru", model__normalize="speaker")
-    run(["dvc", "repro"], repo)
-    ser = str(Path(sys.executable).with_name("ser"))
-    clips = sorted((repo / "data/raw/audio").glob("YAF_*/*"))
-    predicted = json.loads(run([ser, "predict", "--adapt", "--format", "json", *map(str, clips)], repo))
-    evaluated = {
-        row["file"]: row for row in csv.DictReader((repo / "reports/eval/predictions.csv").open())
-        if row["fold"] == "test_YAF"
-    }
-    assert len(predicted) == len(clips) == len(evaluated)
-    for result in predicted:
-        row = evaluated[str(Path(result["file"]).relative_to(repo / "data/raw"))]
-        for label, probability in result["probabilities"].items():
-            assert probability == pytest.approx(float(row[f"p_{label}"]), abs=1e-4), (result["file"], label)
-    info = yaml.safe_load(run([ser, "info"], repo))
-    metrics = json.loads((repo / "reports/metrics.json").read_text())["folds"]["test_YAF"]
-    assert info["fold"] == "test_YAF" and info["metrics"]["accuracy"] == metrics["accuracy"]
-    assert 0 <= metrics["serving_accuracy"] <= 1
-
-
-def test_train_param_reruns_only_train_and_evaluate(repo: Path, first_run: str) -> None:
-    set_params(repo, train__epochs=1)
-    assert stages_run(run(["dvc", "repro"], repo)) == {"train", "evaluate"}
-
-
-def test_features_param_reruns_featurize_train_and_evaluate(repo: Path, first_run: str) -> None:
-    set_params(repo, features__n_mfcc=20)
-    output = run(["dvc", "repro"], repo)
-    assert stages_run(output) == {"featurize", "train", "evaluate"}
-    clips = 14 * FILES_PER_FOLDER + len(QUIRK_FILES)
-    assert featurized(output) == (clips, 0, clips, 0)  # other features: nothing from the cache
-    features = json.loads((repo / "data/features/params.json").read_text())
-    assert features["features"]["n_mfcc"] == 20
-    meta = json.loads((repo / "models/meta.json").read_text())
-    assert meta["input_shape"][-1] == 2 * 20 + 1  # deltas 1, plus the frame mask
-
-
-def test_model_param_reruns_only_train_and_evaluate(repo: Path, first_run: str) -> None:
-    set_params(repo, model__arch="seed_lstm", model__normalize="utterance")
-    assert stages_run(run(["dvc", "repro"], repo)) == {"train", "evaluate"}
-    meta = json.loads((repo / "models/cross/test_OAF/meta.json").read_text())
-    assert meta["model"]["arch"] == "seed_lstm"
-    assert meta["input_shape"][-1] == 1  # pooled (channels, 1)
-
-
-def test_experiment_with_another_protocol_shows_in_diffs(repo: Path, first_run: str) -> None:
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "baseline"], repo)
-    output = run(["dvc", "exp", "run", "-S", "split.protocol=random"], repo)
-    assert stages_run(output) == {"train", "evaluate"}
-    metrics = json.loads((repo / "reports/metrics.json").read_text())
-    assert metrics["protocol"] == "random" and list(metrics["folds"]) == ["random"]
-    assert not (repo / "models/cross").exists()  # no stale models of the speaker folds
-    assert "split.protocol" in run(["dvc", "params", "diff"], repo)
-    assert "n_test" in run(["dvc", "metrics", "diff"], repo)
-
-
-def test_augmented_copies_reach_training_only(repo: Path, first_run: str) -> None:
-    run(["dvc", "repro"], repo)
-    before = json.loads((repo / "reports/metrics.json").read_text())["folds"]
-    assert (repo / "data/features/augmented.csv").read_text().count("\n") == 1  # header only: copies 0
-    set_params(repo, augment__copies=1)
-    output = run(["dvc", "repro"], repo)
-    assert stages_run(output) == {"featurize", "train", "evaluate"}
-    clips = 14 * FILES_PER_FOLDER + len(QUIRK_FILES)
-    assert featurized(output) == (clips, clips, clips, clips)  # the copies computed, the clips from the cache
-    augmented = (repo / "data/features/augmented.csv").read_text().splitlines()
-    assert len(augmented) - 1 == 14 * FILES_PER_FOLDER + len(QUIRK_FILES)
-    train = json.loads((repo / "reports/train/metrics.json").read_text())["folds"]
-    metrics = json.loads((repo / "reports/metrics.json").read_text())["folds"]
-    assert list(metrics) == list(before)
-    for fold, summary in train.items():
-        assert summary["n_fit"] == 2 * metrics[fold]["n_train"]  # each training clip and its copy
-        for part in ("n_train", "n_val", "n_test"):  # the parts themselves do not change
-            assert metrics[fold][part] == before[fold][part]
-
-
-def test_push_then_pull_in_a_fresh_clone_restores_artifacts(repo: Path, first_run: str, tmp_path: Path) -> None:
-    run(["dvc", "repro"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "results"], repo)
-    run(["dvc", "push"], repo)
-    clone = repo.parent / "clone"  # beside the corpus, so that the relative data.source resolves
-    run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
-    run(["dvc", "pull"], clone)
-    assert (clone / "models/model.keras").read_bytes() == (repo / "models/model.keras").read_bytes()
-    assert (clone / "data/features/features.npy").exists()
-    assert "up to date" in run(["dvc", "status"], clone)
-
-
-def test_queued_experiment_runs_in_a_temporary_copy(repo: Path, first_run: str) -> None:
-    """The README's tuning recipe: queue with --allow-missing (the relative data.source is not in the copy)."""
-    run(["dvc", "repro"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-q", "--allow-empty", "-m", "before queue"], repo)
-    run(["dvc", "exp", "run", "--queue", "--allow-missing", "-n", "queued-one-epoch", "-S", "train.epochs=1"], repo)
-    run(["dvc", "queue", "start", "-j", "1"], repo)
-    deadline = time.monotonic() + 600
-    while re.search(r"\b(Queued|Running)\b", run(["dvc", "queue", "status"], repo)):
-        assert time.monotonic() < deadline, "queued experiment did not finish in 10 minutes"
-        time.sleep(2)
-    assert "Success" in run(["dvc", "queue", "status"], repo), run(["dvc", "queue", "logs", "queued-one-epoch"], repo)
-    row = next(line for line in run(["dvc", "exp", "show", "--csv"], repo).splitlines() if "queued-one-epoch" in line)
-    assert re.search(r",0\.\d+,", row), row  # it has metrics
-
-
-def test_a_new_clip_is_the_only_one_featurized(repo: Path, first_run: str) -> None:
-    """A clip added to the corpus: featurize reruns and computes that clip (and its copies) alone."""
-    run(["dvc", "repro", "featurize"], repo)  # the current params featurized, so every clip is in the cache
-    subset = (repo / yaml.safe_load((repo / "params.yaml").read_text())["data"]["source"]).resolve()
-    folder = "OAF_happy"
-    new = sorted((TESS / folder).iterdir())[FILES_PER_FOLDER]  # the first file the subset left out
-    target = subset / folder / new.name
+def test_a_clip_added_to_one_corpus_reruns_only_its_fetch(repo: Path, first_run: str, subsets: dict[str, Path]) -> None:
+    """The new clip: fetch@tess and what follows rerun, not the other corpora's fetch; featurize
+    computes that clip alone and reads the others from its cache. The clip stays for the next tests
+    (eda, train and evaluate, left to rerun, run in the queued experiment)."""
+    new = sorted((SHARED / "tess" / NEW_CLIP_FOLDER).iterdir())[TESS_PER_FOLDER]  # the first file the subset left out
+    target = subsets["tess"] / NEW_CLIP_FOLDER / new.name
     assert not target.exists()
     shutil.copyfile(new, target)
-    try:
-        output = run(["dvc", "repro", "featurize"], repo)
-        assert stages_run(output) == {"fetch", "featurize"}
-        copies = yaml.safe_load((repo / "params.yaml").read_text())["augment"]["copies"]
-        clips = 14 * FILES_PER_FOLDER + len(QUIRK_FILES) + 1
-        assert featurized(output) == (clips, clips * copies, 1 + copies, (clips - 1) * (1 + copies))
-        index = (repo / "data/features/index.csv").read_text()
-        assert f"audio/{folder}/{new.name}," in index
-        assert "up to date" in run(["dvc", "status", "featurize"], repo)
-    finally:
-        target.unlink()
+    status = run(["dvc", "status"], repo)
+    assert "fetch@tess:" in status and "fetch@ravdess:" not in status and "fetch@emovo:" not in status
+    output = run(["dvc", "repro", "featurize"], repo)
+    assert stages_run(output) == {"fetch@tess", "labels", "featurize"}
+    clips = sum(KEPT.values()) + 1
+    assert featurized(output) == (clips, 0, 1, clips - 1)
+    assert f"tess/audio/{NEW_CLIP_FOLDER}/{new.name}," in (repo / "data/features/index.csv").read_text()
+    assert read_json(repo / "reports/fetch/summary.json")["kept"]["tess"]["happy"] == 2 * TESS_PER_FOLDER + 1
+    assert "up to date" in run(["dvc", "status", "featurize"], repo)
+
+
+def test_queued_corpus_protocol_experiment_tests_each_corpus_once(repo: Path, first_run: str) -> None:
+    """The README's recipe: queued with --allow-missing, run in a copy under .dvc/tmp/exps where the
+    corpora's relative paths do not exist: the fetch stages are skipped (unchanged) and the
+    experiment leaves one corpus out at a time."""
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "a new TESS clip"], repo)
+    name = "corpus-protocol"
+    # cnn1d: the quickest model to train (the default, bigru, ran above)
+    overrides = ["-S", "split.protocol=corpus", "-S", "model.arch=cnn1d"]
+    run(["dvc", "exp", "run", "--queue", "--allow-missing", "-n", name, *overrides], repo)
+    run(["dvc", "queue", "start", "-j", "1"], repo)
+    deadline = time.monotonic() + 300
+    while re.search(r"\b(Queued|Running)\b", run(["dvc", "queue", "status"], repo)):
+        assert time.monotonic() < deadline, "queued experiment did not finish in 5 minutes"
+        time.sleep(2)
+    logs = run(["dvc", "queue", "logs", name], repo)
+    assert "Success" in run(["dvc", "queue", "status"], repo), logs
+    for corpus in CORPORA:
+        assert f"Stage 'fetch@{corpus}' didn't change, skipping" in logs, logs
+    assert stages_run(logs) == {"eda", "train", "evaluate"}, logs  # eda: the clip added above
+    run(["dvc", "exp", "apply", name], repo)
+    metrics = read_json(repo / "reports/metrics.json")
+    assert metrics["protocol"] == "corpus"
+    assert read_json(repo / "models/meta.json")["model"]["arch"] == "cnn1d"
+    assert list(metrics["folds"]) == [f"test_{c}" for c in sorted(CORPORA)]
+    predictions = read_csv(repo / "reports/eval/predictions.csv")
+    assert len({row["file"] for row in predictions}) == len(predictions) == sum(KEPT.values()) + 1
+    assert {row["corpus"]: row["fold"] for row in predictions} == {c: f"test_{c}" for c in CORPORA}
+    assert Counter((row["corpus"], row["fold"]) for row in predictions) == {
+        (c, f"test_{c}"): KEPT[c] + (c == "tess") for c in CORPORA
+    }
+    for corpus in CORPORA:  # each fold's model learned from the other corpora only
+        trained_on = read_json(repo / "models/folds" / f"test_{corpus}" / "meta.json")["trained_on"]["corpora"]
+        assert set(trained_on) == set(CORPORA) - {corpus}
+    assert read_json(repo / "models/meta.json")["trained_on"]["corpora"].keys() == set(CORPORA)
+
+
+def test_a_corpus_removed_from_the_sources_leaves_the_metrics(
+    repo: Path, first_run: str, subsets: dict[str, Path]
+) -> None:
+    """labels and what follows rerun (no fetch: the other corpora did not change) and the corpus is gone
+    from the manifest, the models and every report."""
+    kept = ("tess", "ravdess")
+    set_params(repo, data__sources=sources(repo, subsets, kept), split__protocol="speaker")  # model: cnn1d, as applied
+    status = run(["dvc", "status"], repo)
+    assert "labels:" in status and "fetch@" not in status
+    output = run(["dvc", "repro"], repo)
+    assert stages_run(output) == {"labels", "eda", "featurize", "train", "evaluate"}
+    clips = KEPT["tess"] + 1 + KEPT["ravdess"]
+    assert featurized(output) == (clips, 0, 0, clips)  # every clip from the cache
+    manifest = read_csv(repo / "data/manifest.csv")
+    assert {row["corpus"] for row in manifest} == set(kept) and len(manifest) == clips
+    assert set(read_json(repo / "reports/fetch/summary.json")["kept"]) == set(kept)
+    metrics = read_json(repo / "reports/metrics.json")
+    assert metrics["protocol"] == "speaker" and set(metrics["by_corpus"]) == set(kept)
+    assert set(metrics["by_speaker"]) == SPEAKERS["tess"] | SPEAKERS["ravdess"]
+    assert {row["corpus"] for row in read_csv(repo / "reports/eval/predictions.csv")} == set(kept)
+    assert not (repo / "reports/eval/confusion/emovo.png").exists()
+    assert not (repo / "reports/eval/by_corpus/emovo.csv").exists()
+    assert read_json(repo / "models/meta.json")["trained_on"]["corpora"].keys() == set(kept)
+    assert "up to date" in run(["dvc", "status"], repo)

@@ -390,6 +390,12 @@ def test_bad_source_names(raw_params, name):
     assert repr(name) in message
 
 
+def test_all_is_not_a_source_name(raw_params):
+    """The reports call every corpus together "all" (confusion/all.png)."""
+    raw_params["data"]["sources"]["all"] = raw_params["data"]["sources"].pop("tess")
+    assert "a source may not be named 'all'" in _errors(raw_params)
+
+
 @pytest.mark.parametrize("name", ["tess2", "crema_d", "my_own_1", "x"])
 def test_good_source_names(raw_params, name):
     raw_params["data"]["sources"][name] = raw_params["data"]["sources"].pop("tess")
