@@ -19,6 +19,8 @@ PARAMS_YAML = REPO / "params.yaml"
 TESS_DIR = Path(__file__).parents[1] / ".." / "shared" / "data" / "tess"
 REPO_CLASSES: tuple[str, ...] = tuple(yaml.safe_load(PARAMS_YAML.read_text())["data"]["emotions"])
 """The classes of params.yaml (``data.emotions``), in the models' output order (``served_model_dir``'s too)."""
+REPO_SR: int = yaml.safe_load(PARAMS_YAML.read_text())["audio"]["sr"]
+"""The target sample rate of params.yaml (``audio.sr``), for parametrizations that cannot use ``audio_params``."""
 
 # Vowel-like formant centres (Hz) and bandwidths, loosely /a/.
 _FORMANTS = ((730.0, 90.0), (1090.0, 110.0), (2440.0, 170.0))

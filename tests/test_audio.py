@@ -9,18 +9,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import REPO_SR
 from ser.audio import AudioError, load_window, read_window
 from ser.params import AudioParams
 
 # (format, extension, subtype, native sr, channels, seconds)
 CASES = [
     # every sample rate, 16-bit mono WAV; clips longer than offset + duration
-    ("WAV", ".wav", "PCM_16", 8000, 1, 4.0),
-    ("WAV", ".wav", "PCM_16", 16000, 1, 4.0),
-    ("WAV", ".wav", "PCM_16", 24414, 1, 4.0),
-    ("WAV", ".wav", "PCM_16", 44100, 1, 4.0),
-    ("WAV", ".wav", "PCM_16", 96000, 1, 4.0),
-    ("WAV", ".wav", "PCM_16", 22050, 1, 4.0),  # no resampling
+    *[("WAV", ".wav", "PCM_16", sr, 1, 4.0) for sr in sorted({8000, 16000, 22050, 24414, 44100, 96000} - {REPO_SR})],
+    ("WAV", ".wav", "PCM_16", REPO_SR, 1, 4.0),  # params.yaml's audio.sr: no resampling
     # every subtype; clips shorter than offset + duration (the TESS case)
     ("WAV", ".wav", "PCM_U8", 24414, 1, 2.1),
     ("WAV", ".wav", "PCM_16", 24414, 1, 2.1),
@@ -169,9 +166,12 @@ def test_clip_not_longer_than_offset_raises_naming_file(tmp_path, write_tone, au
 
 
 def test_clip_just_longer_than_offset_loads(tmp_path, write_tone, audio_params):
-    path = write_tone(tmp_path / "OAF_tiny_angry.wav", sr=22050, seconds=0.6)
+    """0.1 s past the offset: 0.1 s at the native rate, and 0.1 s at ``audio.sr`` once resampled."""
+    path = write_tone(tmp_path / "OAF_tiny_angry.wav", sr=22050, seconds=audio_params.offset + 0.1)
+    native, native_sr = read_window(path, audio_params.offset, audio_params.duration)
+    assert native_sr == 22050 and len(native) == round(0.1 * 22050)
     samples = load_window(path, audio_params)
-    assert len(samples) == round(0.1 * 22050)
+    assert len(samples) == round(0.1 * audio_params.sr)
 
 
 def test_non_audio_file_raises_naming_file(tmp_path, audio_params):
@@ -246,7 +246,7 @@ def test_real_tess_quirk_files(tess_dir, audio_params, relative, native_sr, cont
     ("fmt", "ext", "sr", "channels", "seconds"),
     [
         ("WAV", ".wav", 24414, 1, 2.1), ("FLAC", ".flac", 96000, 1, 1.5),
-        ("AIFF", ".wav", 44100, 2, 3.7), ("WAV", ".wav", 22050, 1, 4.0),
+        ("AIFF", ".wav", 44100, 2, 3.7), ("WAV", ".wav", REPO_SR, 1, 4.0),  # the last: no resampling
     ],
 )
 def test_load_window_from_a_file_object_equals_from_the_path(

@@ -47,6 +47,7 @@ from ser.featurize import (
     worker_pool,
 )
 from conftest import write_tone_file
+from ser.corpora import tess
 from ser.fetch import sha256_of
 from ser.params import AudioParams, AugmentParams, FeatureParams, FeaturizeParams, ParamsError, validate_params
 
@@ -60,8 +61,8 @@ SETTINGS = Settings(AUDIO, FEATURES, AUGMENT)
 OUTPUTS = (FEATURES_FILE, INDEX_FILE, AUGMENTED_FILE, AUGMENTED_INDEX_FILE, PARAMS_FILE)
 AUGMENTED_COLUMNS = [*INDEX_COLUMNS, "source", "copy"]
 
-# (speaker, word, emotion, native rate, seconds, f0, container): other rates (resampled), containers,
-# and lengths shorter than the window (0.1 + 0.8 s), about it, and longer
+# TESS clips (speaker, text, TESS's emotion, native rate, seconds, f0, container): other rates (resampled),
+# containers, and lengths shorter than the window (0.1 + 0.8 s), about it, and longer
 CLIPS = [
     ("OAF", "back", "angry", SR, 0.7, 150.0, "WAV"),
     ("OAF", "bar", "sad", 24414, 1.0, 190.0, "FLAC"),
@@ -73,6 +74,8 @@ MORE_CLIPS = [
     ("OAF", "dog", "neutral", SR, 0.4, 120.0, "FLAC"),
 ]
 EXTENSIONS = {"WAV": "wav", "FLAC": "flac", "AIFF": "aiff"}
+MANIFEST_COLUMNS = ["file", "source", "corpus", "speaker", "text", "label", "sha256", "emotion"]
+"""The columns of data/manifest.csv that featurize reads, or passes on to its indexes."""
 
 
 @pytest.fixture(autouse=True)
@@ -83,16 +86,22 @@ def _no_user_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(home))
 
 
+def manifest_row(file: str, source: str, speaker: str, text: str, label: str, sha256: str) -> dict[str, str]:
+    """A TESS clip's row of data/manifest.csv (``file`` relative to data/raw, speaker ``tess/<id>``)."""
+    return {"file": file, "source": source, "corpus": "tess", "speaker": f"tess/{speaker}", "text": text,
+            "label": label, "sha256": sha256, "emotion": tess.EMOTIONS[label]}
+
+
 def write_clips(raw: Path, clips) -> pd.DataFrame:
-    """Write ``clips`` under ``raw`` and return their manifest (the columns fetch writes that featurize reads)."""
+    """Write ``clips`` under ``raw`` and return their manifest (the columns the labels stage writes that
+    featurize reads)."""
     rows = []
-    for speaker, word, emotion, sr, seconds, f0, container in clips:
-        source = f"{speaker}_{emotion}/{speaker}_{word}_{emotion}.{EXTENSIONS[container]}"
-        file = f"audio/{source}"
+    for speaker, text, label, sr, seconds, f0, container in clips:
+        source = f"{speaker}_{label}/{speaker}_{text}_{label}.{EXTENSIONS[container]}"
+        file = f"tess/audio/{source}"
         write_tone_file(raw / file, sr=sr, seconds=seconds, f0=f0, seed=int(f0), format=container)
-        rows.append({"file": file, "source": source, "speaker": speaker, "word": word, "emotion": emotion,
-                     "sha256": sha256_of(raw / file)})
-    return pd.DataFrame(rows)
+        rows.append(manifest_row(file, source, speaker, text, label, sha256_of(raw / file)))
+    return pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
 
 
 @pytest.fixture
@@ -154,7 +163,7 @@ def test_outputs_follow_the_manifest(corpus, tmp_path, kind):
     values, index, used = load_features(tmp_path / "out")
     assert values.dtype == np.float32 and values.shape == (n, *feature_shape(AUDIO, features))
     assert list(index.columns) == INDEX_COLUMNS
-    for column in ("file", "speaker", "word", "emotion"):
+    for column in ("file", "corpus", "speaker", "text", "emotion"):
         assert index[column].tolist() == manifest[column].tolist()
     assert used == {"audio": AUDIO.model_dump(), "features": features.model_dump()}
     assert json.loads((tmp_path / "out" / PARAMS_FILE).read_text()) == used
@@ -171,7 +180,7 @@ def test_outputs_follow_the_manifest(corpus, tmp_path, kind):
     assert list(augmented_index.columns) == AUGMENTED_COLUMNS
     assert augmented_index["source"].tolist() == [row for row in range(n) for _ in range(copies)]
     assert augmented_index["copy"].tolist() == [1, 2] * n
-    for column in ("file", "speaker", "word", "emotion"):
+    for column in ("file", "corpus", "speaker", "text", "emotion"):
         assert augmented_index[column].tolist() == [value for value in manifest[column] for _ in range(copies)]
     for k, (source, copy) in enumerate(augmented_index[["source", "copy"]].itertuples(index=False)):
         expected, valid = frame_features(
@@ -196,7 +205,7 @@ def test_no_copies(corpus, tmp_path):
 
 
 def test_empty_manifest(tmp_path):
-    manifest = pd.DataFrame(columns=["file", "source", "speaker", "word", "emotion", "sha256"])
+    manifest = pd.DataFrame(columns=MANIFEST_COLUMNS)
     summary = featurize(manifest, tmp_path, tmp_path / "out", tmp_path / "cache")
     assert (summary.clips, summary.copies, summary.computed, summary.cached) == (0, 0, 0, 0)
     values, index, _ = load_features(tmp_path / "out")
@@ -424,10 +433,10 @@ def test_the_cache_is_keyed_by_audio_content_not_file_name(corpus, tmp_path):
     featurize(manifest, raw, tmp_path / "first", tmp_path / "cache")
     renamed = manifest.copy()
     for row in renamed.itertuples():
-        new = f"renamed/{row.speaker}_other{row.Index}_{row.emotion}.wav"
+        new = f"tess/renamed/{row.speaker.split('/')[1]}_other{row.Index}_{row.label}.wav"
         (raw / new).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(raw / row.file, raw / new)
-        renamed.loc[row.Index, ["file", "word"]] = [new, f"other{row.Index}"]
+        renamed.loc[row.Index, ["file", "text"]] = [new, f"other{row.Index}"]
     summary = featurize(renamed, raw, tmp_path / "renamed", tmp_path / "cache")
     assert (summary.computed, summary.cached) == (0, 12)
     first, again = outputs(tmp_path / "first"), outputs(tmp_path / "renamed")
@@ -512,16 +521,14 @@ def test_copies_do_not_depend_on_manifest_order_or_the_other_clips(corpus, tmp_p
 
 def _with_bad_clips(raw: Path, manifest: pd.DataFrame) -> pd.DataFrame:
     """The corpus with a corrupt file and a clip shorter than the offset among the good ones."""
-    (raw / "audio/YAF_sad").mkdir(parents=True, exist_ok=True)
-    corrupt = raw / "audio/YAF_sad/YAF_corrupt_sad.wav"
+    (raw / "tess/audio/YAF_sad").mkdir(parents=True, exist_ok=True)
+    corrupt = raw / "tess/audio/YAF_sad/YAF_corrupt_sad.wav"
     corrupt.write_bytes(b"RIFF" + os.urandom(16) + b"this is not a wave file" * 10)
-    short = write_tone_file(raw / "audio/OAF_sad/OAF_short_sad.flac", sr=SR, seconds=0.05, format="FLAC")
+    short = write_tone_file(raw / "tess/audio/OAF_sad/OAF_short_sad.flac", sr=SR, seconds=0.05, format="FLAC")
     bad = pd.DataFrame([
-        {"file": "audio/YAF_sad/YAF_corrupt_sad.wav", "source": "", "speaker": "YAF", "word": "corrupt",
-         "emotion": "sad", "sha256": sha256_of(corrupt)},
-        {"file": "audio/OAF_sad/OAF_short_sad.flac", "source": "", "speaker": "OAF", "word": "short",
-         "emotion": "sad", "sha256": sha256_of(short)},
-    ])
+        manifest_row("tess/audio/YAF_sad/YAF_corrupt_sad.wav", "", "YAF", "corrupt", "sad", sha256_of(corrupt)),
+        manifest_row("tess/audio/OAF_sad/OAF_short_sad.flac", "", "OAF", "short", "sad", sha256_of(short)),
+    ], columns=MANIFEST_COLUMNS)
     return pd.concat([manifest.iloc[:1], bad.iloc[:1], manifest.iloc[1:3], bad.iloc[1:], manifest.iloc[3:]],
                      ignore_index=True)
 
@@ -554,13 +561,13 @@ def test_every_bad_file_is_listed_in_manifest_order(tmp_path):
         ("YAF", "tiny", "fear", 96000, 0.1, 170.0, "FLAC"),  # exactly the offset: not longer
         ("YAF", "half", "sad", 24414, 0.05, 190.0, "AIFF"),
     ])
-    (raw / "audio/garbage").mkdir()
-    (raw / "audio/garbage/YAF_text_sad.wav").write_text("not audio")
-    (raw / "audio/garbage/YAF_empty_sad.wav").write_bytes(b"")
+    (raw / "tess/audio/garbage").mkdir()
+    (raw / "tess/audio/garbage/YAF_text_sad.wav").write_text("not audio")
+    (raw / "tess/audio/garbage/YAF_empty_sad.wav").write_bytes(b"")
     garbage = pd.DataFrame([
-        {"file": f"audio/garbage/YAF_{word}_sad.wav", "source": "", "speaker": "YAF", "word": word, "emotion": "sad",
-         "sha256": sha256_of(raw / f"audio/garbage/YAF_{word}_sad.wav")} for word in ("text", "empty")
-    ])
+        manifest_row(f"tess/audio/garbage/YAF_{text}_sad.wav", "", "YAF", text, "sad",
+                     sha256_of(raw / f"tess/audio/garbage/YAF_{text}_sad.wav")) for text in ("text", "empty")
+    ], columns=MANIFEST_COLUMNS)
     manifest = pd.concat([good.iloc[:1], bad.iloc[:1], good.iloc[1:], bad.iloc[1:], garbage], ignore_index=True)
     with pytest.raises(FeaturizeError) as info:
         featurize(manifest, raw, tmp_path / "out", "", batch_size=2)
