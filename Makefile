@@ -47,6 +47,7 @@ experiments: setup
 	$(QUEUE) -n bigru-text -S split.protocol=text
 	$(QUEUE) -n seed_lstm-random $(TUTORIAL) -S split.protocol=random
 	$(QUEUE) -n bigru-random -S split.protocol=random
+	$(QUEUE) -n bigru-tess-speaker -S '~data.sources.ravdess' -S '~data.sources.emovo' -S split.folds=2
 	dvc queue start -j 1
 
 # The tuning grid behind the default params (speaker protocol), scored on validation only: val_loss

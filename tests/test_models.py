@@ -14,6 +14,7 @@ from ser.models import ARCHITECTURES, MaskedStatsPooling, PoolFrames, SpecAugmen
 from ser.params import ModelParams, SpecAugmentParams, TrainParams  # noqa: E402
 from ser.inference import saved_reference_stats, serving_inputs  # noqa: E402
 from ser.split import TEST, TRAIN, UNUSED, VALIDATION  # noqa: E402
+from conftest import REPO_CLASSES  # noqa: E402
 from ser.training import FoldData, encode_labels, reference_stats, save_model, train_model  # noqa: E402
 
 FRAMES, CHANNELS = 24, 4
@@ -23,7 +24,7 @@ SMALL = ModelParams(
     conv_layers=2, rnn_units=4, input_noise=0.1, spec_augment=SPEC,
 )
 TRAIN_PARAMS = TrainParams(epochs=1, batch_size=8, learning_rate=0.01, early_stopping=2, reduce_lr=1, seed=3)
-EMOTIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+EMOTIONS = REPO_CLASSES
 
 
 def _small(arch: str, **changes) -> ModelParams:
