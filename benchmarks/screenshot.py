@@ -1,8 +1,8 @@
 """Screenshot: the README's picture of the web app (``reports/webapp.png``).
 
 Serves the committed model with ``ser serve`` on 127.0.0.1, opens the page in
-Debian's headless Chromium (as ``tests/test_browser.py`` does), uploads a clip
-of the held-out speaker and saves the page.
+Debian's headless Chromium (as ``tests/test_browser.py`` does), uploads a long
+EMOVO clip (several windows) and saves the page.
 
     python -m benchmarks screenshot   # needs models/ and /usr/bin/chromium
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from benchmarks.common import CHROMIUM, CHROMIUM_ARGS, CORPUS, REPO
 from benchmarks.load import running_server
 
-CLIP = CORPUS / "YAF_sad" / "YAF_back_sad.flac"
+CLIP = CORPUS.parent / "emovo" / "m1" / "tri-m1-n5.flac"
 OUTPUT = REPO / "reports" / "webapp.png"
 
 
