@@ -420,13 +420,15 @@ def test_model_dir_without_onnx_is_a_one_line_usage_error(capsys, served_model_d
     assert "model.onnx" in line
 
 
+class Terminal(io.StringIO):
+    """A stderr that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 def test_progress_bar_only_on_a_terminal(capsys, model, clips, monkeypatch):
     """The positive control for the subprocess test below: a terminal does get a bar."""
-
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     assert main(["predict", *map(str, clips), "--model", model]) == 0
@@ -440,11 +442,6 @@ def test_progress_bar_only_on_a_terminal(capsys, model, clips, monkeypatch):
 
 def test_a_terminal_is_told_what_the_model_learned(capsys, model, clips, monkeypatch):
     """At a terminal, one line names the classes and the speakers and corpora the model learned from."""
-
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     assert main(["predict", str(clips[0]), "--model", model, "--no-progress"]) == 0
