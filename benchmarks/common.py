@@ -91,9 +91,9 @@ def run_json(module: str, *args: str) -> dict:
 
 def read_manifest(corpora: tuple[str, ...] | None = None) -> pd.DataFrame:
     """The clips of data/manifest.csv (``dvc pull`` or ``dvc repro labels``), of ``corpora`` only if given."""
-    import pandas as pd
+    from ser.tables import read_clips
 
-    manifest = pd.read_csv(MANIFEST, dtype=str)
+    manifest = read_clips(MANIFEST)
     if corpora is not None:
         manifest = manifest[manifest["corpus"].isin(corpora)].reset_index(drop=True)
         if manifest.empty:

@@ -83,11 +83,10 @@ def normalization_accuracy(group_sizes: tuple[int, ...] = (1, 5, 20, 100)) -> di
     model's reference statistics (the default), or ``--adapt``-style with the statistics of random
     groups of clips of one test speaker (1: each clip alone), as ``ser predict --adapt`` would; and
     with each test speaker's clips all together, as the evaluate stage does."""
-    import pandas as pd
-
     from ser.features import load_features
     from ser.inference import REFERENCE, Predictor
     from ser.inputs import model_inputs
+    from ser.tables import read_clips
 
     features, index, _ = load_features(REPO / "data" / "features")
     folds = sorted(path.parent for path in (REPO / "models" / "folds").glob("*/split.csv"))
@@ -98,7 +97,7 @@ def normalization_accuracy(group_sizes: tuple[int, ...] = (1, 5, 20, 100)) -> di
     tested = 0
     for fold_dir in folds:
         predictor = Predictor(fold_dir)
-        test = (pd.read_csv(fold_dir / "split.csv")["part"] == "test").to_numpy()
+        test = (read_clips(fold_dir / "split.csv")["part"] == "test").to_numpy()
         values, valid = features[test], index["valid_frames"][test].to_numpy()
         speakers, actual = index["speaker"][test].to_numpy(dtype=str), index["emotion"][test].to_numpy()
 

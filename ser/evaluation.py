@@ -19,6 +19,7 @@ from ser.inference import saved_reference_stats, serving_inputs
 from ser.inputs import model_inputs
 from ser.params import ModelParams
 from ser.split import TEST, TRAIN, VALIDATION
+from ser.tables import read_clips
 
 ECE_BINS = 15
 
@@ -92,11 +93,12 @@ def summarize(protocol: str, predictions: pd.DataFrame, folds: dict[str, dict], 
     """Scores over all test clips of all folds, the mean accuracy over corpora, and the scores per
     corpus, per speaker and per fold."""
     by_corpus = {corpus: score(rows, classes) for corpus, rows in predictions.groupby("corpus", sort=True)}
+    overall = score(predictions, classes)
     return {
         "protocol": protocol,
-        **score(predictions, classes, detail=False),
+        **{key: value for key, value in overall.items() if key not in ("precision", "recall", "f1")},
         "corpus_mean_accuracy": _rounded(np.mean([s["accuracy"] for s in by_corpus.values()])),
-        "recall": score(predictions, classes)["recall"],
+        "recall": overall["recall"],
         "by_corpus": by_corpus,
         "by_speaker": {s: score(rows, classes, detail=False) for s, rows in predictions.groupby("speaker", sort=True)},
         "folds": folds,
@@ -116,7 +118,7 @@ def evaluate_model(model_dir: Path, features: np.ndarray, index: pd.DataFrame) -
 
     from ser import models  # noqa: F401 - registers the custom layers
 
-    split = pd.read_csv(model_dir / "split.csv", dtype=str)
+    split = read_clips(model_dir / "split.csv")
     if not split["file"].equals(index["file"]):
         raise RuntimeError(f"{model_dir / 'split.csv'} does not match the features: rerun the train stage")
     meta = json.loads((model_dir / "meta.json").read_text())

@@ -26,6 +26,7 @@ import scipy.sparse
 
 from ser.audio import AudioSource, load_window
 from ser.params import AudioParams, FeatureParams
+from ser.tables import read_clips
 
 FEATURES_FILE = "features.npy"
 INDEX_FILE = "index.csv"
@@ -102,14 +103,9 @@ def clip_features(source: AudioSource, audio: AudioParams, features: FeaturePara
 def load_features(feature_dir: Path) -> tuple[np.ndarray, pd.DataFrame, dict]:
     """Features, their index and the params that made them."""
     params = json.loads((feature_dir / PARAMS_FILE).read_text())
-    return np.load(feature_dir / FEATURES_FILE), read_index(feature_dir / INDEX_FILE), params
-
-
-def read_index(path: Path) -> pd.DataFrame:
-    """A clip index (speaker and text ids stay strings, e.g. ``ravdess/13``, ``01``)."""
-    return pd.read_csv(path, dtype={"corpus": str, "speaker": str, "text": str, "emotion": str})
+    return np.load(feature_dir / FEATURES_FILE), read_clips(feature_dir / INDEX_FILE), params
 
 
 def load_augmented(feature_dir: Path) -> tuple[np.ndarray, pd.DataFrame]:
     """Augmented copies' features and their index (``source`` = row of the original clip)."""
-    return np.load(feature_dir / AUGMENTED_FILE), read_index(feature_dir / AUGMENTED_INDEX_FILE)
+    return np.load(feature_dir / AUGMENTED_FILE), read_clips(feature_dir / AUGMENTED_INDEX_FILE)

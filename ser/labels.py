@@ -17,6 +17,7 @@ import pandas as pd
 from ser.corpora import recipes, standard_emotion
 from ser.fetch import MANIFEST_FILE, REJECTED_COLUMNS, REJECTED_FILE
 from ser.params import DataParams
+from ser.tables import read_clips
 
 
 class LabelsError(RuntimeError):
@@ -37,8 +38,7 @@ def _corpus_tables(raw_dir: Path, name: str) -> tuple[pd.DataFrame, pd.DataFrame
     if not (folder / MANIFEST_FILE).is_file():
         raise LabelsError(f"{folder / MANIFEST_FILE}: corpus {name!r} has not been fetched (run `dvc repro`)")
     # keep_default_na=False: a corpus's own names ("NA", "None", "null") are names, not missing values
-    manifest = pd.read_csv(folder / MANIFEST_FILE, dtype={"speaker": str, "text": str, "label": str}, keep_default_na=False)
-    rejected = pd.read_csv(folder / REJECTED_FILE, dtype={"file": str, "reason": str}, keep_default_na=False)
+    manifest, rejected = read_clips(folder / MANIFEST_FILE), read_clips(folder / REJECTED_FILE)
     return manifest.assign(file=name + "/" + manifest["file"]), rejected
 
 
@@ -53,10 +53,11 @@ def combine(raw_dir: Path, data: DataParams) -> Combined:
     classes = tuple(data.emotions)
     kept, rejected, left_out = [], [], {}
     first_source: dict[str, str] = {}
+    by_name = recipes()
     for name, source in data.sources.items():
         manifest, fetch_rejected = _corpus_tables(raw_dir, name)
         rejected.append(fetch_rejected)
-        recipe = recipes()[source.recipe]
+        recipe = by_name[source.recipe]
         emotion = manifest["label"].map(lambda label: standard_emotion(recipe, label, source.map, classes))
         unmapped = manifest[emotion.isna()]
         for label, rows in unmapped.groupby("label", sort=True):

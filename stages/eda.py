@@ -2,10 +2,9 @@
 
 from pathlib import Path
 
-import pandas as pd
-
 from ser.eda import write_report
 from ser.params import load_params
+from ser.tables import read_clips
 
 RAW_DIR = Path("data/raw")
 MANIFEST = Path("data/manifest.csv")
@@ -14,7 +13,7 @@ OUT_DIR = Path("reports/eda")
 
 def main() -> None:
     load_params()
-    write_report(pd.read_csv(MANIFEST, dtype={"speaker": str, "text": str}), RAW_DIR, OUT_DIR)
+    write_report(read_clips(MANIFEST), RAW_DIR, OUT_DIR)
 
 
 if __name__ == "__main__":

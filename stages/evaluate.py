@@ -30,11 +30,11 @@ def main() -> None:
         tables.append(predictions)
     predictions = pd.concat(tables, ignore_index=True)
     classes, arch = deployable["classes"], deployable["model"]["arch"]
+    (OUT_DIR / "by_corpus").mkdir(parents=True, exist_ok=True)
     for corpus, rows in [(RESERVED_CORPUS, predictions), *predictions.groupby("corpus", sort=True)]:
         plot_confusion(rows["actual"], rows["predicted"], classes, OUT_DIR / "confusion" / f"{corpus}.png",
                        title=f"{arch}, {deployable['split']['protocol']} protocol, test clips of {corpus}")
         if corpus != RESERVED_CORPUS:
-            (OUT_DIR / "by_corpus").mkdir(parents=True, exist_ok=True)
             rows[["actual", "predicted"]].to_csv(OUT_DIR / "by_corpus" / f"{corpus}.csv", index=False)
 
     predictions.to_csv(OUT_DIR / "predictions.csv", index=False)

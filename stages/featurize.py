@@ -2,10 +2,9 @@
 
 from pathlib import Path
 
-import pandas as pd
-
 from ser.featurize import Settings, featurize_corpus
 from ser.params import load_params
+from ser.tables import read_clips
 
 RAW_DIR = Path("data/raw")
 MANIFEST = Path("data/manifest.csv")
@@ -14,7 +13,7 @@ OUT_DIR = Path("data/features")
 
 def main() -> None:
     params = load_params()
-    manifest = pd.read_csv(MANIFEST, dtype=str)
+    manifest = read_clips(MANIFEST)
     settings = Settings(params.audio, params.features, params.augment)
     print(featurize_corpus(manifest, RAW_DIR, OUT_DIR, settings, params.featurize))
 
