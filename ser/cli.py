@@ -70,11 +70,13 @@ def expand_paths(arguments: Sequence[str]) -> tuple[list[Path], list[str], list[
     return list(files.values()), problems, notes
 
 
-def score_files(predictor, files: Sequence[Path], adapt: bool, progress: bool) -> tuple[list, list[str]]:
+def score_files(predictor, files: Sequence[Path], adapt: str | None, progress: bool) -> tuple[list, list[str]]:
     """Predictions of the files that could be scored, and one message per file that could not.
 
-    Without ``adapt`` the clips are scored ``CHUNK`` at a time, so memory does not grow with the
-    number of files; with it, all clips' features are needed for their statistics."""
+    ``adapt``: None scores each clip alone, ``all`` the files as one speaker, ``folder`` the
+    files of each folder as one speaker. Without it the clips are scored ``CHUNK`` at a time, so
+    memory does not grow with the number of files; with it, all clips' features are needed for
+    their statistics."""
     from tqdm import tqdm
 
     from ser.audio import AudioError
@@ -90,7 +92,8 @@ def score_files(predictor, files: Sequence[Path], adapt: bool, progress: bool) -
         if not adapt and len(pending) == CHUNK:
             predictions += predictor.predict(pending)
             pending = []
-    return predictions + predictor.predict(pending, adapt=adapt), problems
+    speakers = [str(Path(clip.name).parent) for clip in pending] if adapt == "folder" else None
+    return predictions + predictor.predict(pending, adapt=adapt == "all", speakers=speakers), problems
 
 
 def prediction_rows(predictions: Iterable, top: int | None, per_window: bool) -> list[dict]:
@@ -230,8 +233,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("--top", type=positive, metavar="K", help="show only the K most probable classes")
     p.add_argument("--per-window", action="store_true", help="also show every window of clips longer than the model's window")
-    p.add_argument("--adapt", action="store_true",
-                   help="normalize with the files' own statistics, as one speaker (better from about 20 clips of one speaker)")
+    p.add_argument("--adapt", nargs="?", const="all", choices=("all", "folder"),
+                   help="use the speaker's own statistics: all files are one speaker (--adapt), or each folder's "
+                        "files are (--adapt folder); the more clips, the more they count (from about 20 clips on)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
     p.set_defaults(run=predict)
 

@@ -1,9 +1,10 @@
 """Scores of the folds' models on their held-out test parts: overall, per corpus, per speaker, per fold.
 
-Every test clip is scored twice: as the fold's test part (``predicted``, with
-its speaker's own statistics under ``normalize: speaker``) and alone, the way
-``ser predict`` scores a clip of an unknown speaker (``served``, with the
-statistics saved with the model). ``serving_accuracy`` is the accuracy of the latter.
+Every test clip is scored twice, by the model's served (ONNX) graph: as the
+fold's test part (``predicted``, with its speaker's statistics from all their
+clips under ``normalize: speaker``) and alone, the way ``ser predict`` scores a
+clip of an unknown speaker (``served``, its statistics from itself alone, shrunk
+toward the training speakers'). ``serving_accuracy`` is the accuracy of the latter.
 """
 
 from __future__ import annotations
@@ -15,20 +16,22 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-from ser.inference import saved_reference_stats, serving_inputs
-from ser.inputs import model_inputs
-from ser.params import ModelParams
+from ser.inference import Predictor, graph_inputs
 from ser.split import TEST, TRAIN, VALIDATION
 from ser.tables import read_clips
 
 ECE_BINS = 15
+ADAPTATION_CLIPS = (5, 20)
+"""Clips per group in the adaptation scores: a test speaker's statistics from this many of their clips."""
 
 
 def predictions_table(
-    split: pd.DataFrame, probabilities: np.ndarray, served: np.ndarray, classes: list[str], fold: str
+    split: pd.DataFrame, probabilities: np.ndarray, served: np.ndarray, classes: list[str], fold: str,
+    adapted: dict[int, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """One row per test clip: fold, file, corpus, speaker, actual and predicted class, confidence,
-    the class predicted when the clip is served alone, and every class's probability."""
+    the class predicted when the clip is served alone (``served``) and when its speaker's statistics
+    come from ``n`` of their clips (``adapted_<n>``), and every class's probability."""
     test = split[split["part"] == TEST].reset_index(drop=True)
     best = probabilities.argmax(axis=1)
     table = pd.DataFrame({
@@ -40,6 +43,7 @@ def predictions_table(
         "predicted": np.asarray(classes)[best],
         "confidence": probabilities[np.arange(len(best)), best].round(6),
         "served": np.asarray(classes)[served.argmax(axis=1)],
+        **{f"adapted_{n}": np.asarray(classes)[p.argmax(axis=1)] for n, p in (adapted or {}).items()},
     })
     return pd.concat([table, pd.DataFrame(probabilities.round(6), columns=[f"p_{c}" for c in classes])], axis=1)
 
@@ -74,6 +78,10 @@ def score(predictions: pd.DataFrame, classes: list[str], detail: bool = True) ->
         "min_recall": _rounded(np.min(recall)),
         "serving_accuracy": _rounded(accuracy_score(actual, predictions["served"])),
     }
+    if adapted := [column for column in predictions if column.startswith("adapted_")]:
+        scores["adapted_accuracy"] = {
+            column.removeprefix("adapted_"): _rounded(accuracy_score(actual, predictions[column])) for column in adapted
+        }
     if detail:
         scores.update({
             "precision": {c: _rounded(v) for c, v in zip(present, precision)},
@@ -112,22 +120,37 @@ def confident_mistakes(predictions: pd.DataFrame, top: int) -> pd.DataFrame:
     return wrong.sort_values(["confidence", "file"], ascending=[False, True], kind="stable")[columns].head(top)
 
 
-def evaluate_model(model_dir: Path, features: np.ndarray, index: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
-    """Predictions and scores of the model saved in ``model_dir`` on its test part, and its metadata."""
-    import keras
+def adaptation_groups(speakers: np.ndarray, clips: int, seed: int = 0) -> np.ndarray:
+    """Each clip's group when every speaker's clips are dealt, in a seeded random order, into groups of
+    ``clips`` (the last may be smaller): what ``ser predict --adapt`` sees given that many clips."""
+    order = np.random.default_rng(seed).permutation(len(speakers))
+    groups = np.empty(len(speakers), dtype=object)
+    for speaker in np.unique(speakers):
+        rows = order[speakers[order] == speaker]
+        groups[rows] = [f"{speaker}#{k // clips}" for k in range(len(rows))]
+    return groups.astype(str)
 
-    from ser import models  # noqa: F401 - registers the custom layers
 
+def evaluate_model(model_dir: Path, features: np.ndarray, index: pd.DataFrame, functionals: np.ndarray) -> tuple[pd.DataFrame, dict, dict]:
+    """Predictions and scores of the model saved in ``model_dir`` on its test part, and its metadata.
+
+    The model is run as it is served (its ONNX graph, through :class:`ser.inference.Predictor`).
+    """
     split = read_clips(model_dir / "split.csv")
     if not split["file"].equals(index["file"]):
         raise RuntimeError(f"{model_dir / 'split.csv'} does not match the features: rerun the train stage")
-    meta = json.loads((model_dir / "meta.json").read_text())
-    params = ModelParams(**meta["model"])
-    model = keras.models.load_model(model_dir / "model.keras")
+    predictor = Predictor(model_dir, threads=0)
     test = (split["part"] == TEST).to_numpy()
-    inputs = model_inputs(features, index["valid_frames"], index["speaker"], params)
-    probabilities = model.predict(inputs[test], verbose=0)
-    alone = serving_inputs(features[test], index["valid_frames"][test], params, saved_reference_stats(meta))
-    served = model.predict(alone, verbose=0)
-    predictions = predictions_table(split, probabilities, served, meta["classes"], meta["fold"])
-    return predictions, fold_score(predictions, split, meta["classes"]), meta
+    values, valid, described = features[test], index["valid_frames"][test].to_numpy(), functionals[test]
+
+    def scored(speakers: np.ndarray) -> np.ndarray:
+        inputs = graph_inputs(values, valid, described, speakers, predictor.params, predictor.reference)
+        return predictor.probabilities(inputs)
+
+    speakers = index["speaker"][test].to_numpy(dtype=str)
+    probabilities = scored(speakers)
+    served = scored(np.arange(int(test.sum())).astype(str))  # each clip alone, as `ser predict` scores it
+    adapted = {n: scored(adaptation_groups(speakers, n)) for n in ADAPTATION_CLIPS}
+    classes = list(predictor.classes)
+    predictions = predictions_table(split, probabilities, served, classes, predictor.meta["fold"], adapted)
+    return predictions, fold_score(predictions, split, classes), predictor.meta

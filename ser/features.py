@@ -31,6 +31,7 @@ from ser.tables import read_clips
 FEATURES_FILE = "features.npy"
 INDEX_FILE = "index.csv"
 AUGMENTED_FILE = "augmented.npy"
+FUNCTIONALS_FILE = "functionals.npy"
 AUGMENTED_INDEX_FILE = "augmented.csv"
 PARAMS_FILE = "params.json"
 INDEX_COLUMNS = ["file", "corpus", "speaker", "text", "emotion", "valid_frames"]
@@ -104,6 +105,11 @@ def load_features(feature_dir: Path) -> tuple[np.ndarray, pd.DataFrame, dict]:
     """Features, their index and the params that made them."""
     params = json.loads((feature_dir / PARAMS_FILE).read_text())
     return np.load(feature_dir / FEATURES_FILE), read_clips(feature_dir / INDEX_FILE), params
+
+
+def load_functionals(feature_dir: Path) -> np.ndarray:
+    """The clips' openSMILE functionals, ``(clips, width)`` (width 0 under ``functionals: none``)."""
+    return np.load(feature_dir / FUNCTIONALS_FILE)
 
 
 def load_augmented(feature_dir: Path) -> tuple[np.ndarray, pd.DataFrame]:

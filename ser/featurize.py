@@ -17,6 +17,7 @@ The results are the same whichever way they are computed.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import io
 import json
 import multiprocessing
@@ -41,16 +42,19 @@ from tqdm import tqdm
 import ser.audio
 import ser.augment
 import ser.features
+import ser.functionals
 from ser.audio import AudioError, load_window
 from ser.augment import augment_clip, copy_rng
 from ser.features import (
-    AUGMENTED_FILE, AUGMENTED_INDEX_FILE, FEATURES_FILE, INDEX_COLUMNS, INDEX_FILE, PARAMS_FILE,
+    AUGMENTED_FILE, AUGMENTED_INDEX_FILE, FEATURES_FILE, FUNCTIONALS_FILE, INDEX_COLUMNS, INDEX_FILE, PARAMS_FILE,
     batch_frame_features, feature_shape,
 )
+from ser.functionals import SIZES, functionals
 from ser.params import AudioParams, AugmentParams, FeatureParams, FeaturizeParams
 
 BATCHES_PER_WORKER = 4  # batches in flight per worker: enough to keep workers busy, few enough to bound memory
-Features = tuple[np.ndarray, int]  # (frames, channels) values and the count of real frames
+Features = tuple[np.ndarray, int, np.ndarray]
+"""(frames, channels) values, the count of real frames, and the clip's functionals (none for copies)."""
 
 
 class FeaturizeError(RuntimeError):
@@ -100,20 +104,23 @@ def compute_batch(tasks: list[ClipTask], settings: Settings) -> list[ClipResult]
     BLAS runs on one thread: the workers are the parallelism.
     """
     results, clips, slots = [], [], []
+    kind, sr = settings.features.functionals, settings.audio.sr
+    none = functionals(np.zeros(0), sr, "none")
     with threadpool_limits(limits=1):
         for task in tasks:
             result = ClipResult()
             try:
                 variants = _variants(task, settings)
+                described = [functionals(clip, sr, kind, task.name) if copy == 0 else none for copy, clip in zip(task.variants, variants)]
             except AudioError as exc:
                 result.error = str(exc)
-                variants = []
+                variants, described = [], []
             clips.extend(variants)
-            slots.extend((result, copy) for copy in task.variants[: len(variants)])
+            slots.extend((result, copy, utterance) for copy, utterance in zip(task.variants, described))
             results.append(result)
         values = batch_frame_features(clips, settings.audio, settings.features) if clips else []
-    for (result, copy), value in zip(slots, values):
-        result.features[copy] = value
+    for (result, copy, utterance), (frames, valid) in zip(slots, values):
+        result.features[copy] = (frames, valid, utterance)
     return results
 
 
@@ -129,9 +136,10 @@ def warm_up() -> None:
 def code_digest() -> str:
     """Digest of the code and library versions that compute features: a change invalidates the cache."""
     digest = hashlib.sha256()
-    for source in (ser.audio.__file__, ser.features.__file__, ser.augment.__file__, __file__):
+    for source in (ser.audio.__file__, ser.features.__file__, ser.augment.__file__, ser.functionals.__file__, __file__):
         digest.update(Path(source).read_bytes())
-    digest.update(f"{np.__version__} {librosa.__version__} {soxr.__version__} {sf.__libsndfile_version__}".encode())
+    versions = [np.__version__, librosa.__version__, soxr.__version__, sf.__libsndfile_version__, importlib.metadata.version("opensmile")]
+    digest.update(" ".join(versions).encode())
     return digest.hexdigest()
 
 
@@ -316,7 +324,8 @@ def featurize_corpus(
     copies = settings.augment.copies
     variants = tuple(range(copies + 1))
     shape = feature_shape(settings.audio, settings.features)
-    blank = (np.zeros(shape, np.float32), 0)  # rows of failed clips, never used: the run fails
+    width = SIZES[settings.features.functionals]
+    blank = (np.zeros(shape, np.float32), 0, np.zeros(width, np.float32))  # rows of failed clips, never used: the run fails
     out_dir.mkdir(parents=True, exist_ok=True)
     valid = np.zeros((len(manifest), len(variants)), dtype=np.int64)
     errors: list[str] = []
@@ -328,6 +337,7 @@ def featurize_corpus(
             stack.enter_context(NpyWriter(out_dir / FEATURES_FILE, (len(manifest), *shape))),
             stack.enter_context(NpyWriter(out_dir / AUGMENTED_FILE, (len(manifest) * copies, *shape))),
         ]
+        described = stack.enter_context(NpyWriter(out_dir / FUNCTIONALS_FILE, (len(manifest), width)))
         progress = stack.enter_context(tqdm(total=len(manifest), desc="featurize", unit="clip"))
         batches = _batches(manifest, raw_dir, cache, variants, params.batch_size)
         window = BATCHES_PER_WORKER * slots
@@ -336,8 +346,10 @@ def featurize_corpus(
             computed += sum(len(result.features) for result in results)
             for found in _complete(batch, results, cache, len(variants), errors):
                 for copy in variants:
-                    values, valid[row, copy] = found.get(copy, blank)
+                    values, valid[row, copy], utterance = found.get(copy, blank)
                     writers[min(copy, 1)].append(values)
+                    if copy == 0:
+                        described.append(utterance)
                 row += 1
             progress.update(len(batch.cached))
     if errors:

@@ -11,9 +11,11 @@ is one window, as in training. A longer clip is cut into windows of
 end of the clip; the clip's probabilities are the mean of its windows'.
 
 Models trained with ``normalize: speaker`` need a speaker's statistics. By
-default a clip is normalized with the training speakers' pooled statistics,
-saved with the model; ``adapt=True`` instead treats the clips scored together
-as one speaker and uses their own statistics (better from about 20 clips on).
+default each clip is its own speaker: its statistics, from one clip, are shrunk
+almost all the way to the training speakers' pooled statistics saved with the
+model (see :mod:`ser.inputs`). ``adapt=True`` treats the clips scored together as
+one speaker, and ``speakers`` names each clip's speaker: the more clips a
+speaker has, the more their own statistics count.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ import soundfile as sf
 
 from ser.audio import AudioError, AudioSource, load_window
 from ser.features import batch_frame_features
-from ser.inputs import Stats, model_inputs
+from ser.functionals import functionals
+from ser.inputs import Stats, input_kind, model_inputs
 from ser.params import AudioParams, FeatureParams, ModelParams
 
 MODEL_FILE = "model.keras"
@@ -44,8 +47,6 @@ SILENCE_DBFS = -80.0
 """A clip whose loudest sample is below this level is refused as silent."""
 DEPLOYABLE_FOLD = "all"
 """The fold name of the deployable model, trained on all the data (its scores are the folds')."""
-REFERENCE = "reference"
-ADAPTED = "adapted"
 
 
 class UndecodableAudio(AudioError):
@@ -65,6 +66,7 @@ class ClipFeatures:
     starts: list[float]
     values: np.ndarray
     valid_frames: np.ndarray
+    functionals: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -192,19 +194,23 @@ def scored_metrics(model_dir: Path, fold: str | None) -> dict | None:
     return found
 
 
-def saved_reference_stats(meta: dict) -> Stats | None:
-    """The reference statistics that the train stage saved in a model's ``meta.json``, if any."""
-    stats = meta.get("reference_stats")
-    return (np.float32(stats["mean"]), np.float32(stats["std"])) if stats else None
+def saved_reference_stats(meta: dict) -> dict[str, Stats]:
+    """The reference statistics of each input kind that the train stage saved in a model's ``meta.json``."""
+    return {kind: (np.float32(s["mean"]), np.float32(s["std"])) for kind, s in meta.get("reference_stats", {}).items()}
 
 
-def serving_inputs(
-    values: np.ndarray, valid_frames: np.ndarray, params: ModelParams, reference: Stats | None, adapt: bool = False
-) -> np.ndarray:
-    """Model inputs of clips of an unknown speaker. Under ``normalize: speaker`` they are normalized
-    with the ``reference`` statistics or, with ``adapt``, as one speaker with their own statistics."""
-    speakers = np.full(len(values), ADAPTED if adapt else REFERENCE)
-    return model_inputs(values, valid_frames, speakers, params, None if adapt else {REFERENCE: reference})
+def graph_inputs(
+    values: np.ndarray, valid_frames: np.ndarray, functionals: np.ndarray | None, speakers: np.ndarray,
+    params: ModelParams, reference: dict[str, Stats],
+) -> dict[str, np.ndarray]:
+    """The served graph's inputs, by kind, for clips of the given ``speakers`` (each speaker's
+    statistics come from their clips here, shrunk toward the ``reference``)."""
+    inputs = {}
+    for member in params.member_params():
+        kind = input_kind(member.arch)
+        if kind not in inputs:
+            inputs[kind] = model_inputs(values, valid_frames, speakers, member, functionals=functionals, reference=reference.get(kind))
+    return inputs
 
 
 class Predictor:
@@ -225,14 +231,15 @@ class Predictor:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         self.session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
+        self.input_names = {node.name for node in self.session.get_inputs()}
         self.classes: tuple[str, ...] = tuple(self.meta["classes"])
         self.audio = AudioParams(**self.meta["audio"])
         self.features = FeatureParams(**self.meta["features"])
         self.params = ModelParams(**self.meta["model"])
         self.reference = saved_reference_stats(self.meta)
-        if self.params.normalize == "speaker" and self.reference is None:
-            raise ModelError(f"{self.model_dir / META_FILE} has no reference_stats: rerun the train stage")
+        kinds = {input_kind(member.arch) for member in self.params.member_params()}
+        if kinds != self.input_names or (self.params.normalize == "speaker" and set(self.reference) != kinds):
+            raise ModelError(f"{self.model_dir} was saved by an older version: rerun the train stage (`dvc repro train`)")
 
     def clip_features(self, source: AudioSource, name: str | None = None) -> ClipFeatures:
         """Features of every window of one clip (a path or a binary file object)."""
@@ -241,16 +248,24 @@ class Predictor:
         computed = batch_frame_features(windows, self.audio, self.features)
         values = np.stack([values for values, _ in computed])
         valid = np.array([valid for _, valid in computed])
-        return ClipFeatures(name, duration, starts, values, valid)
+        described = np.stack([functionals(window, self.audio.sr, self.features.functionals, name) for window in windows])
+        return ClipFeatures(name, duration, starts, values, valid, described)
 
-    def predict(self, clips: Sequence[ClipFeatures], adapt: bool = False) -> list[Prediction]:
-        """Score clips; ``adapt`` normalizes them with their own pooled statistics (one speaker)."""
+    def probabilities(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """The served graph's class probabilities for inputs by kind (:func:`graph_inputs`)."""
+        return self.session.run(None, inputs)[0]
+
+    def predict(self, clips: Sequence[ClipFeatures], adapt: bool = False, speakers: Sequence[str] | None = None) -> list[Prediction]:
+        """Score clips: each clip alone, or with ``adapt`` as one speaker, or as the given ``speakers``."""
         if not clips:
             return []
         values = np.concatenate([clip.values for clip in clips])
         valid = np.concatenate([clip.valid_frames for clip in clips])
-        inputs = serving_inputs(values, valid, self.params, self.reference, adapt)
-        probabilities = self.session.run(None, {self.input_name: inputs})[0]
+        described = np.concatenate([clip.functionals for clip in clips])
+        if speakers is None:
+            speakers = ["adapted"] * len(clips) if adapt else [str(number) for number in range(len(clips))]
+        groups = np.repeat(np.asarray(speakers, dtype=str), [len(clip.starts) for clip in clips])
+        probabilities = self.probabilities(graph_inputs(values, valid, described, groups, self.params, self.reference))
         predictions, row = [], 0
         for clip in clips:
             rows = probabilities[row : row + len(clip.starts)]
@@ -278,7 +293,8 @@ class Predictor:
 
     def summary(self) -> str:
         """One line: the architecture, the classes, and the speakers and corpora it learned from."""
-        line = f"{self.params.arch}, classes {', '.join(self.classes)}"
+        members = f" of {' + '.join(self.params.members)}" if self.params.members else ""
+        line = f"{self.params.arch}{members}, classes {', '.join(self.classes)}"
         if seen := self.meta.get("trained_on"):
             line += f"; trained on {seen['speakers']} speakers of {', '.join(seen['corpora'])}"
         return line

@@ -1,19 +1,26 @@
-"""From cached frame features to model inputs: deltas, normalization, pooling.
+"""From cached features to model inputs: deltas, normalization, pooling.
 
-One function, :func:`model_inputs`, turns ``(clips, frames, channels)``
-features into what ``model.arch`` reads, for training, evaluation and serving
-alike:
+One function, :func:`model_inputs`, turns a set of clips' features into what a
+model reads, for training, evaluation and serving alike. Each architecture
+reads one kind of input (:func:`input_kind`):
 
-- ``seed_lstm`` (the tutorial): the mean over a clip's real frames, shaped
-  ``(channels, 1)``;
-- frame models: the whole sequence, shaped ``(frames, channels + 1)``; padded
-  frames are zero and the last channel is 1 on real frames, 0 on padding, so
-  that a model pools over real audio only.
+- ``pooled`` (``seed_lstm``, the tutorial): the mean over a clip's real frames,
+  shaped ``(channels, 1)``;
+- ``frames`` (frame models): the whole sequence, shaped ``(frames, channels + 1)``;
+  padded frames are zero and the last channel is 1 on real frames, 0 on
+  padding, so that a model pools over real audio only;
+- ``utterance`` (utterance classifiers): one vector per clip, the openSMILE
+  functionals followed by the mean and standard deviation of each frame
+  channel over the clip's real frames.
 
-Normalization (``model.normalize``), per channel over real frames:
-``utterance`` standardizes each clip on its own; ``speaker`` standardizes each
-speaker's clips with that speaker's statistics (no labels are used, so it is
-allowed on a test speaker too: it needs a set of clips from that speaker).
+Normalization (``model.normalize``), per channel: ``utterance`` standardizes
+each clip's frames on its own; ``speaker`` standardizes each speaker's clips
+with that speaker's statistics (no labels are used, so it is allowed on a test
+speaker too). A speaker's statistics are shrunk toward the training
+population's (the *reference*) by the number ``n`` of clips they come from:
+``n / (n + model.shrinkage)`` of the speaker's own, the rest the reference's,
+for the mean and the variance alike. Many clips of a speaker give their own
+statistics; a single clip, served alone, gives mostly the reference.
 """
 
 from __future__ import annotations
@@ -23,11 +30,18 @@ from typing import Mapping
 import librosa
 import numpy as np
 
-from ser.params import ModelParams
+from ser.params import CLASSIFIERS, ModelParams
 
-POOLED_ARCHS = ("seed_lstm",)
 Stats = tuple[np.ndarray, np.ndarray]
 EPSILON = 1e-5
+POOLED, FRAMES, UTTERANCE = "pooled", "frames", "utterance"
+
+
+def input_kind(arch: str) -> str:
+    """The kind of input ``arch`` reads: pooled, frames or utterance."""
+    if arch == "seed_lstm":
+        return POOLED
+    return UTTERANCE if arch in CLASSIFIERS else FRAMES
 
 
 def frame_mask(valid_frames: np.ndarray, n_frames: int) -> np.ndarray:
@@ -57,15 +71,47 @@ def masked_moments(values: np.ndarray, mask: np.ndarray, axis: tuple[int, ...]) 
     return mean, np.sqrt(var) + EPSILON
 
 
-def speaker_stats(values: np.ndarray, valid_frames: np.ndarray, speakers: np.ndarray, deltas: int) -> dict[str, Stats]:
-    """Per-speaker channel statistics (after deltas) over all of each speaker's real frames."""
-    values = with_deltas(values, deltas)
+def raw_inputs(kind: str, values: np.ndarray, valid_frames: np.ndarray, deltas: int, functionals: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Un-normalized inputs of ``kind`` as ``(clips, steps, channels)`` with their ``(clips, steps)``
+    mask: the frames (with deltas) for pooled and frame inputs, one step per clip for utterance inputs."""
+    values = with_deltas(np.array(values, dtype=np.float32), deltas)  # a copy: normalized in place later
     mask = frame_mask(valid_frames, values.shape[1])
-    return {
-        speaker: tuple(m[0] for m in masked_moments(values[rows], mask[rows], axis=(0, 1)))
-        for speaker in np.unique(speakers)
-        for rows in [np.asarray(speakers) == speaker]
-    }
+    if kind != UTTERANCE:
+        return values, mask
+    mean, std = masked_moments(values, mask, axis=(1,))
+    functionals = np.zeros((len(values), 0), np.float32) if functionals is None else np.asarray(functionals, np.float32)
+    vector = np.concatenate([functionals, mean[:, 0], std[:, 0]], axis=1)
+    return vector[:, np.newaxis], np.ones((len(values), 1), np.float32)
+
+
+def shrink(own: Stats, clips: int, reference: Stats | None, shrinkage: float) -> Stats:
+    """A speaker's statistics from ``clips`` clips, shrunk toward the ``reference`` (see the module docstring)."""
+    if reference is None or shrinkage == 0:
+        return own
+    weight = clips / (clips + shrinkage)
+    mean = weight * own[0] + (1 - weight) * reference[0]
+    var = weight * own[1] ** 2 + (1 - weight) * reference[1] ** 2
+    return mean.astype(np.float32), np.sqrt(var).astype(np.float32)
+
+
+def group_stats(values: np.ndarray, mask: np.ndarray, groups: np.ndarray, reference: Stats | None = None, shrinkage: float = 0.0) -> dict[str, Stats]:
+    """Channel statistics of each group of clips (a speaker) over its real steps, shrunk toward ``reference``."""
+    groups = np.asarray(groups, dtype=str)
+    stats = {}
+    for group in np.unique(groups):
+        rows = groups == group
+        own = tuple(m[0, 0] for m in masked_moments(values[rows], mask[rows], axis=(0, 1)))
+        stats[group] = shrink(own, int(rows.sum()), reference, shrinkage)
+    return stats
+
+
+def speaker_stats(
+    values: np.ndarray, valid_frames: np.ndarray, speakers: np.ndarray, deltas: int,
+    kind: str = FRAMES, functionals: np.ndarray | None = None, reference: Stats | None = None, shrinkage: float = 0.0,
+) -> dict[str, Stats]:
+    """Per-speaker channel statistics of the ``kind`` inputs, shrunk toward ``reference`` by ``shrinkage``."""
+    raw, mask = raw_inputs(kind, values, valid_frames, deltas, functionals)
+    return group_stats(raw, mask, speakers, reference, shrinkage)
 
 
 def model_inputs(
@@ -74,20 +120,23 @@ def model_inputs(
     speakers: np.ndarray,
     params: ModelParams,
     stats: Mapping[str, Stats] | None = None,
+    functionals: np.ndarray | None = None,
+    reference: Stats | None = None,
 ) -> np.ndarray:
     """Model inputs for ``params.arch`` (see the module docstring).
 
     ``stats`` gives the speaker statistics for ``normalize: speaker``; by
-    default each speaker's are computed from the clips given.
+    default each speaker's are computed from the clips given and shrunk toward
+    ``reference`` by ``params.shrinkage``.
     """
+    kind = input_kind(params.arch)
     speakers = np.asarray(speakers, dtype=str)
-    values = with_deltas(np.array(values, dtype=np.float32), params.deltas)  # a copy: normalized below
-    mask = frame_mask(valid_frames, values.shape[1])
-    if params.normalize == "utterance":
+    values, mask = raw_inputs(kind, values, valid_frames, params.deltas, functionals)
+    if params.normalize == "utterance" and kind != UTTERANCE:
         mean, std = masked_moments(values, mask, axis=(1,))
         values = (values - mean) / std
     elif params.normalize == "speaker":
-        stats = stats if stats is not None else speaker_stats(values, valid_frames, speakers, deltas=0)
+        stats = stats if stats is not None else group_stats(values, mask, speakers, reference, params.shrinkage)
         missing = sorted(set(speakers) - set(stats))
         if missing:
             raise ValueError(f"no speaker statistics for {', '.join(missing)}")
@@ -95,7 +144,9 @@ def model_inputs(
             rows = speakers == speaker
             values[rows] = (values[rows] - stats[speaker][0]) / stats[speaker][1]
     values = values * mask[..., np.newaxis]
-    if params.arch in POOLED_ARCHS:
+    if kind == UTTERANCE:
+        return values[:, 0].astype(np.float32)
+    if kind == POOLED:
         pooled = values.sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1.0)
         return pooled[..., np.newaxis].astype(np.float32)
     return np.concatenate([values, mask[..., np.newaxis]], axis=2).astype(np.float32)

@@ -21,8 +21,16 @@ RESERVED_CORPUS = "all"
 """What the reports call all corpora together (``confusion/all.png``): not a corpus name."""
 NAME = r"^[a-z][a-z0-9_]*$"
 """Corpus and class names: lower case, digits and underscores (they name folders and columns)."""
-ARCHS = ("seed_lstm", "cnn1d", "bigru")
+NETWORKS = ("seed_lstm", "cnn1d", "bigru")
+"""Keras networks (:mod:`ser.models.networks`)."""
+CLASSIFIERS = ("logreg",)
+"""scikit-learn classifiers of whole utterances (:mod:`ser.models.linear`)."""
+ENSEMBLE = "ensemble"
+ARCHS = (*NETWORKS, *CLASSIFIERS, ENSEMBLE)
 FEATURE_KINDS = ("mfcc", "logmel")
+FUNCTIONALS = ("egemaps", "compare", "none")
+"""openSMILE functionals per clip: eGeMAPSv02 (88), ComParE_2016 (6373), or none."""
+BALANCES = ("none", "corpus", "speaker")
 NORMALIZATIONS = ("none", "utterance", "speaker")
 MAX_SEED = 2**32 - 1
 
@@ -84,6 +92,7 @@ class FeatureParams(_Section):
     n_mels: int = Field(gt=0, le=512)
     n_fft: int = Field(ge=16, le=65_536)
     hop_length: int = Field(gt=0)
+    functionals: Literal[FUNCTIONALS] = "none"  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureParams:
@@ -167,12 +176,28 @@ class ModelParams(_Section):
     time_stride: int = Field(1, gt=0, le=16, description="bigru: average runs of this many frames before the GRU")
     input_noise: float = Field(ge=0, le=10, description="std of Gaussian noise added to inputs in training")
     spec_augment: SpecAugmentParams
+    shrinkage: float = Field(0.0, ge=0, le=1e6, description="speaker statistics shrink toward the training "
+                             "population's as if it added this many clips (normalize: speaker)")
+    logreg_c: float = Field(1.0, gt=0, le=1e6, description="logreg: inverse L2 regularization strength")
+    members: list[Literal[(*NETWORKS, *CLASSIFIERS)]] = Field(  # type: ignore[valid-type]
+        default_factory=list, max_length=8, description="ensemble: the member architectures, probabilities averaged"
+    )
 
     @model_validator(mode="after")
-    def _positive_dense_units(self) -> ModelParams:
+    def _consistent(self) -> ModelParams:
         if any(units <= 0 for units in self.dense_units):
             raise ValueError(f"dense_units must all be > 0, got {self.dense_units}")
+        if self.arch == ENSEMBLE and len(set(self.members)) < 2:
+            raise ValueError(f"an ensemble needs at least two different members, got {self.members}")
+        if self.arch != ENSEMBLE and self.members:
+            raise ValueError(f"members are for arch ensemble, not {self.arch}")
         return self
+
+    def member_params(self) -> list[ModelParams]:
+        """The params of each model to train: the ensemble's members, or this model alone."""
+        if self.arch != ENSEMBLE:
+            return [self]
+        return [self.model_copy(update={"arch": arch, "members": []}) for arch in self.members]
 
 
 class TrainParams(_Section):
@@ -182,6 +207,8 @@ class TrainParams(_Section):
     early_stopping: int = Field(ge=0, le=10_000, description="patience in epochs on val_loss; 0 = off")
     reduce_lr: int = Field(ge=0, le=10_000, description="patience before halving the learning rate; 0 = off")
     seed: int = Field(ge=0, le=MAX_SEED)
+    balance: Literal[BALANCES] = "none"  # type: ignore[valid-type]
+    calibrate: bool = False
 
 
 class ServeParams(_Section):

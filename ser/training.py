@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import keras
 import numpy as np
+import onnx
 import pandas as pd
 import tensorflow as tf
 from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
-from ser.inference import META_FILE, MODEL_FILE, ONNX_FILE, SPLIT_FILE
-from ser.inputs import Stats, model_inputs, speaker_stats
-from ser.models import build_model
+from ser.inference import META_FILE, ONNX_FILE, SPLIT_FILE
+from ser.inputs import UTTERANCE, Stats, input_kind, model_inputs, speaker_stats
+from ser.models import ensemble, linear
+from ser.models.networks import build_model
 from ser.params import ModelParams, TrainParams
 from ser.split import TRAIN, VALIDATION
 
@@ -39,10 +42,20 @@ def encode_labels(emotions: pd.Series, classes: Sequence[str]) -> np.ndarray:
     return keras.utils.to_categorical(codes, len(classes))
 
 
+def sample_weights(index: pd.DataFrame, balance: str) -> np.ndarray | None:
+    """Per-clip training weights under ``train.balance``: ``corpus`` gives each corpus, ``speaker``
+    each speaker, the same total weight; the weights average 1. ``none``: no weights."""
+    if balance == "none":
+        return None
+    counts = index.groupby(balance)[balance].transform("size").to_numpy(dtype=float)
+    weights = 1.0 / counts
+    return (weights * len(weights) / weights.sum()).astype(np.float32)
+
+
 @dataclass
 class FoldData:
-    """Inputs and targets of one fold: ``fit`` (training clips and their augmented copies) and ``val``
-    (empty when the model trains on everything)."""
+    """Inputs and targets of one model in one fold: ``fit`` (training clips, with their augmented
+    copies for frame models) and ``val`` (empty when the model trains on everything)."""
 
     classes: tuple[str, ...]
     fit_x: np.ndarray
@@ -50,37 +63,66 @@ class FoldData:
     fit_index: pd.DataFrame
     val_x: np.ndarray
     val_y: np.ndarray
+    fit_weights: np.ndarray | None = None
 
 
-def fold_data(
-    features: np.ndarray,
-    index: pd.DataFrame,
-    augmented: tuple[np.ndarray, pd.DataFrame],
-    parts: np.ndarray,
-    params: ModelParams,
-    classes: Sequence[str],
-) -> FoldData:
-    """Model inputs of the training clips plus their augmented copies, and of the validation clips.
+@dataclass(frozen=True)
+class Clips:
+    """The cached features of every clip, their augmented copies, and the clips' functionals."""
+
+    features: np.ndarray
+    index: pd.DataFrame
+    augmented: tuple[np.ndarray, pd.DataFrame]
+    functionals: np.ndarray | None = None
+
+
+def reference_stats(clips: Clips, parts: np.ndarray, params: ModelParams) -> Stats | None:
+    """Statistics of ``params.arch``'s inputs pooled over the clips the model learns from (training and
+    validation), for ``normalize: speaker``: what a speaker's own statistics shrink toward."""
+    if params.normalize != "speaker":
+        return None
+    rows = np.isin(parts, [TRAIN, VALIDATION])
+    functionals = None if clips.functionals is None else clips.functionals[rows]
+    pooled = np.zeros(int(rows.sum()), dtype=str)
+    stats = speaker_stats(clips.features[rows], clips.index["valid_frames"][rows], pooled, params.deltas,
+                          input_kind(params.arch), functionals)
+    return stats[""]
+
+
+def fold_data(clips: Clips, parts: np.ndarray, params: ModelParams, classes: Sequence[str], balance: str = "none") -> FoldData:
+    """Model inputs of the training clips (plus their augmented copies for frame models), and of the
+    validation clips.
 
     Only copies whose source clip is in the ``train`` part are used; validation
-    and test clips are never augmented.
+    and test clips are never augmented. Speakers' statistics come from all their
+    clips (no labels), shrunk toward the training clips' (``model.shrinkage``).
     """
+    index = clips.index
+    kind = input_kind(params.arch)
     speakers = index["speaker"].to_numpy(dtype=str)
-    stats = speaker_stats(features, index["valid_frames"], speakers, params.deltas) if params.normalize == "speaker" else None
-    inputs = model_inputs(features, index["valid_frames"], speakers, params, stats)
+    stats = None
+    if params.normalize == "speaker":
+        reference = reference_stats(clips, parts, params)
+        stats = speaker_stats(clips.features, index["valid_frames"], speakers, params.deltas, kind,
+                              clips.functionals, reference, params.shrinkage)
+    inputs = model_inputs(clips.features, index["valid_frames"], speakers, params, stats, clips.functionals)
     fit_rows, val_rows = parts == TRAIN, parts == VALIDATION
-    aug_values, aug_index = augmented
-    copies = fit_rows[aug_index["source"].to_numpy(dtype=int)]
-    aug_index = aug_index[copies].reset_index(drop=True)
-    aug_inputs = model_inputs(aug_values[copies], aug_index["valid_frames"], aug_index["speaker"], params, stats)
-    fit_index = pd.concat([index[fit_rows].assign(copy=0), aug_index.drop(columns="source")], ignore_index=True)
+    fit_index, fit_x = index[fit_rows].assign(copy=0), inputs[fit_rows]
+    if kind != UTTERANCE:  # augmented copies have frames only
+        aug_values, aug_index = clips.augmented
+        copies = fit_rows[aug_index["source"].to_numpy(dtype=int)]
+        aug_index = aug_index[copies].reset_index(drop=True)
+        aug_inputs = model_inputs(aug_values[copies], aug_index["valid_frames"], aug_index["speaker"], params, stats)
+        fit_index = pd.concat([fit_index, aug_index.drop(columns="source")], ignore_index=True)
+        fit_x = np.concatenate([fit_x, aug_inputs])
     return FoldData(
         classes=tuple(classes),
-        fit_x=np.concatenate([inputs[fit_rows], aug_inputs]),
+        fit_x=fit_x,
         fit_y=encode_labels(fit_index["emotion"], classes),
         fit_index=fit_index,
         val_x=inputs[val_rows],
         val_y=encode_labels(index["emotion"][val_rows], classes),
+        fit_weights=sample_weights(fit_index, balance),
     )
 
 
@@ -118,7 +160,7 @@ def train_model(
         metrics=["accuracy"],
     )
     history = model.fit(
-        data.fit_x, data.fit_y,
+        data.fit_x, data.fit_y, sample_weight=data.fit_weights,
         validation_data=(data.val_x, data.val_y) if validate else None,
         epochs=epochs or train_params.epochs, batch_size=train_params.batch_size,
         callbacks=[*_callbacks(train_params, live_dir, validate), *callbacks], verbose=2,
@@ -153,39 +195,59 @@ def make_archive_deterministic(path: Path) -> None:
             archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), payload, zipfile.ZIP_DEFLATED)
 
 
-def reference_stats(features: np.ndarray, index: pd.DataFrame, parts: np.ndarray, params: ModelParams) -> Stats | None:
-    """Channel statistics pooled over the clips the model learns from (training and validation), for
-    ``normalize: speaker``: what serving uses for a clip of an unknown speaker."""
-    if params.normalize != "speaker":
-        return None
-    rows = np.isin(parts, [TRAIN, VALIDATION])
-    pooled = np.zeros(int(rows.sum()), dtype=str)
-    return speaker_stats(features[rows], index["valid_frames"][rows], pooled, params.deltas)[""]
+@dataclass
+class Member:
+    """One trained model of a fold: its ONNX graph, its validation probabilities, and what it leaves
+    to save (a Keras network and its training history; nothing for a scikit-learn classifier)."""
+
+    params: ModelParams
+    graph: onnx.ModelProto
+    val_probabilities: np.ndarray
+    network: keras.Model | None = None
+    history: dict[str, list[float]] | None = None
 
 
-def export_onnx(model: keras.Model, path: Path) -> None:
-    """Export ``model`` for onnxruntime, with a dynamic batch size."""
-    signature = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="inputs")]
-    model.export(str(path), format="onnx", input_signature=signature, verbose=False)
+def export_onnx(model: keras.Model, input_name: str) -> onnx.ModelProto:
+    """``model`` as an ONNX graph for onnxruntime, reading ``input_name`` with a dynamic batch size."""
+    signature = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name=input_name)]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.onnx"
+        model.export(str(path), format="onnx", input_signature=signature, verbose=False)
+        return onnx.load(path)
 
 
-def save_model(
-    model_dir: Path,
-    model: keras.Model,
-    index: pd.DataFrame,
-    parts: np.ndarray,
-    meta: dict,
-    stats: Stats | None = None,
-) -> None:
-    """Write the model (Keras and ONNX), its metadata (``meta`` with the classes, what it was trained
-    on, reference statistics ``stats``) and the split it was trained on."""
+def train_member(
+    data: FoldData, params: ModelParams, train_params: TrainParams, live_dir: Path | None = None, epochs: int | None = None
+) -> Member:
+    """Train one model (a network or an utterance classifier) on ``data``."""
+    kind = input_kind(params.arch)
+    if kind == UTTERANCE:
+        classifier = linear.fit_classifier(data.fit_x, data.fit_y.argmax(axis=1), len(data.classes), params, data.fit_weights)
+        val = classifier.predict_proba(data.val_x) if len(data.val_x) else np.zeros((0, len(data.classes)))
+        return Member(params, linear.export_onnx(classifier, data.fit_x.shape[1], kind), val)
+    network, history = train_model(data, params, train_params, live_dir, epochs=epochs)
+    val = network.predict(data.val_x, verbose=0) if len(data.val_x) else np.zeros((0, len(data.classes)))
+    return Member(params, export_onnx(network, kind), val, network, history)
+
+
+def keras_file(arch: str) -> str:
+    """The file a network member is saved in, in its model directory."""
+    return f"{arch}.keras"
+
+
+def save_model(model_dir: Path, members: list[Member], temperature: float, index: pd.DataFrame, parts: np.ndarray,
+               meta: dict, reference: dict[str, Stats]) -> None:
+    """Write the served graph (:func:`ser.models.ensemble.combine`), each network as Keras, the metadata
+    (``meta`` with the classes, the temperature, what the model was trained on, the reference
+    statistics of each input kind) and the split it was trained on."""
     model_dir.mkdir(parents=True, exist_ok=True)
-    model.save(model_dir / MODEL_FILE)
-    make_archive_deterministic(model_dir / MODEL_FILE)
-    export_onnx(model, model_dir / ONNX_FILE)
-    meta = {**meta, "input_shape": list(model.input_shape[1:]), "trained_on": trained_on(index, parts)}
-    if stats is not None:
-        meta["reference_stats"] = {"mean": stats[0].tolist(), "std": stats[1].tolist()}
+    for member in members:
+        if member.network is not None:
+            member.network.save(model_dir / keras_file(member.params.arch))
+            make_archive_deterministic(model_dir / keras_file(member.params.arch))
+    onnx.save(ensemble.combine([member.graph for member in members], temperature), model_dir / ONNX_FILE)
+    meta = {**meta, "temperature": temperature, "trained_on": trained_on(index, parts)}
+    meta["reference_stats"] = {kind: {"mean": s[0].tolist(), "std": s[1].tolist()} for kind, s in reference.items()}
     (model_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     index[["file", "corpus", "speaker", "text", "emotion"]].assign(part=parts).to_csv(model_dir / SPLIT_FILE, index=False)
 
@@ -212,6 +274,50 @@ def history_summary(history: dict[str, list[float]], n_fit: int) -> dict:
     }
 
 
+def validation_scores(probabilities: np.ndarray, targets: np.ndarray) -> dict:
+    """Log loss and accuracy of (calibrated) probabilities on the validation clips."""
+    codes = targets.argmax(axis=1)
+    picked = probabilities[np.arange(len(codes)), codes]
+    return {
+        "val_loss": float(f"{-np.mean(np.log(picked + ensemble.TINY)):.6g}"),
+        "val_accuracy": round(float(np.mean(probabilities.argmax(axis=1) == codes)), 6),
+    }
+
+
+@dataclass
+class TrainedFold:
+    members: list[Member]
+    temperature: float
+    summary: dict
+    reference: dict[str, Stats]
+
+
+def train_fold(
+    clips: Clips, parts: np.ndarray, params: ModelParams, train_params: TrainParams, classes: Sequence[str],
+    live_dir: Path | None = None, epochs: Mapping[str, int] | None = None, temperature: float | None = None,
+) -> TrainedFold:
+    """Train every member of ``params`` on one fold's parts; fit the temperature on the validation clips
+    (``train.calibrate``). Without validation clips, networks train for ``epochs[arch]`` epochs and
+    the ``temperature`` given is used (default 1)."""
+    members, summary, targets = [], {"members": {}}, None
+    for member_params in params.member_params():
+        arch = member_params.arch
+        data = fold_data(clips, parts, member_params, classes, train_params.balance)
+        live = None if live_dir is None else (live_dir if len(params.member_params()) == 1 else live_dir / arch)
+        member = train_member(data, member_params, train_params, live, (epochs or {}).get(arch))
+        members.append(member)
+        targets = data.val_y
+        if member.history is not None and len(data.val_x):
+            summary["members"][arch] = history_summary(member.history, len(data.fit_x))
+    if len(targets):
+        mean = np.mean([member.val_probabilities for member in members], axis=0)
+        temperature = ensemble.fit_temperature(mean, targets.argmax(axis=1)) if train_params.calibrate else 1.0
+        summary.update(validation_scores(ensemble.calibrated(mean, temperature), targets))
+    temperature = 1.0 if temperature is None else temperature
+    reference = {input_kind(m.arch): stats for m in params.member_params() if (stats := reference_stats(clips, parts, m)) is not None}
+    return TrainedFold(members, temperature, {**summary, "temperature": temperature}, reference)
+
+
 def mean_summary(folds: dict[str, dict]) -> dict:
     """Validation scores averaged over folds (the model-selection score), and each fold's."""
     return {
@@ -221,9 +327,16 @@ def mean_summary(folds: dict[str, dict]) -> dict:
     }
 
 
-def deployable_epochs(folds: dict[str, dict], params: TrainParams) -> int:
-    """Epochs for the model trained on all the data (no clips left to validate on): as many as the
-    folds' models ran with, i.e. their median best epoch under early stopping, else ``train.epochs``."""
+def deployable_epochs(folds: dict[str, dict], params: TrainParams) -> dict[str, int]:
+    """Epochs of each network for the model trained on all the data (no clips left to validate on): as
+    many as the folds' networks ran with, i.e. their median best epoch under early stopping, else
+    ``train.epochs``."""
+    archs = sorted({arch for fold in folds.values() for arch in fold["members"]})
     if not params.early_stopping:
-        return params.epochs
-    return max(1, int(np.median([f["best_epoch"] for f in folds.values()])))
+        return {arch: params.epochs for arch in archs}
+    return {arch: max(1, int(np.median([f["members"][arch]["best_epoch"] for f in folds.values()]))) for arch in archs}
+
+
+def deployable_temperature(folds: dict[str, dict]) -> float:
+    """The temperature of the model trained on all the data: the folds' median."""
+    return round(float(np.median([fold["temperature"] for fold in folds.values()])), 4)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from ser.evaluation import confident_mistakes, evaluate_model, summarize
-from ser.features import load_features
+from ser.features import load_features, load_functionals
 from ser.inference import load_meta
 from ser.params import RESERVED_CORPUS, load_params
 
@@ -20,13 +20,14 @@ TOP_MISTAKES = 30
 def main() -> None:
     load_params()
     features, index, _ = load_features(FEATURE_DIR)
+    functionals = load_functionals(FEATURE_DIR)
     deployable = load_meta(MODEL_DIR)
 
     from ser.plots import plot_confusion
 
     folds, tables = {}, []
     for fold in deployable["folds"]:
-        predictions, folds[fold], _ = evaluate_model(MODEL_DIR / "folds" / fold, features, index)
+        predictions, folds[fold], _ = evaluate_model(MODEL_DIR / "folds" / fold, features, index, functionals)
         tables.append(predictions)
     predictions = pd.concat(tables, ignore_index=True)
     classes, arch = deployable["classes"], deployable["model"]["arch"]
