@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
+import opensmile  # noqa: F401 - before any benchmark imports TensorFlow: openSMILE, first loaded after it, crashes
+
 NAMES = ("featurize", "scaling", "incremental", "train", "e2e", "serving", "load", "screenshot")
 
 

@@ -1,9 +1,11 @@
 """Train: the default model on data/features, fold by fold (the evaluation folds of ``split``), with the stage's code.
 
-Reports seconds per epoch, epochs run, samples/s (fit samples x epochs / fit
-time), the wall time to the trained model, and the test accuracy it reaches,
-beside the fold's accuracy in the committed reports/metrics.json. (The
-deployable model, trained on all the data, is not timed: it has no test part.)
+Reports, for each network of the model (each member of an ensemble that trains
+in epochs), seconds per epoch, epochs run and samples/s (fit samples x epochs /
+fit time); for the whole fold (every member, the temperature, the saved model)
+the wall time to the trained model and the test accuracy it reaches, beside
+the fold's accuracy in the committed reports/metrics.json. (The deployable
+model, trained on all the data, is not timed: it has no test part.)
 
     python -m benchmarks train    # needs data/features: `dvc pull` or `dvc repro featurize`
 """
@@ -14,6 +16,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 from benchmarks.common import REPO, save
 
@@ -23,55 +26,72 @@ def main() -> dict:
 
     from ser import training
     from ser.evaluation import evaluate_model
-    from ser.features import load_augmented, load_features
+    from ser.features import load_augmented, load_features, load_functionals
     from ser.params import load_params
     from ser.split import fold_parts
 
     class EpochTimer(keras.callbacks.Callback):
+        """Seconds of each epoch, by network (its model's name is its architecture)."""
+
+        def __init__(self):
+            super().__init__()
+            self.seconds: dict[str, list[float]] = {}
+
         def on_epoch_begin(self, epoch, logs=None):
             self.start = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self.start)
+            self.seconds.setdefault(self.model.name, []).append(time.perf_counter() - self.start)
 
     params = load_params(REPO / "params.yaml")
     features, index, feature_params = load_features(REPO / "data" / "features")
-    augmented = load_augmented(REPO / "data" / "features")
+    functionals = load_functionals(REPO / "data" / "features")
+    clips = training.Clips(features, index, load_augmented(REPO / "data" / "features"), functionals)
     committed = json.loads((REPO / "reports" / "metrics.json").read_text())
     folds = {}
     total_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as workdir:
-        for fold, parts in fold_parts(index, params.split).items():
-            start = time.perf_counter()
-            data = training.fold_data(features, index, augmented, parts, params.model, params.data.emotions)
+        for fold, parts in (split := fold_parts(index, params.split)).items():
             timer = EpochTimer()
-            timer.seconds = []
-            model, history = training.train_model(data, params.model, params.train, callbacks=[timer])
+            callbacks = training._callbacks  # the stage's own callbacks, and the timer besides
+            timed = mock.patch.object(training, "_callbacks", lambda *args: [*callbacks(*args), timer])
+            start = time.perf_counter()
+            with timed:
+                trained = training.train_fold(clips, parts, params.model, params.train, params.data.emotions)
             model_dir = Path(workdir) / fold
             meta = {
                 **feature_params, **params.model_dump(include={"split", "model", "train"}),
-                "classes": params.data.emotions, "fold": fold,
+                "classes": params.data.emotions, "fold": fold, "folds": list(split),
             }
-            stats = training.reference_stats(features, index, parts, params.model)
-            training.save_model(model_dir, model, index, parts, meta, stats)
-            trained = time.perf_counter() - start
-            _, scores, _ = evaluate_model(model_dir, features, index)
-            epochs = len(timer.seconds)
+            training.save_model(model_dir, trained.members, trained.temperature, index, parts, meta, trained.reference)
+            seconds_to_model = time.perf_counter() - start
+            _, scores, _ = evaluate_model(model_dir, features, index, functionals)
+            networks = {}
+            for arch, seconds in timer.seconds.items():
+                fit_samples = trained.summary["members"][arch]["n_fit"]
+                networks[arch] = {
+                    "fit_samples": fit_samples,
+                    "epochs": len(seconds),
+                    "seconds_per_epoch": sum(seconds) / len(seconds),
+                    "samples_per_s": fit_samples * len(seconds) / sum(seconds),
+                }
             folds[fold] = {
-                "fit_samples": len(data.fit_x),
-                "epochs": epochs,
-                "seconds_per_epoch": sum(timer.seconds) / epochs,
-                "samples_per_s": len(data.fit_x) * epochs / sum(timer.seconds),
-                "seconds_to_model": trained,
+                "networks": networks,
+                "temperature": trained.temperature,
+                "seconds_to_model": seconds_to_model,
                 "accuracy": scores["accuracy"],
                 "committed_accuracy": committed.get("folds", {}).get(fold, {}).get("accuracy"),
             }
-    result = {"model": params.model.arch, "total_s": time.perf_counter() - total_start, "folds": folds}
+    members = [member.arch for member in params.model.member_params()]
+    result = {"model": params.model.arch, "members": members, "total_s": time.perf_counter() - total_start, "folds": folds}
     for fold, figures in folds.items():
-        print(f"{fold}: {figures['epochs']} epochs x {figures['seconds_per_epoch']:.2f} s "
-              f"({figures['samples_per_s']:.0f} samples/s on {figures['fit_samples']} fit samples), "
-              f"model in {figures['seconds_to_model']:.0f} s, accuracy {figures['accuracy']:.4f} "
+        epochs = "; ".join(
+            f"{arch} {n['epochs']} epochs x {n['seconds_per_epoch']:.2f} s ({n['samples_per_s']:.0f} samples/s on "
+            f"{n['fit_samples']} fit samples)" for arch, n in figures["networks"].items()
+        )
+        print(f"{fold}: {epochs or 'no networks'}; model in {figures['seconds_to_model']:.0f} s "
+              f"(temperature {figures['temperature']}), accuracy {figures['accuracy']:.4f} "
               f"(committed {figures['committed_accuracy']})")
-    print(f"all folds: {result['total_s']:.0f} s")
+    print(f"all folds ({' + '.join(members)}): {result['total_s']:.0f} s")
     save("train", result)
     return result

@@ -9,6 +9,14 @@ of the order in which clips are processed, and cacheable per clip. The transform
 - ``pitch_semitones``: pitch shift up or down (length and rate kept);
 - ``shift_s``: move the audio later or earlier within the same length, filling
   with silence;
+- ``reverb_prob``: with this probability, reverberation: convolution with a
+  synthetic room response (a direct path and an exponentially decaying noise
+  tail whose RT60 is drawn from ``reverb_rt60_s``), at the clip's level;
+- ``telephone_prob``: with this probability, the telephone band (300-3400 Hz,
+  a 4th-order Butterworth band-pass);
+- ``codec_prob``: with this probability, a round trip through an MP3 encoder
+  (libsndfile's LAME) at a quality drawn between medium and the lowest (at
+  the rates MPEG has: 8 to 48 kHz);
 - ``gain_db``: scale by a gain in dB (length and rate kept);
 - ``noise_snr_db``: add white noise at an SNR in that range (length and rate kept).
 
@@ -18,8 +26,12 @@ the train stage uses only the copies of its training clips.
 
 from __future__ import annotations
 
+import io
+
 import librosa
 import numpy as np
+import scipy.signal
+import soundfile as sf
 
 from ser.params import AugmentParams
 
@@ -49,6 +61,46 @@ def time_shift(samples: np.ndarray, shift: int) -> np.ndarray:
     return out
 
 
+TELEPHONE_BAND = (300.0, 3400.0)
+"""Hz: the pass band of ``telephone_prob``."""
+MP3_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
+"""The rates MPEG audio has: at any other rate the codec is skipped."""
+WORST_MP3_QUALITY = 0.999
+"""libsndfile refuses compression levels above about 0.9999."""
+
+
+def reverberate(samples: np.ndarray, sr: int, rt60: float, rng: np.random.Generator) -> np.ndarray:
+    """Convolve with a synthetic room response (direct path plus an exponentially decaying noise
+    tail that falls by 60 dB in ``rt60`` seconds); same length, same RMS level."""
+    length = max(1, int(rt60 * sr))
+    decay = np.exp(-6.9078 * np.arange(length) / length)  # ln(1000): -60 dB at rt60
+    response = rng.standard_normal(length) * decay * 0.1
+    response[0] = 1.0
+    wet = scipy.signal.fftconvolve(samples.astype(np.float64), response)[: len(samples)]
+    level = np.sqrt(np.mean(samples.astype(np.float64) ** 2) / max(np.mean(wet**2), 1e-20))
+    return (wet * level).astype(np.float32)
+
+
+def telephone(samples: np.ndarray, sr: int) -> np.ndarray:
+    """The telephone band (300-3400 Hz, capped below the Nyquist frequency)."""
+    high = min(TELEPHONE_BAND[1], 0.45 * sr)
+    sos = scipy.signal.butter(4, [TELEPHONE_BAND[0], high], btype="bandpass", fs=sr, output="sos")
+    return scipy.signal.sosfilt(sos, samples).astype(np.float32)
+
+
+def mp3_round_trip(samples: np.ndarray, sr: int, quality: float) -> np.ndarray:
+    """Encode to MP3 and decode (``quality``: libsndfile's compression level, 0 best to 1 worst;
+    capped at ``WORST_MP3_QUALITY``). At rates MPEG lacks (``MP3_RATES``) the samples come back as they are."""
+    if sr not in MP3_RATES or len(samples) == 0:
+        return samples
+    quality = min(quality, WORST_MP3_QUALITY)
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(samples, -1, 1), sr, format="MP3", subtype="MPEG_LAYER_III", compression_level=quality)
+    buffer.seek(0)
+    decoded = sf.read(buffer, dtype="float32")[0]
+    return librosa.util.fix_length(decoded, size=len(samples))
+
+
 def apply_gain(samples: np.ndarray, gain_db: float) -> np.ndarray:
     return samples * np.float32(10 ** (gain_db / 20))
 
@@ -70,6 +122,12 @@ def augment_clip(samples: np.ndarray, sr: int, params: AugmentParams, rng: np.ra
     if params.shift_s:
         limit = min(int(params.shift_s * sr), len(out) - 1)
         out = time_shift(out, int(rng.integers(-limit, limit + 1)))
+    if params.reverb_prob and rng.uniform() < params.reverb_prob:
+        out = reverberate(out, sr, float(rng.uniform(*params.reverb_rt60_s)), rng)
+    if params.telephone_prob and rng.uniform() < params.telephone_prob:
+        out = telephone(out, sr)
+    if params.codec_prob and rng.uniform() < params.codec_prob:
+        out = mp3_round_trip(out, sr, float(rng.uniform(0.5, 1.0)))
     if params.gain_db:
         out = apply_gain(out, float(rng.uniform(-params.gain_db, params.gain_db)))
     if params.noise_snr_db:

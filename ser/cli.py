@@ -110,12 +110,12 @@ def prediction_rows(predictions: Iterable, top: int | None, per_window: bool) ->
             if per_window:
                 row["window"] = window
             order = ranked(prediction.classes, probabilities)
-            row["emotion"], row["confidence"] = order[0][0], round(order[0][1], 4)
+            row["emotion"], row["confidence"] = order[0][0], round(order[0][1], 6)
             if top is None:
-                row.update({f"p_{label}": round(float(p), 4) for label, p in zip(prediction.classes, probabilities)})
+                row.update({f"p_{label}": round(float(p), 6) for label, p in zip(prediction.classes, probabilities)})
             else:
                 for rank, (label, p) in enumerate(order[:top], start=1):
-                    row[f"top{rank}"], row[f"p{rank}"] = label, round(p, 4)
+                    row[f"top{rank}"], row[f"p{rank}"] = label, round(p, 6)
             rows.append(row)
     return rows
 

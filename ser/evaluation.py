@@ -141,16 +141,18 @@ def evaluate_model(model_dir: Path, features: np.ndarray, index: pd.DataFrame, f
         raise RuntimeError(f"{model_dir / 'split.csv'} does not match the features: rerun the train stage")
     predictor = Predictor(model_dir, threads=0)
     test = (split["part"] == TEST).to_numpy()
-    values, valid, described = features[test], index["valid_frames"][test].to_numpy(), functionals[test]
+    speakers = index["speaker"].to_numpy(dtype=str)
 
-    def scored(speakers: np.ndarray) -> np.ndarray:
-        inputs = graph_inputs(values, valid, described, speakers, predictor.params, predictor.reference)
+    def scored(groups: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        inputs = graph_inputs(features[rows], index["valid_frames"][rows].to_numpy(), functionals[rows], groups, predictor.params, predictor.reference)
         return predictor.probabilities(inputs)
 
-    speakers = index["speaker"][test].to_numpy(dtype=str)
-    probabilities = scored(speakers)
-    served = scored(np.arange(int(test.sum())).astype(str))  # each clip alone, as `ser predict` scores it
-    adapted = {n: scored(adaptation_groups(speakers, n)) for n in ADAPTATION_CLIPS}
+    # a test speaker's statistics come from all their clips, as in training (under text and random,
+    # their training clips too); then from groups of their test clips, and from each test clip alone
+    own = np.isin(speakers, speakers[test])
+    probabilities = scored(speakers[own], own)[test[own]]
+    served = scored(np.arange(int(test.sum())).astype(str), test)  # each clip alone, as `ser predict` scores it
+    adapted = {n: scored(adaptation_groups(speakers[test], n), test) for n in ADAPTATION_CLIPS}
     classes = list(predictor.classes)
     predictions = predictions_table(split, probabilities, served, classes, predictor.meta["fold"], adapted)
     return predictions, fold_score(predictions, split, classes), predictor.meta

@@ -123,11 +123,18 @@ class AugmentParams(_Section):
     pitch_semitones: float = Field(ge=0, le=12, description="largest pitch shift, up or down")
     tempo: list[float] = Field(max_length=2, description="tempo factor drawn from [low, high]")
     gain_db: float = Field(ge=0, le=40, description="largest gain change, up or down (dB)")
+    reverb_prob: float = Field(0.0, ge=0, le=1, description="share of copies with synthetic room reverberation")
+    reverb_rt60_s: list[float] = Field([0.2, 0.8], min_length=2, max_length=2, description="RT60 drawn from [low, high] (s)")
+    telephone_prob: float = Field(0.0, ge=0, le=1, description="share of copies band-limited to 300-3400 Hz")
+    codec_prob: float = Field(0.0, ge=0, le=1, description="share of copies passed through an MP3 codec")
 
     @model_validator(mode="after")
     def _ranges(self) -> AugmentParams:
         _check_range("noise_snr_db", self.noise_snr_db)
         _check_range("tempo", self.tempo)
+        _check_range("reverb_rt60_s", self.reverb_rt60_s)
+        if not 0.01 <= self.reverb_rt60_s[0] <= self.reverb_rt60_s[1] <= 5:
+            raise ValueError(f"reverb_rt60_s must lie in [0.01, 5] s, got {self.reverb_rt60_s}")
         if self.tempo and not 0.25 <= self.tempo[0] <= self.tempo[1] <= 4:
             raise ValueError(f"tempo factors must lie in [0.25, 4], got {self.tempo}")
         if self.noise_snr_db and not -20 <= self.noise_snr_db[0] <= self.noise_snr_db[1] <= 100:

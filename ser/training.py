@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import opensmile  # noqa: F401 - before TensorFlow: imported after it, openSMILE crashes the process
 import keras
 import numpy as np
 import onnx

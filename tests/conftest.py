@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import opensmile  # noqa: F401 - before any test module imports TensorFlow: openSMILE, loaded after it, crashes
 import pytest
 import soundfile as sf
 import yaml
@@ -147,44 +149,84 @@ def tess_dir() -> Path:
 SERVED_CORPORA = {"tess": ("OAF", "YAF"), "ravdess": ("03",), "emovo": ("f1",)}
 """The corpora and speakers of the clips that ``served_model_dir`` was "trained" on."""
 SERVED_FOLDS = ("fold1", "fold2")
+SERVED_MEMBERS = ("logreg", "bigru")
+"""The served model is an ensemble, as params.yaml's: an utterance classifier and a frame network."""
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """``served_model``: the model directory, and its members as they were before export (the
+    reference that the served ONNX graph is compared with)."""
+
+    model_dir: Path
+    network: object
+    """The bigru member, a ``keras.Model`` (also saved as ``bigru.keras``)."""
+    classifier: object
+    """The logreg member, a fitted scikit-learn pipeline (saved only as part of ``model.onnx``)."""
 
 
 @pytest.fixture(scope="session")
-def served_model_dir(tmp_path_factory, repo_params) -> Path:
-    """A small seeded bigru saved as the train stage saves the deployable model (``models/``, fold
-    ``all``, trained on every clip): Keras and ONNX files, split, and meta.json with the repo's
-    audio/feature params, classes, folds, what it was trained on and reference statistics of one
-    synthetic clip per class from three corpora and four speakers.
+def served_model(tmp_path_factory, repo_params) -> ServedModel:
+    """A small seeded ensemble (logreg and bigru) saved as the train stage saves the deployable model
+    (``models/``, fold ``all``, trained on every clip): the served ONNX graph, the network as Keras,
+    split, and meta.json with the repo's audio/feature params, classes, folds, what it was trained on,
+    temperature 1 and reference statistics of each input kind, from one synthetic clip per class
+    from three corpora and four speakers.
 
-    It is untrained: tests compare paths (Keras vs ONNX, CLI vs web app), not accuracy."""
+    The bigru is untrained and the logreg learned seven clips: tests compare paths (Keras and
+    scikit-learn vs ONNX, CLI vs web app), not accuracy."""
     import pandas as pd
 
     from ser import training
     from ser.features import INDEX_COLUMNS, frame_features
-    from ser.models import build_model
+    from ser.functionals import functionals
+    from ser.inputs import UTTERANCE, input_kind
+    from ser.models import linear
+    from ser.models.networks import build_model
     from ser.split import TRAIN
 
     audio, features = repo_params.audio, repo_params.features
     classes = list(repo_params.data.emotions)
-    params = repo_params.model.model_copy(update={"rnn_units": 8, "dense_units": [8]})
+    params = repo_params.model.model_copy(
+        update={"arch": "ensemble", "members": list(SERVED_MEMBERS), "rnn_units": 8, "dense_units": [8]}
+    )
     speakers = [(corpus, f"{corpus}/{speaker}") for corpus, names in SERVED_CORPORA.items() for speaker in names]
-    clips = [frame_features(make_tone(audio.sr, 1.5 + 0.2 * k, seed=k, f0=120.0 + 30 * k), audio, features)
-             for k in range(len(classes))]
-    values = np.stack([v for v, _ in clips])
+    tones = [make_tone(audio.sr, 1.5 + 0.2 * k, seed=k, f0=120.0 + 30 * k) for k in range(len(classes))]
+    computed = [frame_features(tone, audio, features) for tone in tones]
+    values = np.stack([v for v, _ in computed])
+    described = np.stack([functionals(tone, audio.sr, features.functionals) for tone in tones])
     corpus_speaker = [speakers[k % len(speakers)] for k in range(len(classes))]
     index = pd.DataFrame({
         "file": [f"{c}/{s.split('/')[1]}_t{k}_{e}.wav" for k, ((c, s), e) in enumerate(zip(corpus_speaker, classes))],
         "corpus": [c for c, _ in corpus_speaker], "speaker": [s for _, s in corpus_speaker],
-        "text": [f"t{k}" for k in range(len(classes))], "emotion": classes, "valid_frames": [n for _, n in clips],
+        "text": [f"t{k}" for k in range(len(classes))], "emotion": classes, "valid_frames": [n for _, n in computed],
     }, columns=INDEX_COLUMNS)
+    no_copies = (values[:0], pd.DataFrame(columns=[*INDEX_COLUMNS, "source", "copy"]))
+    clips = training.Clips(values, index, no_copies, described)
     parts = np.full(len(index), TRAIN, dtype=object)  # the deployable model learns from every clip
-    training.make_deterministic(0)
-    inputs_shape = (values.shape[1], values.shape[2] * (params.deltas + 1) + 1)
-    model = build_model(inputs_shape, len(classes), params, seed=0)
+    members, network, classifier = [], None, None
+    for member in params.member_params():
+        kind = input_kind(member.arch)
+        data = training.fold_data(clips, parts, member, classes)
+        nothing = np.zeros((0, len(classes)))
+        if kind == UTTERANCE:
+            classifier = linear.fit_classifier(data.fit_x, data.fit_y.argmax(axis=1), len(classes), member)
+            members.append(training.Member(member, linear.export_onnx(classifier, data.fit_x.shape[1], kind), nothing))
+        else:
+            training.make_deterministic(0)
+            network = build_model(data.fit_x.shape[1:], len(classes), member, seed=0)
+            members.append(training.Member(member, training.export_onnx(network, kind), nothing, network))
+    reference = {input_kind(m.arch): training.reference_stats(clips, parts, m) for m in params.member_params()}
     meta = {
         **repo_params.model_dump(include={"audio", "features", "split", "train"}), "model": params.model_dump(),
         "classes": classes, "fold": "all", "folds": list(SERVED_FOLDS),
     }
     model_dir = tmp_path_factory.mktemp("served") / "models"
-    training.save_model(model_dir, model, index, parts, meta, training.reference_stats(values, index, parts, params))
-    return model_dir
+    training.save_model(model_dir, members, 1.0, index, parts, meta, reference)
+    return ServedModel(model_dir, network, classifier)
+
+
+@pytest.fixture(scope="session")
+def served_model_dir(served_model) -> Path:
+    """The directory of ``served_model``."""
+    return served_model.model_dir

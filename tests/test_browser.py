@@ -168,7 +168,7 @@ def chart(page) -> list[dict]:
 def test_a_second_upload_replaces_the_first_answer(page, base_url, tess_dir, write_tone, tmp_path):
     real = tess_dir / "OAF_fear" / "OAF_back_fear.flac"
     first = api_predict(base_url, real)["emotion"]
-    # A synthetic clip the (untrained, seeded) model scores differently, so the top bar has to move.
+    # A synthetic clip the (small, seeded) model scores differently, so the top bar has to move.
     for f0 in (180.0, 120.0, 250.0, 320.0, 90.0):
         tone = write_tone(tmp_path / f"tone-{f0:.0f}.wav", sr=16000, seconds=1.5, f0=f0, seed=1)
         second = api_predict(base_url, tone)

@@ -2,7 +2,7 @@
 
 Most tests call ``main([...])`` in process; a few run the installed console script and
 ``python -m ser`` to check that they exist, that exit codes propagate and that users never see
-a traceback. The model is the small untrained ``served_model_dir`` (conftest)."""
+a traceback. The model is the small seeded ``served_model_dir`` (conftest)."""
 
 from __future__ import annotations
 
@@ -124,8 +124,19 @@ def test_predict_one_file_prints_a_table(capsys, model, predictor, clips):
     prediction = predictor.predict_file(clips[0])
     cells = row.split()
     assert cells[:2] == [str(clips[0]), prediction.emotion]
+    # to the 3 decimals shown
     assert float(cells[2]) == pytest.approx(prediction.confidence, abs=5e-4)
     assert [float(c) for c in cells[3:]] == pytest.approx(prediction.probabilities.tolist(), abs=5e-4)
+
+
+def test_table_rounds_each_probability_to_the_digits_it_shows(capsys):
+    from ser.cli import write_predictions
+    from ser.inference import Prediction
+
+    write_predictions([Prediction("clip.wav", 3.0, ("sad", "happy"), np.array([0.15451, 0.84549]))], "table", None, False)
+    header, _, row = capsys.readouterr().out.splitlines()
+    assert header.split() == ["file", "emotion", "confidence", "p_sad", "p_happy"]
+    assert row.split() == ["clip.wav", "happy", "0.845", "0.155", "0.845"]
 
 
 def test_predict_several_files_keeps_their_order(capsys, model, clips):
@@ -447,7 +458,7 @@ def test_a_terminal_is_told_what_the_model_learned(capsys, model, clips, monkeyp
     assert main(["predict", str(clips[0]), "--model", model, "--no-progress"]) == 0
     (line,) = terminal.getvalue().splitlines()
     speakers = sum(len(names) for names in SERVED_CORPORA.values())
-    assert line.startswith("ser: model bigru, classes " + ", ".join(REPO_CLASSES))
+    assert line.startswith("ser: model ensemble of logreg + bigru, classes " + ", ".join(REPO_CLASSES))
     assert line.endswith(f"trained on {speakers} speakers of {', '.join(sorted(SERVED_CORPORA))}")
 
 
@@ -539,7 +550,7 @@ def _trained_on(model_dir: Path) -> dict:
 def _check_info(summary: dict, model_dir: Path, served_model_dir: Path) -> None:
     meta = json.loads((served_model_dir / "meta.json").read_text())
     assert summary["model_dir"] == str(model_dir)
-    assert summary["arch"] == "bigru"
+    assert summary["arch"] == "ensemble"
     assert summary["classes"] == list(EMOTIONS) == meta["classes"]
     assert summary["fold"] == "all"
     assert summary["trained_on"] == _trained_on(model_dir) == meta["trained_on"]

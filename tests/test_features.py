@@ -35,7 +35,8 @@ def _audio(audio_params: AudioParams, **changes) -> AudioParams:
 
 
 # The tutorial's settings (librosa defaults). params.yaml keeps them but for the rate and the STFT window
-# (audio.sr, features.n_fft; see the README); the tutorial parity tests below use these, not params.yaml.
+# (audio.sr, features.n_fft; see the README), and adds openSMILE functionals per clip (features.functionals,
+# for utterance classifiers: the frame features are the same); the tutorial parity tests below use these.
 TUTORIAL_AUDIO = AudioParams(sr=22050, offset=0.5, duration=3.0, res_type="soxr_hq")
 TUTORIAL_FEATURES = FeatureParams(kind="mfcc", n_mfcc=40, n_mels=128, n_fft=2048, hop_length=512)
 KINDS = ("mfcc", "logmel")
@@ -53,9 +54,10 @@ def _mean_mfcc(features: np.ndarray, valid: int, model_params: ModelParams) -> n
     return inputs[0, :, 0]
 
 
-def test_params_yaml_ships_the_tutorial_settings_but_the_rate_and_window(audio_params, feature_params):
+def test_params_yaml_ships_the_tutorial_settings_but_the_rate_window_and_functionals(audio_params, feature_params):
+    assert TUTORIAL_FEATURES.functionals == "none"
     assert audio_params.model_copy(update={"sr": TUTORIAL_AUDIO.sr}) == TUTORIAL_AUDIO
-    assert feature_params.model_copy(update={"n_fft": TUTORIAL_FEATURES.n_fft}) == TUTORIAL_FEATURES
+    assert feature_params.model_copy(update={"n_fft": TUTORIAL_FEATURES.n_fft, "functionals": "none"}) == TUTORIAL_FEATURES
 
 
 def _tutorial_mean_mfcc(path) -> np.ndarray:

@@ -25,6 +25,7 @@ from ser.features import (
     AUGMENTED_FILE,
     AUGMENTED_INDEX_FILE,
     FEATURES_FILE,
+    FUNCTIONALS_FILE,
     INDEX_COLUMNS,
     INDEX_FILE,
     PARAMS_FILE,
@@ -33,6 +34,7 @@ from ser.features import (
     frame_features,
     load_augmented,
     load_features,
+    load_functionals,
 )
 from ser.featurize import (
     FeatureCache,
@@ -58,7 +60,7 @@ AUGMENT = AugmentParams(
     copies=2, seed=3, noise_snr_db=[10.0, 30.0], shift_s=0.05, pitch_semitones=0.0, tempo=[0.9, 1.1], gain_db=6.0
 )
 SETTINGS = Settings(AUDIO, FEATURES, AUGMENT)
-OUTPUTS = (FEATURES_FILE, INDEX_FILE, AUGMENTED_FILE, AUGMENTED_INDEX_FILE, PARAMS_FILE)
+OUTPUTS = (FEATURES_FILE, INDEX_FILE, AUGMENTED_FILE, AUGMENTED_INDEX_FILE, FUNCTIONALS_FILE, PARAMS_FILE)
 AUGMENTED_COLUMNS = [*INDEX_COLUMNS, "source", "copy"]
 
 # TESS clips (speaker, text, TESS's emotion, native rate, seconds, f0, container): other rates (resampled),
@@ -192,6 +194,10 @@ def test_outputs_follow_the_manifest(corpus, tmp_path, kind):
         assert augmented_index.loc[k, "valid_frames"] == valid
         assert not np.allclose(augmented[k], values[source], atol=1e-2)
     assert not np.allclose(augmented[0], augmented[1], atol=1e-2)  # copies 1 and 2 of a clip differ
+
+    assert features.functionals == "none"  # a row per clip, of no functionals
+    described = load_functionals(tmp_path / "out")
+    assert described.dtype == np.float32 and described.shape == (n, 0)
 
 
 def test_no_copies(corpus, tmp_path):

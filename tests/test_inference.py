@@ -1,8 +1,9 @@
-"""Scoring clips with a saved model (``ser.inference``): ONNX/Keras parity, no train/serve skew,
-windows of long clips, the errors users see, model directories and the metrics shown with them.
+"""Scoring clips with a saved model (``ser.inference``): parity of the served ONNX graph with its
+members (Keras, scikit-learn), no train/serve skew, windows of long clips, the errors users see,
+model directories and the metrics shown with them.
 
-The model is ``served_model_dir`` (conftest): small, seeded and untrained, so these tests compare
-computation paths, never accuracy."""
+The model is ``served_model`` (conftest): a small seeded ensemble, its network untrained, so these
+tests compare computation paths, never accuracy."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ import soundfile as sf
 from conftest import REPO_CLASSES, SERVED_FOLDS, make_tone
 
 from ser import features as ser_features
-from ser.audio import AudioError
+from ser.audio import AudioError, load_window
+from ser.functionals import functionals
 from ser.inference import (
     METRICS_FILE,
     SILENCE_DBFS,
@@ -38,7 +40,7 @@ from ser.inference import (
     scored_metrics,
     window_starts,
 )
-from ser.inputs import model_inputs, speaker_stats
+from ser.inputs import UTTERANCE, input_kind, model_inputs, speaker_stats
 from ser.params import AudioParams
 
 TESS_CLIPS = (
@@ -61,12 +63,14 @@ def predictor(served_model_dir) -> Predictor:
 
 
 @pytest.fixture(scope="session")
-def keras_model(served_model_dir):
+def keras_model(served_model):
+    """The served model's network, loaded back from its Keras file."""
     import keras
 
-    from ser import models  # noqa: F401 - registers the custom layers
+    import ser.models.networks  # noqa: F401 - registers the custom layers
+    from ser.training import keras_file
 
-    return keras.models.load_model(served_model_dir / "model.keras")
+    return keras.models.load_model(served_model.model_dir / keras_file(served_model.network.name))
 
 
 @pytest.fixture(scope="session")
@@ -94,18 +98,41 @@ def tess_clips(tess_dir) -> list[Path]:
     return [tess_dir / name for name in TESS_CLIPS]
 
 
-def _keras_probabilities(keras_model, predictor: Predictor, clips: list[ClipFeatures], adapt: bool) -> np.ndarray:
-    """What the Keras model says of every window of ``clips``, normalized as the pipeline does."""
+def _shrunk(own: tuple[np.ndarray, np.ndarray], n: int, reference: tuple[np.ndarray, np.ndarray], shrinkage: float):
+    """A speaker's statistics from ``n`` windows, ``n / (n + shrinkage)`` their own and the rest the reference's."""
+    weight = n / (n + shrinkage)
+    mean = weight * own[0] + (1 - weight) * reference[0]
+    std = np.sqrt(weight * own[1] ** 2 + (1 - weight) * reference[1] ** 2)
+    return mean, std
+
+
+def _member_probabilities(served_model, keras_model, predictor: Predictor, clips: list[ClipFeatures],
+                          speakers: list[str]) -> np.ndarray:
+    """What the Keras network and the scikit-learn classifier say of every window of ``clips`` (clip k
+    spoken by ``speakers[k]``), normalized as the pipeline does, averaged: the served graph's
+    probabilities at temperature 1."""
     values = np.concatenate([clip.values for clip in clips])
     valid = np.concatenate([clip.valid_frames for clip in clips])
-    name = "adapted" if adapt else "reference"
-    speakers = np.full(len(values), name)
-    if adapt:
-        stats = speaker_stats(values, valid, speakers, predictor.params.deltas)
-    else:
-        stats = {name: predictor.reference}
-    inputs = model_inputs(values, valid, speakers, predictor.params, stats)
-    return np.asarray(keras_model(inputs, training=False))
+    described = np.concatenate([clip.functionals for clip in clips])
+    groups = np.repeat(speakers, [len(clip.starts) for clip in clips])
+    outputs = []
+    for member in predictor.params.member_params():
+        kind = input_kind(member.arch)
+        own = speaker_stats(values, valid, groups, member.deltas, kind, described)
+        stats = {name: _shrunk(own[name], int((groups == name).sum()), predictor.reference[kind], member.shrinkage)
+                 for name in own}
+        inputs = model_inputs(values, valid, groups, member, stats, described)
+        if kind == UTTERANCE:
+            outputs.append(served_model.classifier.predict_proba(inputs))
+        else:
+            outputs.append(np.asarray(keras_model(inputs, training=False)))
+    assert len(outputs) == 2
+    return np.mean(outputs, axis=0)
+
+
+def _alone(clips: list[ClipFeatures]) -> list[str]:
+    """Each clip its own speaker, as ``Predictor.predict`` scores clips by default."""
+    return [f"clip{k}" for k in range(len(clips))]
 
 
 def _copy_model(served_model_dir: Path, destination: Path) -> Path:
@@ -123,11 +150,17 @@ def _scaled_tone(path: Path, peak: float, sr: int = 22050, seconds: float = 2.0,
 
 
 def test_served_model_uses_speaker_normalization_with_reference_stats(predictor):
-    """The parity tests below exercise the path real models take (bigru, deltas, speaker statistics)."""
-    assert predictor.params.arch == "bigru"
+    """The parity tests below exercise the path real models take (an ensemble of an utterance classifier
+    on functionals and a bigru, deltas, speaker statistics shrunk toward the reference)."""
+    assert predictor.params.arch == "ensemble"
+    assert [m.arch for m in predictor.params.member_params()] == ["logreg", "bigru"]
+    assert predictor.input_names == {"utterance", "frames"}
+    assert predictor.features.functionals != "none"
     assert predictor.params.normalize == "speaker"
     assert predictor.params.deltas >= 1
-    assert predictor.reference is not None
+    assert predictor.params.shrinkage > 0
+    assert set(predictor.reference) == {"utterance", "frames"}
+    assert predictor.meta["temperature"] == 1.0
     assert predictor.classes == EMOTIONS
 
 
@@ -137,12 +170,13 @@ def corpus(request) -> list[Path]:
     return request.getfixturevalue(f"{request.param}_clips")
 
 
-@pytest.mark.parametrize("adapt", [False, True], ids=["reference", "adapt"])
-def test_onnx_probabilities_equal_keras(predictor, keras_model, corpus, adapt):
+@pytest.mark.parametrize("adapt", [False, True], ids=["alone", "adapt"])
+def test_onnx_probabilities_equal_keras_and_scikit_learn(served_model, predictor, keras_model, corpus, adapt):
     clips = [predictor.clip_features(path) for path in corpus]
     assert all(len(clip.starts) == 1 for clip in clips)
     predictions = predictor.predict(clips, adapt=adapt)
-    expected = _keras_probabilities(keras_model, predictor, clips, adapt)
+    speakers = ["everyone"] * len(clips) if adapt else _alone(clips)
+    expected = _member_probabilities(served_model, keras_model, predictor, clips, speakers)
 
     got = np.stack([p.probabilities for p in predictions])
     np.testing.assert_allclose(got, expected, atol=ATOL, rtol=0)
@@ -154,21 +188,22 @@ def test_onnx_probabilities_equal_keras(predictor, keras_model, corpus, adapt):
 
 def test_adapt_uses_the_clips_own_statistics(predictor, corpus):
     clips = [predictor.clip_features(path) for path in corpus]
-    reference = np.stack([p.probabilities for p in predictor.predict(clips)])
+    alone = np.stack([p.probabilities for p in predictor.predict(clips)])
     adapted = np.stack([p.probabilities for p in predictor.predict(clips, adapt=True)])
-    assert np.abs(reference - adapted).max() > 10 * ATOL
+    assert np.abs(alone - adapted).max() > 10 * ATOL
     # adapting is over the clips scored together: one clip more changes the others' results
     fewer = np.stack([p.probabilities for p in predictor.predict(clips[:-1], adapt=True)])
     assert np.abs(fewer - adapted[:-1]).max() > 0
-    # the reference statistics do not depend on the company a clip keeps
-    alone = predictor.predict(clips[:1])[0].probabilities
-    np.testing.assert_allclose(alone, reference[0], atol=1e-6)
+    # by default a clip is its own speaker: its result does not depend on the company it keeps
+    np.testing.assert_allclose(predictor.predict(clips[:1])[0].probabilities, alone[0], atol=1e-6)
+    np.testing.assert_allclose(predictor.predict(clips[::-1])[-1].probabilities, alone[0], atol=1e-6)
 
 
-def test_onnx_equals_keras_on_every_window_of_a_long_clip(predictor, keras_model, long_clip):
+def test_onnx_equals_keras_on_every_window_of_a_long_clip(served_model, predictor, keras_model, long_clip):
+    """The windows of one clip are one speaker's: normalized with statistics from all of them."""
     clip = predictor.clip_features(long_clip)
     prediction = predictor.predict([clip])[0]
-    expected = _keras_probabilities(keras_model, predictor, [clip], adapt=False)
+    expected = _member_probabilities(served_model, keras_model, predictor, [clip], _alone([clip]))
     assert expected.shape == (4, len(EMOTIONS))
     np.testing.assert_allclose(np.stack([w.probabilities for w in prediction.windows]), expected, atol=ATOL, rtol=0)
     np.testing.assert_allclose(prediction.probabilities, expected.mean(axis=0), atol=ATOL, rtol=0)
@@ -182,6 +217,11 @@ def test_predicting_no_clips_returns_nothing(predictor):
 # ---------------------------------------------------------------- no train/serve skew
 
 
+def _featurized_functionals(path: Path, predictor: Predictor) -> np.ndarray:
+    """A clip's functionals as the featurize stage computes them: of the clip's window."""
+    return functionals(load_window(path, predictor.audio), predictor.audio.sr, predictor.features.functionals)
+
+
 def test_clip_features_equal_the_featurize_stage_on_tess_clips(predictor, tess_clips):
     for path in tess_clips:
         served = predictor.clip_features(path)
@@ -189,6 +229,7 @@ def test_clip_features_equal_the_featurize_stage_on_tess_clips(predictor, tess_c
         assert served.starts == [predictor.audio.offset]
         np.testing.assert_array_equal(served.values[0], values)
         assert served.valid_frames.tolist() == [valid]
+        np.testing.assert_array_equal(served.functionals, [_featurized_functionals(path, predictor)])
         assert served.duration == pytest.approx(sf.info(str(path)).duration)
 
 
@@ -198,6 +239,7 @@ def test_clip_features_equal_the_featurize_stage_on_synthetic_clips(predictor, s
         values, valid = ser_features.clip_features(path, predictor.audio, predictor.features)
         np.testing.assert_array_equal(served.values[0], values)
         assert served.valid_frames.tolist() == [valid]
+        np.testing.assert_array_equal(served.functionals, [_featurized_functionals(path, predictor)])
 
 
 def test_clip_exactly_one_window_long_is_featurized_as_in_training(predictor, tmp_path, write_tone):
@@ -219,6 +261,7 @@ def test_in_memory_file_scores_like_its_path(predictor, corpus, long_clip):
         assert from_memory.duration == from_path.duration
         np.testing.assert_array_equal(from_memory.values, from_path.values)
         np.testing.assert_array_equal(from_memory.valid_frames, from_path.valid_frames)
+        np.testing.assert_array_equal(from_memory.functionals, from_path.functionals)
         p_path = predictor.predict_file(path).probabilities
         p_memory = predictor.predict_file(io.BytesIO(path.read_bytes()), name="upload.wav").probabilities
         np.testing.assert_array_equal(p_memory, p_path)
@@ -293,19 +336,27 @@ def test_long_clip_is_the_mean_of_its_windows(predictor, long_clip):
     assert np.ptp(windows, axis=0).max() > 0  # the windows hold different audio
 
 
-def test_each_window_scores_as_that_stretch_of_audio_alone(predictor, long_clip, tmp_path):
-    """Window k of a long clip = a clip holding the offset's lead-in and that window, scored alone."""
+def test_each_window_scores_as_that_stretch_of_audio(predictor, long_clip, tmp_path):
+    """Window k of a long clip = a clip holding the offset's lead-in and that window. The windows of a
+    clip are one speaker's, so the pieces are scored together as one speaker: the same audio, the
+    same statistics."""
     audio = predictor.audio
     samples, sr = sf.read(str(long_clip), dtype="int16")
     assert sr == audio.sr
     prediction = predictor.predict_file(long_clip)
+    pieces = []
     for k, window in enumerate(prediction.windows):
         begin = round((window.start - audio.offset) * sr)
         piece = tmp_path / f"piece{k}.wav"
         sf.write(str(piece), samples[begin : round(window.end * sr)], sr, subtype="PCM_16")
-        alone = predictor.predict_file(piece)
-        assert len(alone.windows) == 1
-        np.testing.assert_allclose(window.probabilities, alone.probabilities, atol=1e-5, rtol=0)
+        pieces.append(predictor.clip_features(piece))
+        assert len(pieces[-1].starts) == 1
+    scored = predictor.predict(pieces, speakers=["long"] * len(pieces))
+    for window, piece in zip(prediction.windows, scored):
+        np.testing.assert_allclose(window.probabilities, piece.probabilities, atol=1e-5, rtol=0)
+    # scored alone, each piece is normalized with its own statistics instead: not the clip's
+    alone = np.stack([p.probabilities for p in predictor.predict(pieces)])
+    assert np.abs(alone - np.stack([w.probabilities for w in prediction.windows])).max() > 10 * ATOL
 
 
 def test_long_clip_to_dict_lists_its_windows(predictor, long_clip):
@@ -498,13 +549,18 @@ def test_model_dir_without_onnx_is_a_model_error(served_model_dir, tmp_path):
         Predictor(model_dir)
 
 
-def test_speaker_normalized_model_without_reference_stats_is_a_model_error(served_model_dir, tmp_path):
+@pytest.mark.parametrize("missing", [None, "frames", "utterance"])
+def test_speaker_normalized_model_without_reference_stats_is_a_model_error(served_model_dir, tmp_path, missing):
+    """No reference statistics at all, or none for one of the graph's inputs (a model saved by an older version)."""
     model_dir = _copy_model(served_model_dir, tmp_path / "models")
     meta = json.loads((model_dir / "meta.json").read_text())
     assert meta["model"]["normalize"] == "speaker"
-    del meta["reference_stats"]
+    if missing is None:
+        del meta["reference_stats"]
+    else:
+        del meta["reference_stats"][missing]
     (model_dir / "meta.json").write_text(json.dumps(meta))
-    with pytest.raises(ModelError, match="reference_stats"):
+    with pytest.raises(ModelError, match="rerun the train stage"):
         Predictor(model_dir)
 
 
@@ -513,8 +569,10 @@ def test_predictor_reads_its_params_from_meta(predictor, served_model_dir):
     assert predictor.audio.model_dump() == meta["audio"]
     assert predictor.features.model_dump() == meta["features"]
     assert predictor.params.model_dump() == meta["model"]
-    np.testing.assert_array_equal(predictor.reference[0], np.float32(meta["reference_stats"]["mean"]))
-    np.testing.assert_array_equal(predictor.reference[1], np.float32(meta["reference_stats"]["std"]))
+    assert set(predictor.reference) == set(meta["reference_stats"]) == {"utterance", "frames"}
+    for kind, saved in meta["reference_stats"].items():
+        np.testing.assert_array_equal(predictor.reference[kind][0], np.float32(saved["mean"]))
+        np.testing.assert_array_equal(predictor.reference[kind][1], np.float32(saved["std"]))
 
 
 # ---------------------------------------------------------------- metrics and info
@@ -607,7 +665,7 @@ def test_scored_metrics_finds_the_report_from_a_relative_model_dir(project_model
 def test_info_describes_the_model_and_its_scores(project_model, served_model_dir):
     meta = json.loads((served_model_dir / "meta.json").read_text())
     info = Predictor(project_model).info()
-    assert info["arch"] == "bigru"
+    assert info["arch"] == "ensemble"
     assert info["classes"] == list(EMOTIONS)
     assert info["fold"] == "all"
     assert info["window_s"] == meta["audio"]["duration"]

@@ -9,13 +9,15 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from ser.evaluation import evaluate_model  # noqa: E402
-from ser.inputs import frame_mask, model_inputs  # noqa: E402
-from ser.models import ARCHITECTURES, MaskedStatsPooling, PoolFrames, SpecAugment, build_model  # noqa: E402
+from ser.features import INDEX_COLUMNS  # noqa: E402
+from ser.inputs import frame_mask, input_kind, model_inputs, speaker_stats  # noqa: E402
+from ser.models.networks import ARCHITECTURES, MaskedStatsPooling, PoolFrames, SpecAugment, build_model  # noqa: E402
 from ser.params import ModelParams, SpecAugmentParams, TrainParams  # noqa: E402
-from ser.inference import saved_reference_stats, serving_inputs  # noqa: E402
 from ser.split import TEST, TRAIN, UNUSED, VALIDATION  # noqa: E402
 from conftest import REPO_CLASSES  # noqa: E402
-from ser.training import FoldData, encode_labels, reference_stats, save_model, train_model  # noqa: E402
+from ser.training import (  # noqa: E402
+    Clips, FoldData, Member, encode_labels, export_onnx, keras_file, reference_stats, save_model, train_model,
+)
 
 FRAMES, CHANNELS = 24, 4
 SPEC = SpecAugmentParams(time_masks=2, time_width=4, feature_masks=1, feature_width=2)
@@ -45,6 +47,26 @@ def toy_frames(per_class: int = 3, seed: int = 0) -> tuple[np.ndarray, pd.DataFr
         "emotion": emotions, "valid_frames": valid,
     })
     return values, index
+
+
+def _clips(values: np.ndarray, index: pd.DataFrame) -> Clips:
+    """The toy clips, without augmented copies or functionals."""
+    return Clips(values, index, (values[:0], pd.DataFrame(columns=[*INDEX_COLUMNS, "source", "copy"])))
+
+
+def _save(model_dir, model, params: ModelParams, index: pd.DataFrame, parts: np.ndarray, meta: dict, values=None) -> None:
+    """Save ``model`` alone as the train stage saves a fold's model (its reference statistics from
+    ``values`` under ``normalize: speaker``)."""
+    member = Member(params, export_onnx(model, input_kind(params.arch)), np.zeros((0, len(EMOTIONS))), model)
+    stats = None if values is None else reference_stats(_clips(values, index), parts, params)
+    reference = {} if stats is None else {input_kind(params.arch): stats}
+    save_model(model_dir, [member], 1.0, index, parts, meta, reference)
+
+
+def _meta(audio_params, feature_params, params: ModelParams, fold: str) -> dict:
+    """What a fold model's meta.json holds for :class:`ser.inference.Predictor`."""
+    return {"audio": audio_params.model_dump(), "features": feature_params.model_dump(), "model": params.model_dump(),
+            "fold": fold, "classes": list(EMOTIONS)}
 
 
 def _data(arch: str) -> tuple[FoldData, np.ndarray]:
@@ -83,10 +105,10 @@ def test_arch_trains_one_epoch_and_predicts_probabilities(trained):
 
 
 def test_save_and_load_round_trip(tmp_path, trained):
-    _, model, _, data, inputs = trained
+    arch, model, _, data, inputs = trained
     parts = np.resize([TRAIN, TRAIN, VALIDATION, TEST], len(data.fit_index))
-    save_model(tmp_path, model, data.fit_index, parts, {"fold": "fold1", "classes": list(EMOTIONS)})
-    restored = keras.models.load_model(tmp_path / "model.keras")
+    _save(tmp_path, model, _small(arch), data.fit_index, parts, {"fold": "fold1", "classes": list(EMOTIONS)})
+    restored = keras.models.load_model(tmp_path / keras_file(arch))
     np.testing.assert_allclose(restored.predict(inputs, verbose=0), model.predict(inputs, verbose=0), rtol=0, atol=1e-6)
     assert [type(layer).__name__ for layer in restored.layers] == [type(layer).__name__ for layer in model.layers]
     split = pd.read_csv(tmp_path / "split.csv")
@@ -94,46 +116,68 @@ def test_save_and_load_round_trip(tmp_path, trained):
     assert split["corpus"].tolist() == data.fit_index["corpus"].tolist()
 
 
-def test_evaluate_model_scores_the_saved_model_on_its_test_part(tmp_path, trained):
+def test_evaluate_model_scores_the_saved_model_on_its_test_part(tmp_path, trained, audio_params, feature_params):
     arch, model, _, data, inputs = trained
     values, index = toy_frames()
     parts = np.resize([TRAIN, TRAIN, VALIDATION, TEST, UNUSED], len(index))
     params = _small(arch)
-    stats = reference_stats(values, index, parts, params)
-    save_model(tmp_path, model, index, parts, {"fold": "fold3", "classes": list(EMOTIONS), "model": params.model_dump()}, stats)
-    predictions, scores, meta = evaluate_model(tmp_path, values, index)
+    _save(tmp_path, model, params, index, parts, _meta(audio_params, feature_params, params, "fold3"), values)
+    no_functionals = np.zeros((len(index), 0), np.float32)
+    predictions, scores, meta = evaluate_model(tmp_path, values, index, no_functionals)
     test = parts == TEST
     assert meta["fold"] == "fold3" and (predictions["fold"] == "fold3").all()
     assert predictions["file"].tolist() == index["file"][test].tolist()
     assert predictions["corpus"].tolist() == index["corpus"][test].tolist()
     assert predictions["speaker"].tolist() == index["speaker"][test].tolist()
+    # the served (ONNX) graph says what the Keras model says
     expected = model.predict(inputs[test], verbose=0)
     np.testing.assert_allclose(predictions[[f"p_{c}" for c in EMOTIONS]].to_numpy(), expected, atol=1e-5)
     # served: each clip alone, as `ser predict` scores it (here without speaker statistics: the same inputs)
-    alone = serving_inputs(values[test], index["valid_frames"][test], params, saved_reference_stats(meta))
+    alone = model_inputs(values[test], index["valid_frames"][test], np.arange(test.sum()).astype(str), params)
     assert predictions["served"].tolist() == [EMOTIONS[i] for i in model.predict(alone, verbose=0).argmax(axis=1)]
     assert scores["n_test"] == test.sum()
     assert (scores["n_train"], scores["n_val"]) == ((parts == TRAIN).sum(), (parts == VALIDATION).sum())
     assert scores["accuracy"] == pytest.approx((predictions["actual"] == predictions["predicted"]).mean(), abs=1e-6)
     assert scores["serving_accuracy"] == pytest.approx((predictions["actual"] == predictions["served"]).mean(), abs=1e-6)
     with pytest.raises(RuntimeError, match="rerun the train stage"):
-        evaluate_model(tmp_path, values[::-1], index[::-1].reset_index(drop=True))
+        evaluate_model(tmp_path, values[::-1], index[::-1].reset_index(drop=True), no_functionals)
 
 
-def test_evaluate_model_serves_speaker_normalized_clips_with_the_reference_statistics(tmp_path):
+def _shrunk_stats(values: np.ndarray, valid: np.ndarray, speakers: np.ndarray, reference, shrinkage: float) -> dict:
+    """Each speaker's statistics from their clips here, ``n / (n + shrinkage)`` their own and the rest the
+    reference's (for the mean and the variance)."""
+    stats = {}
+    for speaker, (mean, std) in speaker_stats(values, valid, speakers, 0).items():
+        n = int((speakers == speaker).sum())
+        weight = n / (n + shrinkage)
+        stats[speaker] = (weight * mean + (1 - weight) * reference[0],
+                          np.sqrt(weight * std**2 + (1 - weight) * reference[1] ** 2))
+    return stats
+
+
+def test_evaluate_model_serves_speaker_normalized_clips_with_the_reference_statistics(tmp_path, audio_params, feature_params):
     """Under ``normalize: speaker`` the fold scores each test clip with its speaker's statistics, and
-    ``served`` with the training clips' pooled ones, so the two columns can differ."""
+    ``served`` with the clip's own alone; both are shrunk toward the training clips' pooled
+    statistics by their number of clips, so the two columns can differ."""
     values, index = toy_frames()
     values = values + np.where(index["speaker"].str.endswith("s1"), 4.0, -4.0)[:, None, None].astype(np.float32)
-    params = _small("cnn1d", normalize="speaker")
-    parts = np.resize([TRAIN, TRAIN, VALIDATION, TEST], len(index))
+    params = _small("cnn1d", normalize="speaker", shrinkage=3.0)
+    # the test part holds whole speakers (the speaker protocol): all their clips are test clips
+    parts = np.where(index["corpus"] == "emovo", TEST, np.resize([TRAIN, TRAIN, VALIDATION], len(index)))
     model = build_model((FRAMES, CHANNELS + 1), len(EMOTIONS), params, seed=0)
-    stats = reference_stats(values, index, parts, params)
-    save_model(tmp_path, model, index, parts, {"fold": "fold1", "classes": list(EMOTIONS), "model": params.model_dump()}, stats)
-    predictions, _, meta = evaluate_model(tmp_path, values, index)
+    _save(tmp_path, model, params, index, parts, _meta(audio_params, feature_params, params, "fold1"), values)
+    predictions, _, meta = evaluate_model(tmp_path, values, index, np.zeros((len(index), 0), np.float32))
     test = parts == TEST
-    own = model_inputs(values, index["valid_frames"], index["speaker"], params)[test]
-    alone = serving_inputs(values[test], index["valid_frames"][test], params, saved_reference_stats(meta))
+    reference = tuple(np.float32(meta["reference_stats"]["frames"][key]) for key in ("mean", "std"))
+    learned = np.isin(parts, [TRAIN, VALIDATION])
+    real = values[learned][frame_mask(index["valid_frames"][learned], FRAMES) == 1]
+    np.testing.assert_allclose(reference[0], real.mean(axis=0), atol=1e-4)  # the training clips' pooled statistics
+    np.testing.assert_allclose(reference[1], real.std(axis=0), atol=1e-4)
+    test_values, valid, speakers = values[test], index["valid_frames"][test].to_numpy(), index["speaker"][test].to_numpy(dtype=str)
+    assert len(set(speakers)) == 2
+    own = model_inputs(test_values, valid, speakers, params, _shrunk_stats(test_values, valid, speakers, reference, 3.0))
+    each = np.arange(len(speakers)).astype(str)
+    alone = model_inputs(test_values, valid, each, params, _shrunk_stats(test_values, valid, each, reference, 3.0))
     assert not np.allclose(own, alone, atol=1e-3)
     np.testing.assert_allclose(predictions[[f"p_{c}" for c in EMOTIONS]].to_numpy(), model.predict(own, verbose=0), atol=1e-5)
     assert predictions["served"].tolist() == [EMOTIONS[i] for i in model.predict(alone, verbose=0).argmax(axis=1)]

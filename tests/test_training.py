@@ -6,23 +6,28 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import onnx
 import pandas as pd
 import pytest
 
 keras = pytest.importorskip("keras")
 
 from ser.features import INDEX_COLUMNS  # noqa: E402
-from ser.inputs import model_inputs, speaker_stats  # noqa: E402
-from ser.models import build_model  # noqa: E402
+from ser.inputs import input_kind, model_inputs, speaker_stats  # noqa: E402
+from ser.models.networks import build_model  # noqa: E402
 from ser.params import ModelParams, SpecAugmentParams, SplitParams, TrainParams  # noqa: E402
 from ser.split import TEST, TRAIN, UNUSED, VALIDATION, fold_parts  # noqa: E402
 from ser.training import (  # noqa: E402
+    Clips,
     FoldData,
+    Member,
     _callbacks,
     deployable_epochs,
     encode_labels,
+    export_onnx,
     fold_data,
     history_summary,
+    keras_file,
     mean_summary,
     save_model,
     train_model,
@@ -67,6 +72,12 @@ def no_copies(features: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
     return features[:0], pd.DataFrame(columns=[*INDEX_COLUMNS, "source", "copy"])
 
 
+def save_network(model_dir, model, params: ModelParams, index: pd.DataFrame, parts: np.ndarray, meta: dict) -> None:
+    """Save one network as the train stage saves a fold's model (temperature 1, no reference statistics)."""
+    member = Member(params, export_onnx(model, input_kind(params.arch)), np.zeros((0, len(CLASSES))), model)
+    save_model(model_dir, [member], 1.0, index, parts, meta, {})
+
+
 # --- the tutorial network --------------------------------------------------------------------------------
 
 
@@ -85,7 +96,7 @@ def test_seed_lstm_is_the_tutorial_network() -> None:
 
 def test_seed_lstm_reads_the_pooled_inputs() -> None:
     features, index, parts = toy_data()
-    data = fold_data(features, index, no_copies(features), parts, TUTORIAL, CLASSES)
+    data = fold_data(Clips(features, index, no_copies(features)), parts, TUTORIAL, CLASSES)
     assert data.fit_x.shape == ((parts == TRAIN).sum(), 40, 1)
     assert data.val_x.shape == ((parts == VALIDATION).sum(), 40, 1)
 
@@ -95,7 +106,7 @@ SMALL = ModelParams(arch="seed_lstm", lstm_units=16, dense_units=[8], dropout=0.
 
 def test_training_learns_and_is_reproducible_under_a_seed() -> None:
     features, index, parts = toy_data()
-    data = fold_data(features, index, no_copies(features), parts, SMALL, CLASSES)
+    data = fold_data(Clips(features, index, no_copies(features)), parts, SMALL, CLASSES)
     train = _train(epochs=3, seed=7)
     first, history = train_model(data, SMALL, train)
     second, history_again = train_model(data, SMALL, train)
@@ -110,13 +121,13 @@ def test_training_learns_and_is_reproducible_under_a_seed() -> None:
 def test_retrained_model_saves_to_identical_bytes_and_loads_back(tmp_path) -> None:
     features, index, parts = toy_data()
     small = ModelParams(arch="seed_lstm", lstm_units=8, dense_units=[], dropout=0.0, **BASE)
-    data = fold_data(features, index, no_copies(features), parts, small, CLASSES)
+    data = fold_data(Clips(features, index, no_copies(features)), parts, small, CLASSES)
     train = _train(seed=1)
     model, _ = train_model(data, small, train)
     retrained, _ = train_model(data, small, train)
-    save_model(tmp_path / "a", model, index, parts, {})
-    save_model(tmp_path / "b", retrained, index, parts, {})
-    first, second = (tmp_path / d / "model.keras" for d in "ab")
+    save_network(tmp_path / "a", model, small, index, parts, {})
+    save_network(tmp_path / "b", retrained, small, index, parts, {})
+    first, second = (tmp_path / d / keras_file("seed_lstm") for d in "ab")
     assert first.read_bytes() == second.read_bytes()
     restored = keras.models.load_model(first)
     np.testing.assert_allclose(
@@ -128,18 +139,23 @@ def test_save_model_writes_meta_and_split(tmp_path) -> None:
     import json
 
     features, index, parts = toy_data()
-    data = fold_data(features, index, no_copies(features), parts, SMALL, CLASSES)
+    data = fold_data(Clips(features, index, no_copies(features)), parts, SMALL, CLASSES)
     model = build_model(data.fit_x.shape[1:], len(CLASSES), SMALL)
-    save_model(tmp_path, model, index, parts, {"fold": "fold1", "folds": ["fold1"], "classes": list(CLASSES),
-                                               "model": SMALL.model_dump()})
+    save_network(tmp_path, model, SMALL, index, parts, {"fold": "fold1", "folds": ["fold1"], "classes": list(CLASSES),
+                                                        "model": SMALL.model_dump()})
     meta = json.loads((tmp_path / "meta.json").read_text())
     assert meta["classes"] == list(CLASSES)
-    assert meta["input_shape"] == [40, 1]
     assert meta["fold"] == "fold1" and meta["folds"] == ["fold1"]
     assert ModelParams(**meta["model"]) == SMALL  # evaluate rebuilds the params from here
+    assert meta["temperature"] == 1.0
     learned = np.isin(parts, [TRAIN, VALIDATION])
     assert meta["trained_on"] == {"corpora": {"tess": int(learned.sum())}, "speakers": 1, "clips": int(learned.sum())}
-    assert "reference_stats" not in meta  # none given
+    assert meta["reference_stats"] == {}  # none given
+    # the served graph reads the network's inputs, named by their kind, of the network's shape
+    graph = onnx.load(tmp_path / "model.onnx").graph
+    assert [node.name for node in graph.input] == ["pooled"]
+    assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim][1:] == [40, 1]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["meta.json", "model.onnx", "seed_lstm.keras", "split.csv"]
     split = pd.read_csv(tmp_path / "split.csv")
     assert list(split.columns) == ["file", "corpus", "speaker", "text", "emotion", "part"]
     assert split["part"].tolist() == list(parts)
@@ -176,7 +192,7 @@ def test_save_model_records_what_it_was_trained_on(tmp_path) -> None:
     index = three_corpora()
     parts = fold_parts(index, SPLIT.model_copy(update={"protocol": "corpus"}))["test_tess"]
     model = build_model((40, 1), len(CLASSES), SMALL)
-    save_model(tmp_path, model, index, parts, {"classes": list(CLASSES)})
+    save_network(tmp_path, model, SMALL, index, parts, {"classes": list(CLASSES)})
     meta = json.loads((tmp_path / "meta.json").read_text())
     assert meta["trained_on"] == {"corpora": {"emovo": 14, "ravdess": 42}, "speakers": 4, "clips": 56}
     assert json.loads(json.dumps(meta["trained_on"])) == meta["trained_on"]
@@ -282,7 +298,7 @@ def _expected_inputs(features, index, augmented, params):
 def test_speaker_fold_fits_on_the_training_speakers_train_clips_and_their_copies_only(fit_calls, fold):
     features, index, augmented = corpus()
     parts = fold_parts(index, SPLIT)[fold]
-    data = fold_data(features, index, augmented, parts, FRAME_MODEL, CLASSES)
+    data = fold_data(Clips(features, index, augmented), parts, FRAME_MODEL, CLASSES)
     fitted = _captured_fit(data, FRAME_MODEL, fit_calls)
 
     inputs, aug_inputs = _expected_inputs(features, index, augmented, FRAME_MODEL)
@@ -316,7 +332,7 @@ def test_fit_data_passed_through_to_a_real_fit(fit_calls):
     features, index, augmented = corpus(copies=1)
     parts = fold_parts(index, SPLIT)["fold1"]
     params = SMALL.model_copy(update={"deltas": 1, "normalize": "speaker"})
-    data = fold_data(features, index, augmented, parts, params, CLASSES)
+    data = fold_data(Clips(features, index, augmented), parts, params, CLASSES)
     model, history = train_model(data, params, _train(epochs=2))
     assert len(fit_calls) == 1 and len(history["loss"]) == 2 and len(history["val_loss"]) == 2
     np.testing.assert_array_equal(fit_calls[0]["x"], data.fit_x)
@@ -341,8 +357,8 @@ def test_augmentation_changes_training_inputs_only(arch, protocol):
     features, index, augmented = corpus()
     params = FRAME_MODEL.model_copy(update={"arch": arch})
     for parts in fold_parts(index, PROTOCOL_SPLITS[protocol]).values():
-        with_copies = fold_data(features, index, augmented, parts, params, CLASSES)
-        without = fold_data(features, index, no_copies(features), parts, params, CLASSES)
+        with_copies = fold_data(Clips(features, index, augmented), parts, params, CLASSES)
+        without = fold_data(Clips(features, index, no_copies(features)), parts, params, CLASSES)
         assert with_copies.val_x.tobytes() == without.val_x.tobytes()
         assert with_copies.val_y.tobytes() == without.val_y.tobytes()
         n_train = (parts == TRAIN).sum()
@@ -359,7 +375,7 @@ def test_copies_of_validation_and_test_clips_are_never_fitted(protocol):
     features, index, augmented = corpus()
     _, aug_inputs = _expected_inputs(features, index, augmented, FRAME_MODEL)
     for name, parts in fold_parts(index, PROTOCOL_SPLITS[protocol]).items():
-        data = fold_data(features, index, augmented, parts, FRAME_MODEL, CLASSES)
+        data = fold_data(Clips(features, index, augmented), parts, FRAME_MODEL, CLASSES)
         held_out = np.flatnonzero(parts != TRAIN)
         assert (parts[held_out] != TRAIN).all() and len(held_out)
         forbidden = aug_inputs[np.isin(augmented[1]["source"], held_out)]
@@ -382,7 +398,7 @@ def test_unused_clips_are_neither_fitted_nor_validated():
     parts = fold_parts(index, split)["test_ravdess"]
     unused = parts == UNUSED
     np.testing.assert_array_equal(unused, third.to_numpy())
-    data = fold_data(features, index, augmented, parts, FRAME_MODEL, CLASSES)
+    data = fold_data(Clips(features, index, augmented), parts, FRAME_MODEL, CLASSES)
     inputs, aug_inputs = _expected_inputs(features, index, augmented, FRAME_MODEL)
     for rows in (inputs[unused], aug_inputs[np.isin(augmented[1]["source"], np.flatnonzero(unused))]):
         assert not set(_rows(rows)) & (set(_rows(data.fit_x)) | set(_rows(data.val_x)))
@@ -392,7 +408,7 @@ def test_unused_clips_are_neither_fitted_nor_validated():
 def test_fit_index_and_targets_follow_the_fit_rows():
     features, index, augmented = corpus()
     parts = fold_parts(index, SPLIT)["fold1"]
-    data = fold_data(features, index, augmented, parts, FRAME_MODEL, CLASSES)
+    data = fold_data(Clips(features, index, augmented), parts, FRAME_MODEL, CLASSES)
     n_train = (parts == TRAIN).sum()
     assert data.classes == CLASSES
     assert len(data.fit_index) == len(data.fit_x) == len(data.fit_y) == 3 * n_train
@@ -408,7 +424,7 @@ def test_fold_data_targets_follow_the_given_classes():
     features, index, _ = corpus(copies=1)
     parts = fold_parts(index, SPLIT)["fold1"]
     backwards = CLASSES[::-1]
-    data = fold_data(features, index, no_copies(features), parts, FRAME_MODEL, backwards)
+    data = fold_data(Clips(features, index, no_copies(features)), parts, FRAME_MODEL, backwards)
     assert data.classes == backwards
     np.testing.assert_array_equal(data.fit_y.argmax(axis=1), data.fit_index["emotion"].map(backwards.index))
     np.testing.assert_array_equal(data.val_y.argmax(axis=1), index.loc[parts == VALIDATION, "emotion"].map(backwards.index))
@@ -418,9 +434,9 @@ def test_fold_data_does_not_change_with_the_folds_before_it():
     features, index, augmented = corpus()
     params = FRAME_MODEL.model_copy(update={"deltas": 0})
     folds = list(fold_parts(index, SPLIT).values())
-    fresh = fold_data(features.copy(), index, augmented, folds[1], params, CLASSES)
-    fold_data(features, index, augmented, folds[0], params, CLASSES)  # as train.py does, on the same arrays
-    after = fold_data(features, index, augmented, folds[1], params, CLASSES)
+    fresh = fold_data(Clips(features.copy(), index, augmented), folds[1], params, CLASSES)
+    fold_data(Clips(features, index, augmented), folds[0], params, CLASSES)  # as train.py does, on the same arrays
+    after = fold_data(Clips(features, index, augmented), folds[1], params, CLASSES)
     np.testing.assert_allclose(after.fit_x, fresh.fit_x, atol=1e-5)
 
 
@@ -430,7 +446,7 @@ def test_fold_data_does_not_change_with_the_folds_before_it():
 def test_the_deployable_model_fits_every_clip_and_its_copies():
     features, index, augmented = corpus()
     everything = np.full(len(index), TRAIN, dtype=object)
-    data = fold_data(features, index, augmented, everything, FRAME_MODEL, CLASSES)
+    data = fold_data(Clips(features, index, augmented), everything, FRAME_MODEL, CLASSES)
     assert len(data.fit_x) == 3 * len(index)
     assert data.val_x.shape == (0, FRAMES, 2 * CHANNELS + 1) and data.val_y.shape == (0, len(CLASSES))
     inputs, aug_inputs = _expected_inputs(features, index, augmented, FRAME_MODEL)
@@ -440,7 +456,7 @@ def test_the_deployable_model_fits_every_clip_and_its_copies():
 def test_without_validation_clips_training_runs_the_given_epochs(fit_calls):
     features, index, _ = corpus(copies=1)
     everything = np.full(len(index), TRAIN, dtype=object)
-    data = fold_data(features, index, no_copies(features), everything, SMALL, CLASSES)
+    data = fold_data(Clips(features, index, no_copies(features)), everything, SMALL, CLASSES)
     # early stopping and the learning-rate schedule are asked for, but there is nothing to watch
     train = _train(epochs=9, early_stopping=1, reduce_lr=1)
     model, history = train_model(data, SMALL, train, epochs=3)
@@ -472,7 +488,7 @@ def test_callbacks_follow_the_params(tmp_path):
 
 def test_early_stopping_stops_and_restores_the_best_epoch():
     features, index, parts = toy_data()
-    data = fold_data(features, index, no_copies(features), parts, SMALL, CLASSES)
+    data = fold_data(Clips(features, index, no_copies(features)), parts, SMALL, CLASSES)
     # a learning rate far too high: validation loss soon stops improving
     model, history = train_model(data, SMALL, _train(epochs=40, early_stopping=2, learning_rate=1.0))
     epochs = len(history["val_loss"])
@@ -486,7 +502,7 @@ def test_early_stopping_stops_and_restores_the_best_epoch():
 
 def test_train_model_logs_every_epoch_with_dvclive(tmp_path):
     features, index, parts = toy_data()
-    data = fold_data(features, index, no_copies(features), parts, SMALL, CLASSES)
+    data = fold_data(Clips(features, index, no_copies(features)), parts, SMALL, CLASSES)
     train_model(data, SMALL, _train(epochs=2, reduce_lr=1), live_dir=tmp_path / "live")
     for metric in ("train/loss", "train/accuracy", "eval/loss", "eval/accuracy"):
         lines = (tmp_path / "live" / "plots" / "metrics" / f"{metric}.tsv").read_text().splitlines()
@@ -518,16 +534,28 @@ def test_mean_summary_averages_the_folds():
     assert (single["val_loss"], single["val_accuracy"]) == (0.5, 0.8)
 
 
+def _fold_summary(best: dict[str, int]) -> dict:
+    """A fold's training summary (``train_fold``) whose networks' best epochs are ``best``."""
+    members = {arch: {"epochs": 40, "best_epoch": b, "n_fit": 100, "val_loss": 1.0, "val_accuracy": 0.5} for arch, b in best.items()}
+    return {"members": members, "val_loss": 1.0, "val_accuracy": 0.5, "temperature": 1.0}
+
+
 @pytest.mark.parametrize(("best", "epochs"), [([3, 7, 5], 5), ([4, 7], 5), ([2, 2, 9, 10], 5), ([1], 1), ([12, 30, 30, 8], 21)])
 def test_deployable_epochs_is_the_folds_median_best_epoch(best, epochs, train_params):
-    folds = {f"fold{k}": {"epochs": 40, "best_epoch": b, "val_loss": 1.0} for k, b in enumerate(best, 1)}
+    folds = {f"fold{k}": _fold_summary({"bigru": b}) for k, b in enumerate(best, 1)}
     assert train_params.early_stopping > 0
-    assert deployable_epochs(folds, train_params) == epochs
-    assert type(deployable_epochs(folds, train_params)) is int
+    assert deployable_epochs(folds, train_params) == {"bigru": epochs}
+    assert type(deployable_epochs(folds, train_params)["bigru"]) is int
+
+
+def test_deployable_epochs_are_each_networks_own(train_params):
+    """Each network of an ensemble gets its own folds' median."""
+    folds = {f"fold{k}": _fold_summary({"bigru": b, "cnn1d": 2 * b + 1}) for k, b in enumerate([3, 7, 5], 1)}
+    assert deployable_epochs(folds, train_params) == {"bigru": 5, "cnn1d": 11}
 
 
 def test_deployable_epochs_without_early_stopping_are_train_epochs(train_params):
     """The folds' models ran every epoch: the deployable model does too, whatever epoch was best."""
-    folds = {"fold1": {"epochs": 50, "best_epoch": 3, "val_loss": 1.0}, "fold2": {"epochs": 50, "best_epoch": 9, "val_loss": 1.0}}
+    folds = {"fold1": _fold_summary({"bigru": 3}), "fold2": _fold_summary({"bigru": 9})}
     no_stopping = train_params.model_copy(update={"early_stopping": 0, "epochs": 50})
-    assert deployable_epochs(folds, no_stopping) == 50
+    assert deployable_epochs(folds, no_stopping) == {"bigru": 50}

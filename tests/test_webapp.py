@@ -228,18 +228,19 @@ def test_visuals_of_a_real_clip(client, tess_dir):
 def test_health_says_ok_and_names_the_model(client):
     response = client.get("/api/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "model": "bigru"}
+    assert response.json() == {"status": "ok", "model": "ensemble"}
 
 
 def test_model_describes_classes_params_and_limits(predictor, repo_params):
     client = small_client(predictor, max_upload_mb=1.5, max_duration_s=12)
     body = client.get("/api/model").json()
     assert body["classes"] == list(CLASSES) == list(repo_params.data.emotions)
-    assert body["arch"] == "bigru"
+    assert body["arch"] == "ensemble"
     assert body["fold"] == "all"
     assert body["window_s"] == repo_params.audio.duration
     assert body["params"]["audio"] == repo_params.audio.model_dump()
-    assert body["params"]["model"]["arch"] == "bigru"
+    assert body["params"]["model"]["arch"] == "ensemble"
+    assert body["params"]["model"]["members"] == ["logreg", "bigru"]
     assert {"features", "split", "train"} <= set(body["params"])
     assert body["limits"] == {"max_upload_mb": 1.5, "max_duration_s": 12, "workers": 1}
 
@@ -366,7 +367,7 @@ def _page_body(client, protocol: str | None) -> dict:
 
 def test_page_says_what_the_model_was_trained_on(client):
     text = page_model_info(_page_body(client, None))
-    assert text.startswith("Model: bigru, classes: " + ", ".join(CLASSES) + ".")
+    assert text.startswith("Model: ensemble, classes: " + ", ".join(CLASSES) + ".")
     assert "Trained on 4 speakers of emovo (1 clips), ravdess (2 clips), tess (4 clips)." in text
     assert "accurate" not in text  # no scores without a report
 

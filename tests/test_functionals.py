@@ -1,0 +1,252 @@
+"""openSMILE functionals of a clip (``features.functionals``): sizes, values, padding, the cache key,
+and the ``functionals.npy`` that featurize writes.
+
+Every signal is synthetic and short; featurize runs inline (one worker) without a cache unless a test
+passes its own cache directory under tmp_path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import make_tone
+from ser.audio import AudioError, load_window
+from ser.features import FEATURES_FILE, FUNCTIONALS_FILE, INDEX_FILE, load_functionals
+from ser.fetch import sha256_of
+from ser.functionals import MIN_SECONDS, SIZES, functionals
+from ser.featurize import FeatureCache, FeaturizeError, Settings, featurize_corpus
+from ser.params import AudioParams, AugmentParams, FeatureParams, FeaturizeParams
+from ser.tables import read_clips
+
+SR = 16_000
+AUDIO = AudioParams(sr=SR, offset=0.1, duration=0.8, res_type="soxr_hq")
+AUGMENT = AugmentParams(copies=1, seed=3, noise_snr_db=[10.0, 30.0], shift_s=0.0, pitch_semitones=0.0, tempo=[], gain_db=3.0)
+MANIFEST_COLUMNS = ["file", "source", "corpus", "speaker", "text", "label", "sha256", "emotion"]
+
+
+def feature_params(functionals_kind: str = "egemaps") -> FeatureParams:
+    return FeatureParams(kind="mfcc", n_mfcc=13, n_mels=40, n_fft=512, hop_length=256, functionals=functionals_kind)
+
+
+def run_params(cache: str | Path = "") -> FeaturizeParams:
+    return FeaturizeParams(workers=1, scheduler="", batch_size=2, cache=str(cache), cache_limit_gb=1.0)
+
+
+@pytest.fixture(autouse=True)
+def _no_user_cache(tmp_path, monkeypatch):
+    """``~`` is a temporary directory: nothing here can touch the user's feature cache."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+
+
+def write_corpus(raw: Path, write_tone, clips: list[tuple[str, str, float, float]]) -> pd.DataFrame:
+    """Write ``(speaker, text, seconds, f0)`` clips under ``raw`` and return their manifest (the columns
+    featurize reads)."""
+    rows = []
+    for speaker, text, seconds, f0 in clips:
+        source = f"{speaker}_sad/{speaker}_{text}_sad.wav"
+        file = f"tess/audio/{source}"
+        write_tone(raw / file, sr=SR, seconds=seconds, f0=f0, seed=int(f0))
+        rows.append({"file": file, "source": source, "corpus": "tess", "speaker": f"tess/{speaker}", "text": text,
+                     "label": "sad", "sha256": sha256_of(raw / file), "emotion": "sad"})
+    return pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+
+
+CLIPS = [("OAF", "back", 0.7, 150.0), ("YAF", "dog", 1.0, 240.0), ("OAF", "bar", 0.15, 190.0)]
+"""The last clip is 0.05 s long after the 0.1 s offset: shorter than MIN_SECONDS, so padded."""
+
+
+# --- one window ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["egemaps", "compare"])
+def test_functionals_have_the_feature_sets_size_and_are_finite_float32(kind):
+    values = functionals(make_tone(SR, 1.0), SR, kind)
+    assert values.shape == (SIZES[kind],)
+    assert SIZES[kind] == {"egemaps": 88, "compare": 6373}[kind]
+    assert values.dtype == np.float32
+    assert np.all(np.isfinite(values))
+    assert np.count_nonzero(values) > SIZES[kind] // 2  # real descriptors, not a zero vector
+
+
+def test_no_functionals_is_an_empty_float32_vector():
+    values = functionals(make_tone(SR, 1.0), SR, "none")
+    assert values.shape == (0,)
+    assert values.dtype == np.float32
+
+
+@pytest.mark.parametrize("kind", ["egemaps", "compare"])
+def test_functionals_are_deterministic_and_do_not_change_the_input(kind):
+    signal = make_tone(SR, 0.8, seed=4).astype(np.float32)
+    before = signal.copy()
+    first = functionals(signal, SR, kind)
+    second = functionals(signal.copy(), SR, kind)
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_array_equal(signal, before)
+
+
+def test_float64_and_float32_samples_give_the_same_functionals():
+    signal = make_tone(SR, 0.8, seed=5)
+    np.testing.assert_array_equal(functionals(signal, SR, "egemaps"), functionals(signal.astype(np.float32), SR, "egemaps"))
+
+
+@pytest.mark.parametrize("kind", ["egemaps", "compare"])
+def test_other_signals_give_other_functionals(kind):
+    low = functionals(make_tone(SR, 1.0, seed=1, f0=120.0), SR, kind)
+    high = functionals(make_tone(SR, 1.0, seed=1, f0=280.0), SR, kind)
+    quiet = functionals(make_tone(SR, 1.0, seed=1, f0=120.0, amplitude=0.05), SR, kind)
+    assert np.count_nonzero(low != high) > SIZES[kind] // 4
+    assert np.count_nonzero(low != quiet) > 0
+
+
+@pytest.mark.parametrize("f0", [150.0, 240.0])
+def test_pitch_functional_follows_the_fundamental(f0):
+    """eGeMAPS' first functional is the mean F0 in semitones above 27.5 Hz: it finds a clean harmonic
+    tone's pitch, so the samples and their rate reach openSMILE as they are."""
+    t = np.arange(SR) / SR
+    tone = 0.5 * np.sin(2 * np.pi * f0 * t) + 0.2 * np.sin(4 * np.pi * f0 * t)
+    values = functionals(tone, SR, "egemaps")
+    assert values[0] == pytest.approx(12 * np.log2(f0 / 27.5), abs=0.5)
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.01, 0.05, MIN_SECONDS - 1 / SR])
+@pytest.mark.parametrize("kind", ["egemaps", "compare"])
+def test_windows_shorter_than_the_minimum_are_padded(kind, seconds):
+    samples = make_tone(SR, 0.5, seed=2)[: int(round(seconds * SR))]
+    values = functionals(samples, SR, kind)
+    assert values.shape == (SIZES[kind],)
+    assert values.dtype == np.float32
+    assert np.all(np.isfinite(values))
+    # zero-padding to the minimum is what "padded" means: the explicitly padded window gives the same values
+    padded = np.pad(samples.astype(np.float32), (0, int(MIN_SECONDS * SR) - len(samples)))
+    np.testing.assert_array_equal(values, functionals(padded, SR, kind))
+
+
+def test_a_short_window_still_describes_its_signal():
+    short = functionals(make_tone(SR, 0.06, seed=1, f0=150.0), SR, "egemaps")
+    other = functionals(make_tone(SR, 0.06, seed=1, f0=300.0, amplitude=0.1), SR, "egemaps")
+    assert not np.array_equal(short, other)
+
+
+@pytest.mark.filterwarnings("ignore:Segment too short")
+def test_the_name_is_in_the_error_when_openSMILE_gives_nothing_usable():
+    """A window openSMILE cannot describe (here, 2-D samples) fails with the clip's name."""
+    with pytest.raises(AudioError, match=r"^clip7\.wav: openSMILE eGeMAPSv02"):
+        functionals(make_tone(SR, 0.5, channels=2), SR, "egemaps", name="clip7.wav")
+
+
+# --- the cache key -------------------------------------------------------------------------------------
+
+
+def _keys(kind: str) -> tuple[str, str]:
+    cache = FeatureCache("", 1.0, Settings(AUDIO, feature_params(kind), AUGMENT))
+    return cache.key("ab" * 32, 0), cache.key("ab" * 32, 1)
+
+
+def test_the_cache_key_changes_with_the_functionals():
+    keys = {kind: _keys(kind) for kind in ("egemaps", "compare", "none")}
+    assert len({clip for clip, _ in keys.values()}) == 3
+    assert keys["egemaps"] == _keys("egemaps")  # and only with them
+    for clip, copy in keys.values():
+        assert clip.endswith("/" + "ab" * 32 + "/0") and copy.endswith("/" + "ab" * 32 + "/1")
+
+
+# --- featurize -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["egemaps", "none"])
+def test_featurize_writes_one_row_of_functionals_per_clip(tmp_path, write_tone, kind):
+    raw = tmp_path / "raw"
+    manifest = write_corpus(raw, write_tone, CLIPS)
+    out = tmp_path / "out"
+    featurize_corpus(manifest, raw, out, Settings(AUDIO, feature_params(kind), AUGMENT), run_params())
+    described = load_functionals(out)
+    assert (out / FUNCTIONALS_FILE).is_file()
+    assert described.shape == (len(manifest), SIZES[kind])
+    assert described.dtype == np.float32
+    assert len(np.load(out / FEATURES_FILE)) == len(read_clips(out / INDEX_FILE)) == len(manifest)
+    for row, file in enumerate(manifest["file"]):  # manifest order; each row the clip's own window's values
+        expected = functionals(load_window(raw / file, AUDIO), SR, kind)
+        np.testing.assert_allclose(described[row], expected, rtol=1e-5, atol=1e-5)
+    if kind != "none":
+        assert np.all(np.isfinite(described))
+        assert not np.array_equal(described[0], described[1])
+
+
+def test_featurize_functionals_from_the_cache_are_the_computed_ones(tmp_path, write_tone):
+    raw = tmp_path / "raw"
+    manifest = write_corpus(raw, write_tone, CLIPS[:2])
+    cache = tmp_path / "cache"
+    settings = Settings(AUDIO, feature_params("egemaps"), AUGMENT)
+    first = featurize_corpus(manifest, raw, tmp_path / "a", settings, run_params(cache))
+    second = featurize_corpus(manifest, raw, tmp_path / "b", settings, run_params(cache))
+    assert first.computed == 4 and (second.computed, second.cached) == (0, 4)
+    assert (tmp_path / "a" / FUNCTIONALS_FILE).read_bytes() == (tmp_path / "b" / FUNCTIONALS_FILE).read_bytes()
+    # other functionals: the cached entries do not apply, and the new width is written
+    other = featurize_corpus(manifest, raw, tmp_path / "c", Settings(AUDIO, feature_params("none"), AUGMENT), run_params(cache))
+    assert other.computed == 4
+    assert load_functionals(tmp_path / "c").shape == (2, 0)
+
+
+def test_featurize_with_compare_writes_its_width(tmp_path, write_tone):
+    raw = tmp_path / "raw"
+    manifest = write_corpus(raw, write_tone, CLIPS[:1])
+    featurize_corpus(manifest, raw, tmp_path / "out", Settings(AUDIO, feature_params("compare"), AUGMENT), run_params())
+    assert load_functionals(tmp_path / "out").shape == (1, SIZES["compare"])
+
+
+@pytest.mark.parametrize("damage", ["garbage", "header_only", "empty"])
+def test_unreadable_audio_is_named_in_the_error(tmp_path, write_tone, damage):
+    raw = tmp_path / "raw"
+    manifest = write_corpus(raw, write_tone, CLIPS[:2])
+    bad = raw / manifest["file"].iloc[1]
+    data = bad.read_bytes()
+    bad.write_bytes({"garbage": b"RIFF" + b"\x00" * 8 + b"not a wave file" * 8, "header_only": data[:30], "empty": b""}[damage])
+    manifest.loc[1, "sha256"] = sha256_of(bad)
+    with pytest.raises(FeaturizeError) as info:
+        featurize_corpus(manifest, raw, tmp_path / "out", Settings(AUDIO, feature_params("egemaps"), AUGMENT), run_params())
+    message = str(info.value)
+    assert message.startswith("1 clip(s) could not be featurized:")
+    assert str(bad) in message
+    assert manifest["file"].iloc[0] not in message
+
+
+def _truncate(path: Path, seconds: float) -> None:
+    """Cut a 16-bit mono WAV after ``seconds`` of samples, leaving its header's sizes as they were."""
+    data = path.read_bytes()
+    path.write_bytes(data[: 44 + 2 * int(seconds * SR)])
+
+
+def test_truncated_audio_uses_what_is_left(tmp_path, write_tone):
+    """A WAV cut short in its data: the samples left past the offset are used (0.02 s: padded functionals)."""
+    raw = tmp_path / "raw"
+    manifest = write_corpus(raw, write_tone, CLIPS[:2])
+    cut = raw / manifest["file"].iloc[1]
+    _truncate(cut, 0.12)
+    manifest.loc[1, "sha256"] = sha256_of(cut)
+    out = tmp_path / "out"
+    featurize_corpus(manifest, raw, out, Settings(AUDIO, feature_params("egemaps"), AUGMENT), run_params())
+    described = load_functionals(out)
+    assert described.shape == (2, SIZES["egemaps"]) and np.all(np.isfinite(described))
+    window = load_window(cut, AUDIO)
+    assert len(window) < MIN_SECONDS * SR
+    np.testing.assert_allclose(described[1], functionals(window, SR, "egemaps"), rtol=1e-5, atol=1e-5)
+
+
+def test_truncated_audio_without_samples_past_the_offset_is_named(tmp_path, write_tone):
+    raw = tmp_path / "raw"
+    manifest = write_corpus(raw, write_tone, CLIPS[:2])
+    cut = raw / manifest["file"].iloc[0]
+    _truncate(cut, 0.06)
+    manifest.loc[0, "sha256"] = sha256_of(cut)
+    with pytest.raises(FeaturizeError) as info:
+        featurize_corpus(manifest, raw, tmp_path / "out", Settings(AUDIO, feature_params("egemaps"), AUGMENT), run_params())
+    message = str(info.value)
+    assert message.startswith("1 clip(s) could not be featurized:")
+    assert f"{cut}: clip is 0.060 s long, not longer than audio.offset=0.1 s" in message
+    assert manifest["file"].iloc[1] not in message
