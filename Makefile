@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup run test experiments study clean
+.PHONY: setup run test experiments tuning clean
 
 setup: $(VENV)/.installed
 
@@ -52,7 +52,7 @@ experiments: setup
 # The study behind the default params (speaker protocol): each idea on its own. The default was
 # chosen by validation scores only (val_loss in reports/train/metrics.json: the folds' mean on
 # validation speakers carved from each fold's training speakers, never its test speakers).
-study: setup
+tuning: setup
 	$(QUEUE) -n bigru-speaker $(BIGRU)
 	$(QUEUE) -n logreg-speaker $(LOGREG)
 	$(QUEUE) -n logreg-no-functionals $(LOGREG) -S features.functionals=none

@@ -23,7 +23,8 @@ from ser.augment import (
     time_shift,
     time_stretch,
 )
-from ser.params import AugmentParams, ParamsError, validate_params
+from ser.params import AugmentParams, validate_params
+from test_params import _errors, _names_key
 
 SR = 16_000
 OFF = {"copies": 1, "seed": 0, "noise_snr_db": [], "shift_s": 0.0, "pitch_semitones": 0.0, "tempo": [], "gain_db": 0.0}
@@ -518,18 +519,6 @@ def test_codec_in_augment_clip_survives_the_top_of_its_quality_range():
 
 
 # --- validation of the realistic transforms' params (as test_params.py) ------------------------------
-
-
-def _errors(raw) -> str:
-    with pytest.raises(ParamsError) as info:
-        validate_params(raw)
-    return str(info.value)
-
-
-def _names_key(message: str, dotted: str) -> bool:
-    """The message names ``section.key`` (field errors) or ``section: key`` (cross-field checks)."""
-    section, _, leaf = dotted.rpartition(".")
-    return dotted in message or (f"{section}: " in message and leaf in message)
 
 
 PROBABILITIES = ["reverb_prob", "telephone_prob", "codec_prob"]

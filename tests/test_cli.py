@@ -358,6 +358,26 @@ def test_adapt_normalizes_with_the_files_own_statistics(capsys, model, predictor
     assert max(np.abs(adapted[str(p)] - default[str(p)]).max() for p in paths) > 1e-3
 
 
+def test_adapt_folder_takes_each_folder_as_one_speaker(capsys, model, predictor, tmp_path, write_tone):
+    """--adapt folder equals --adapt run on each folder alone, and differs from one speaker for all."""
+    folders = {
+        name: [write_tone(tmp_path / name / f"c{k}.wav", sr=16000, seconds=1.4 + 0.2 * k, seed=k + offset, f0=f0 + 15 * k)
+               for k in range(3)]
+        for name, offset, f0 in (("alice", 0, 210.0), ("bob", 10, 105.0))
+    }
+    code, out, _ = run(capsys, "predict", str(tmp_path), "--model", model, "--format", "json", "--adapt", "folder")
+    assert code == 0
+    by_folder = json_probabilities(out)
+    assert len(by_folder) == 6
+    for paths in folders.values():
+        expected = predictor.predict([predictor.clip_features(p, str(p)) for p in paths], adapt=True)
+        for path, prediction in zip(paths, expected):
+            np.testing.assert_allclose(by_folder[str(path)], prediction.probabilities, atol=1e-6, rtol=0)
+    code, out, _ = run(capsys, "predict", str(tmp_path), "--model", model, "--format", "json", "--adapt")
+    together = json_probabilities(out)
+    assert max(np.abs(together[p] - by_folder[p]).max() for p in by_folder) > 1e-3
+
+
 def test_adapt_leaves_out_the_files_that_fail(capsys, model, predictor, clips, bad_files):
     paths = [*map(str, clips), str(bad_files["silent"]), str(bad_files["not audio"])]
     code, out, err = run(capsys, "predict", *paths, "--model", model, "--format", "json", "--adapt")
