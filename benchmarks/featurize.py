@@ -29,7 +29,7 @@ SIDES = {"tutorial": None, "pipeline, 1 worker": 1, "pipeline, all cores": 0}
 CORPORA = ("tess",)  # the tutorial's corpus
 TUTORIAL_AUDIO = {"sr": 22050, "offset": 0.5, "duration": 3.0, "res_type": "soxr_hq"}  # librosa.load's defaults
 TUTORIAL_FEATURES = {  # librosa's mfcc; no openSMILE functionals (the tutorial has none)
-    "kind": "mfcc", "n_mfcc": 40, "n_mels": 128, "n_fft": 2048, "hop_length": 512, "functionals": "none",
+    "kind": "mfcc", "n_mfcc": 40, "n_mels": 128, "n_fft": 2048, "hop_length": 512, "functionals": [],
 }
 
 

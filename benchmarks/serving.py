@@ -131,7 +131,7 @@ def normalization_accuracy(group_sizes: tuple[int, ...] = (5, 20, 100)) -> dict:
     for fold_dir in folds:
         predictor = Predictor(fold_dir, threads=0)
         test = (read_clips(fold_dir / "split.csv")["part"] == "test").to_numpy()
-        values, valid, described = features[test], index["valid_frames"][test].to_numpy(), functionals[test]
+        values, valid, described = features[test], index["valid_frames"][test].to_numpy(), {kind: found[test] for kind, found in functionals.items()}
         speakers, actual = index["speaker"][test].to_numpy(dtype=str), index["emotion"][test].to_numpy()
 
         def hits(groups: np.ndarray) -> int:

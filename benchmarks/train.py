@@ -82,7 +82,7 @@ def main() -> dict:
                 "accuracy": scores["accuracy"],
                 "committed_accuracy": committed.get("folds", {}).get(fold, {}).get("accuracy"),
             }
-    members = [member.arch for member in params.model.member_params()]
+    members = list(params.model.members) or [params.model.arch]
     result = {"model": params.model.arch, "members": members, "total_s": time.perf_counter() - total_start, "folds": folds}
     for fold, figures in folds.items():
         epochs = "; ".join(

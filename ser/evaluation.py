@@ -131,7 +131,9 @@ def adaptation_groups(speakers: np.ndarray, clips: int, seed: int = 0) -> np.nda
     return groups.astype(str)
 
 
-def evaluate_model(model_dir: Path, features: np.ndarray, index: pd.DataFrame, functionals: np.ndarray) -> tuple[pd.DataFrame, dict, dict]:
+def evaluate_model(
+    model_dir: Path, features: np.ndarray, index: pd.DataFrame, functionals: dict[str, np.ndarray]
+) -> tuple[pd.DataFrame, dict, dict]:
     """Predictions and scores of the model saved in ``model_dir`` on its test part, and its metadata.
 
     The model is run as it is served (its ONNX graph, through :class:`ser.inference.Predictor`).
@@ -144,7 +146,8 @@ def evaluate_model(model_dir: Path, features: np.ndarray, index: pd.DataFrame, f
     speakers = index["speaker"].to_numpy(dtype=str)
 
     def scored(groups: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        inputs = graph_inputs(features[rows], index["valid_frames"][rows].to_numpy(), functionals[rows], groups, predictor.params, predictor.reference)
+        described = {kind: values[rows] for kind, values in functionals.items()}
+        inputs = graph_inputs(features[rows], index["valid_frames"][rows].to_numpy(), described, groups, predictor.params, predictor.reference)
         return predictor.probabilities(inputs)
 
     # a test speaker's statistics come from all their clips, as in training (under text and random,

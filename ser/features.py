@@ -31,7 +31,8 @@ from ser.tables import read_clips
 FEATURES_FILE = "features.npy"
 INDEX_FILE = "index.csv"
 AUGMENTED_FILE = "augmented.npy"
-FUNCTIONALS_FILE = "functionals.npy"
+FUNCTIONALS_FILE = "functionals_{}.npy"
+"""The clips' functionals of one set (``features.functionals``), one row per clip."""
 AUGMENTED_INDEX_FILE = "augmented.csv"
 PARAMS_FILE = "params.json"
 INDEX_COLUMNS = ["file", "corpus", "speaker", "text", "emotion", "valid_frames"]
@@ -107,9 +108,10 @@ def load_features(feature_dir: Path) -> tuple[np.ndarray, pd.DataFrame, dict]:
     return np.load(feature_dir / FEATURES_FILE), read_clips(feature_dir / INDEX_FILE), params
 
 
-def load_functionals(feature_dir: Path) -> np.ndarray:
-    """The clips' openSMILE functionals, ``(clips, width)`` (width 0 under ``functionals: none``)."""
-    return np.load(feature_dir / FUNCTIONALS_FILE)
+def load_functionals(feature_dir: Path) -> dict[str, np.ndarray]:
+    """The clips' openSMILE functionals, ``(clips, width)``, of each set that featurize computed."""
+    sets = json.loads((feature_dir / PARAMS_FILE).read_text())["features"]["functionals"]
+    return {kind: np.load(feature_dir / FUNCTIONALS_FILE.format(kind)) for kind in sets}
 
 
 def load_augmented(feature_dir: Path) -> tuple[np.ndarray, pd.DataFrame]:

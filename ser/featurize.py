@@ -49,12 +49,12 @@ from ser.features import (
     AUGMENTED_FILE, AUGMENTED_INDEX_FILE, FEATURES_FILE, FUNCTIONALS_FILE, INDEX_COLUMNS, INDEX_FILE, PARAMS_FILE,
     batch_frame_features, feature_shape,
 )
-from ser.functionals import SIZES, functionals
+from ser.functionals import SIZES, functional_sets
 from ser.params import AudioParams, AugmentParams, FeatureParams, FeaturizeParams
 
 BATCHES_PER_WORKER = 4  # batches in flight per worker: enough to keep workers busy, few enough to bound memory
-Features = tuple[np.ndarray, int, np.ndarray]
-"""(frames, channels) values, the count of real frames, and the clip's functionals (none for copies)."""
+Features = tuple[np.ndarray, int, dict[str, np.ndarray]]
+"""(frames, channels) values, the count of real frames, and the clip's functionals by set (none for copies)."""
 
 
 class FeaturizeError(RuntimeError):
@@ -104,14 +104,13 @@ def compute_batch(tasks: list[ClipTask], settings: Settings) -> list[ClipResult]
     BLAS runs on one thread: the workers are the parallelism.
     """
     results, clips, slots = [], [], []
-    kind, sr = settings.features.functionals, settings.audio.sr
-    none = functionals(np.zeros(0), sr, "none")
+    kinds, sr = settings.features.functionals, settings.audio.sr
     with threadpool_limits(limits=1):
         for task in tasks:
             result = ClipResult()
             try:
                 variants = _variants(task, settings)
-                described = [functionals(clip, sr, kind, task.name) if copy == 0 else none for copy, clip in zip(task.variants, variants)]
+                described = [functional_sets(clip, sr, kinds if copy == 0 else [], task.name) for copy, clip in zip(task.variants, variants)]
             except AudioError as exc:
                 result.error = str(exc)
                 variants, described = [], []
@@ -324,8 +323,8 @@ def featurize_corpus(
     copies = settings.augment.copies
     variants = tuple(range(copies + 1))
     shape = feature_shape(settings.audio, settings.features)
-    width = SIZES[settings.features.functionals]
-    blank = (np.zeros(shape, np.float32), 0, np.zeros(width, np.float32))  # rows of failed clips, never used: the run fails
+    kinds = settings.features.functionals
+    blank = (np.zeros(shape, np.float32), 0, {k: np.zeros(SIZES[k], np.float32) for k in kinds})  # failed clips' rows: the run fails
     out_dir.mkdir(parents=True, exist_ok=True)
     valid = np.zeros((len(manifest), len(variants)), dtype=np.int64)
     errors: list[str] = []
@@ -337,7 +336,7 @@ def featurize_corpus(
             stack.enter_context(NpyWriter(out_dir / FEATURES_FILE, (len(manifest), *shape))),
             stack.enter_context(NpyWriter(out_dir / AUGMENTED_FILE, (len(manifest) * copies, *shape))),
         ]
-        described = stack.enter_context(NpyWriter(out_dir / FUNCTIONALS_FILE, (len(manifest), width)))
+        described = {k: stack.enter_context(NpyWriter(out_dir / FUNCTIONALS_FILE.format(k), (len(manifest), SIZES[k]))) for k in kinds}
         progress = stack.enter_context(tqdm(total=len(manifest), desc="featurize", unit="clip"))
         batches = _batches(manifest, raw_dir, cache, variants, params.batch_size)
         window = BATCHES_PER_WORKER * slots
@@ -348,8 +347,8 @@ def featurize_corpus(
                 for copy in variants:
                     values, valid[row, copy], utterance = found.get(copy, blank)
                     writers[min(copy, 1)].append(values)
-                    if copy == 0:
-                        described.append(utterance)
+                    for kind in kinds if copy == 0 else []:
+                        described[kind].append(utterance[kind])
                 row += 1
             progress.update(len(batch.cached))
     if errors:

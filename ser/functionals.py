@@ -10,6 +10,7 @@ package on the same window as the frame features (:func:`ser.audio.load_window`)
 from __future__ import annotations
 
 import functools
+from typing import Sequence
 
 import numpy as np
 
@@ -44,3 +45,8 @@ def functionals(samples: np.ndarray, sr: int, kind: str, name: str = "clip") -> 
     if values.shape != (1, SIZES[kind]) or not np.all(np.isfinite(values)):
         raise AudioError(f"{name}: openSMILE {FEATURE_SETS[kind]} gave no usable functionals")
     return values[0]
+
+
+def functional_sets(samples: np.ndarray, sr: int, kinds: Sequence[str], name: str = "clip") -> dict[str, np.ndarray]:
+    """The functionals of each set in ``kinds``, by set."""
+    return {kind: functionals(samples, sr, kind, name) for kind in kinds}

@@ -30,11 +30,12 @@ from typing import Sequence
 
 import numpy as np
 import soundfile as sf
+from pydantic import ValidationError
 
 from ser.audio import AudioError, AudioSource, load_window
 from ser.features import batch_frame_features
-from ser.functionals import functionals
-from ser.inputs import Stats, input_kind, model_inputs
+from ser.functionals import functional_sets
+from ser.inputs import Stats, input_name, member_functionals, model_inputs
 from ser.params import AudioParams, FeatureParams, ModelParams
 
 MODEL_FILE = "model.keras"
@@ -66,7 +67,7 @@ class ClipFeatures:
     starts: list[float]
     values: np.ndarray
     valid_frames: np.ndarray
-    functionals: np.ndarray
+    functionals: dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -200,16 +201,17 @@ def saved_reference_stats(meta: dict) -> dict[str, Stats]:
 
 
 def graph_inputs(
-    values: np.ndarray, valid_frames: np.ndarray, functionals: np.ndarray | None, speakers: np.ndarray,
+    values: np.ndarray, valid_frames: np.ndarray, functionals: dict[str, np.ndarray] | None, speakers: np.ndarray,
     params: ModelParams, reference: dict[str, Stats],
 ) -> dict[str, np.ndarray]:
-    """The served graph's inputs, by kind, for clips of the given ``speakers`` (each speaker's
+    """The served graph's inputs, by name, for clips of the given ``speakers`` (each speaker's
     statistics come from their clips here, shrunk toward the ``reference``)."""
     inputs = {}
     for member in params.member_params():
-        kind = input_kind(member.arch)
-        if kind not in inputs:
-            inputs[kind] = model_inputs(values, valid_frames, speakers, member, functionals=functionals, reference=reference.get(kind))
+        name = input_name(member)
+        if name not in inputs:
+            inputs[name] = model_inputs(values, valid_frames, speakers, member, functionals=member_functionals(member, functionals),
+                                        reference=reference.get(name))
     return inputs
 
 
@@ -233,12 +235,15 @@ class Predictor:
         self.session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self.input_names = {node.name for node in self.session.get_inputs()}
         self.classes: tuple[str, ...] = tuple(self.meta["classes"])
-        self.audio = AudioParams(**self.meta["audio"])
-        self.features = FeatureParams(**self.meta["features"])
-        self.params = ModelParams(**self.meta["model"])
+        try:
+            self.audio = AudioParams(**self.meta["audio"])
+            self.features = FeatureParams(**self.meta["features"])
+            self.params = ModelParams(**self.meta["model"])
+        except (ValidationError, KeyError, TypeError):
+            raise ModelError(f"{self.model_dir / META_FILE} was saved by another version: rerun the train stage (`dvc repro train`)") from None
         self.reference = saved_reference_stats(self.meta)
-        kinds = {input_kind(member.arch) for member in self.params.member_params()}
-        if kinds != self.input_names or (self.params.normalize == "speaker" and set(self.reference) != kinds):
+        names = {input_name(member) for member in self.params.member_params()}
+        if names != self.input_names or (self.params.normalize == "speaker" and set(self.reference) != names):
             raise ModelError(f"{self.model_dir} was saved by an older version: rerun the train stage (`dvc repro train`)")
 
     def clip_features(self, source: AudioSource, name: str | None = None) -> ClipFeatures:
@@ -248,7 +253,8 @@ class Predictor:
         computed = batch_frame_features(windows, self.audio, self.features)
         values = np.stack([values for values, _ in computed])
         valid = np.array([valid for _, valid in computed])
-        described = np.stack([functionals(window, self.audio.sr, self.features.functionals, name) for window in windows])
+        sets = [functional_sets(window, self.audio.sr, sorted(self.params.functional_sets()), name) for window in windows]
+        described = {kind: np.stack([found[kind] for found in sets]) for kind in sets[0]}
         return ClipFeatures(name, duration, starts, values, valid, described)
 
     def probabilities(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -261,7 +267,7 @@ class Predictor:
             return []
         values = np.concatenate([clip.values for clip in clips])
         valid = np.concatenate([clip.valid_frames for clip in clips])
-        described = np.concatenate([clip.functionals for clip in clips])
+        described = {kind: np.concatenate([clip.functionals[kind] for clip in clips]) for kind in clips[0].functionals}
         if speakers is None:
             speakers = ["adapted"] * len(clips) if adapt else [str(number) for number in range(len(clips))]
         groups = np.repeat(np.asarray(speakers, dtype=str), [len(clip.starts) for clip in clips])

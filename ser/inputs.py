@@ -10,8 +10,9 @@ reads one kind of input (:func:`input_kind`):
   padded frames are zero and the last channel is 1 on real frames, 0 on
   padding, so that a model pools over real audio only;
 - ``utterance`` (utterance classifiers): one vector per clip, the openSMILE
-  functionals followed by the mean and standard deviation of each frame
-  channel over the clip's real frames.
+  functionals of ``model.functionals`` (a set that featurize computed, see
+  ``features.functionals``) followed by the mean and standard deviation of
+  each frame channel over the clip's real frames.
 
 Normalization (``model.normalize``), per channel: ``utterance`` standardizes
 each clip's frames on its own; ``speaker`` standardizes each speaker's clips
@@ -42,6 +43,22 @@ def input_kind(arch: str) -> str:
     if arch == "seed_lstm":
         return POOLED
     return UTTERANCE if arch in CLASSIFIERS else FRAMES
+
+
+def input_name(params: ModelParams) -> str:
+    """The name of the served graph's input that ``params``' model reads: its kind, and for an
+    utterance classifier the functional set it reads (``utterance_egemaps``)."""
+    kind = input_kind(params.arch)
+    return f"{kind}_{params.functionals}" if kind == UTTERANCE and params.functionals != "none" else kind
+
+
+def member_functionals(params: ModelParams, functionals: Mapping[str, np.ndarray] | None) -> np.ndarray | None:
+    """The functionals ``params``' model reads, from the sets computed (``None`` if it reads none)."""
+    if input_kind(params.arch) != UTTERANCE or params.functionals == "none":
+        return None
+    if functionals is None or params.functionals not in functionals:
+        raise ValueError(f"{params.arch} reads {params.functionals} functionals, which were not computed (features.functionals)")
+    return functionals[params.functionals]
 
 
 def frame_mask(valid_frames: np.ndarray, n_frames: int) -> np.ndarray:

@@ -28,8 +28,10 @@ CLASSIFIERS = ("logreg",)
 ENSEMBLE = "ensemble"
 ARCHS = (*NETWORKS, *CLASSIFIERS, ENSEMBLE)
 FEATURE_KINDS = ("mfcc", "logmel")
-FUNCTIONALS = ("egemaps", "compare", "none")
-"""openSMILE functionals per clip: eGeMAPSv02 (88), ComParE_2016 (6373), or none."""
+FUNCTIONALS = ("egemaps", "compare")
+"""openSMILE functional sets: eGeMAPSv02 (88), ComParE_2016 (6373)."""
+MEMBER = rf"^({'|'.join(NETWORKS)}|({'|'.join(CLASSIFIERS)})(:({'|'.join(FUNCTIONALS)}))?)$"
+"""An ensemble member: an architecture, and for a classifier optionally ``:<functional set>`` (e.g. ``logreg:compare``)."""
 BALANCES = ("none", "corpus", "speaker")
 NORMALIZATIONS = ("none", "utterance", "speaker")
 MAX_SEED = 2**32 - 1
@@ -92,12 +94,16 @@ class FeatureParams(_Section):
     n_mels: int = Field(gt=0, le=512)
     n_fft: int = Field(ge=16, le=65_536)
     hop_length: int = Field(gt=0)
-    functionals: Literal[FUNCTIONALS] = "none"  # type: ignore[valid-type]
+    functionals: list[Literal[FUNCTIONALS]] = Field(  # type: ignore[valid-type]
+        default_factory=list, max_length=len(FUNCTIONALS), description="openSMILE functional sets computed per clip"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureParams:
         if self.n_fft % 2:
             raise ValueError(f"n_fft must be even, got {self.n_fft}")
+        if len(set(self.functionals)) < len(self.functionals):
+            raise ValueError(f"functionals must not repeat a set, got {self.functionals}")
         if self.hop_length > self.n_fft:
             raise ValueError(f"hop_length ({self.hop_length}) must not exceed n_fft ({self.n_fft})")
         if self.kind == "mfcc" and self.n_mfcc > self.n_mels:
@@ -186,16 +192,23 @@ class ModelParams(_Section):
     shrinkage: float = Field(0.0, ge=0, le=1e6, description="speaker statistics shrink toward the training "
                              "population's as if it added this many clips (normalize: speaker)")
     logreg_c: float = Field(1.0, gt=0, le=1e6, description="logreg: inverse L2 regularization strength")
-    members: list[Literal[(*NETWORKS, *CLASSIFIERS)]] = Field(  # type: ignore[valid-type]
-        default_factory=list, max_length=8, description="ensemble: the member architectures, probabilities averaged"
+    functionals: Literal[(*FUNCTIONALS, "none")] = Field(  # type: ignore[valid-type]
+        "none", description="the functional set an utterance classifier reads besides the frame statistics"
+    )
+    members: list[str] = Field(
+        default_factory=list, max_length=8, description="ensemble: the members (arch, or classifier:functionals), probabilities averaged"
     )
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelParams:
         if any(units <= 0 for units in self.dense_units):
             raise ValueError(f"dense_units must all be > 0, got {self.dense_units}")
-        if self.arch == ENSEMBLE and len(set(self.members)) < 2:
-            raise ValueError(f"an ensemble needs at least two different members, got {self.members}")
+        if bad := [member for member in self.members if not re.fullmatch(MEMBER, member)]:
+            raise ValueError(f"members must be architectures, or {'|'.join(CLASSIFIERS)}:<{'|'.join(FUNCTIONALS)}>, got {bad}")
+        if self.arch == ENSEMBLE:
+            distinct = {(member.arch, member.functionals if member.arch in CLASSIFIERS else "") for member in self.member_params()}
+            if len(self.members) < 2 or len(distinct) < len(self.members):
+                raise ValueError(f"ensemble members must be at least two, none repeated (the same model twice), got {self.members}")
         if self.arch != ENSEMBLE and self.members:
             raise ValueError(f"members are for arch ensemble, not {self.arch}")
         return self
@@ -204,7 +217,15 @@ class ModelParams(_Section):
         """The params of each model to train: the ensemble's members, or this model alone."""
         if self.arch != ENSEMBLE:
             return [self]
-        return [self.model_copy(update={"arch": arch, "members": []}) for arch in self.members]
+        members = []
+        for member in self.members:
+            arch, _, functionals = member.partition(":")
+            members.append(self.model_copy(update={"arch": arch, "members": [], "functionals": functionals or self.functionals}))
+        return members
+
+    def functional_sets(self) -> set[str]:
+        """The functional sets the model's classifiers read."""
+        return {m.functionals for m in self.member_params() if m.arch in CLASSIFIERS and m.functionals != "none"}
 
 
 class TrainParams(_Section):
@@ -235,6 +256,12 @@ class Params(_Section):
     train: TrainParams
     serve: ServeParams = ServeParams()
 
+    @model_validator(mode="after")
+    def _functionals_computed(self) -> Params:
+        if missing := sorted(self.model.functional_sets() - set(self.features.functionals)):
+            raise ValueError(f"model reads functionals {missing} that features.functionals {self.features.functionals} does not compute")
+        return self
+
 
 def describe_error(error: dict) -> str:
     """One pydantic error as ``key: message (got value)``."""
@@ -244,6 +271,8 @@ def describe_error(error: dict) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "missing":
         return f"{key}: missing"
+    if not error["loc"]:  # a check across sections: the input is the whole file
+        return f"{key}: {message}"
     return f"{key}: {message} (got {error['input']!r})"
 
 

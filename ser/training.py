@@ -20,7 +20,7 @@ from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
 from ser.inference import META_FILE, ONNX_FILE, SPLIT_FILE
-from ser.inputs import UTTERANCE, Stats, input_kind, model_inputs, speaker_stats
+from ser.inputs import UTTERANCE, Stats, input_kind, input_name, member_functionals, model_inputs, speaker_stats
 from ser.models import ensemble, linear
 from ser.models.networks import build_model
 from ser.params import ModelParams, TrainParams
@@ -69,12 +69,12 @@ class FoldData:
 
 @dataclass(frozen=True)
 class Clips:
-    """The cached features of every clip, their augmented copies, and the clips' functionals."""
+    """The cached features of every clip, their augmented copies, and the clips' functionals by set."""
 
     features: np.ndarray
     index: pd.DataFrame
     augmented: tuple[np.ndarray, pd.DataFrame]
-    functionals: np.ndarray | None = None
+    functionals: dict[str, np.ndarray] | None = None
 
 
 def reference_stats(clips: Clips, parts: np.ndarray, params: ModelParams) -> Stats | None:
@@ -83,7 +83,8 @@ def reference_stats(clips: Clips, parts: np.ndarray, params: ModelParams) -> Sta
     if params.normalize != "speaker":
         return None
     rows = np.isin(parts, [TRAIN, VALIDATION])
-    functionals = None if clips.functionals is None else clips.functionals[rows]
+    functionals = member_functionals(params, clips.functionals)
+    functionals = None if functionals is None else functionals[rows]
     pooled = np.zeros(int(rows.sum()), dtype=str)
     stats = speaker_stats(clips.features[rows], clips.index["valid_frames"][rows], pooled, params.deltas,
                           input_kind(params.arch), functionals)
@@ -100,13 +101,14 @@ def fold_data(clips: Clips, parts: np.ndarray, params: ModelParams, classes: Seq
     """
     index = clips.index
     kind = input_kind(params.arch)
+    functionals = member_functionals(params, clips.functionals)
     speakers = index["speaker"].to_numpy(dtype=str)
     stats = None
     if params.normalize == "speaker":
         reference = reference_stats(clips, parts, params)
         stats = speaker_stats(clips.features, index["valid_frames"], speakers, params.deltas, kind,
-                              clips.functionals, reference, params.shrinkage)
-    inputs = model_inputs(clips.features, index["valid_frames"], speakers, params, stats, clips.functionals)
+                              functionals, reference, params.shrinkage)
+    inputs = model_inputs(clips.features, index["valid_frames"], speakers, params, stats, functionals)
     fit_rows, val_rows = parts == TRAIN, parts == VALIDATION
     fit_index, fit_x = index[fit_rows].assign(copy=0), inputs[fit_rows]
     if kind != UTTERANCE:  # augmented copies have frames only
@@ -225,10 +227,10 @@ def train_member(
     if kind == UTTERANCE:
         classifier = linear.fit_classifier(data.fit_x, data.fit_y.argmax(axis=1), len(data.classes), params, data.fit_weights)
         val = classifier.predict_proba(data.val_x) if len(data.val_x) else np.zeros((0, len(data.classes)))
-        return Member(params, linear.export_onnx(classifier, data.fit_x.shape[1], kind), val)
+        return Member(params, linear.export_onnx(classifier, data.fit_x.shape[1], input_name(params)), val)
     network, history = train_model(data, params, train_params, live_dir, epochs=epochs)
     val = network.predict(data.val_x, verbose=0) if len(data.val_x) else np.zeros((0, len(data.classes)))
-    return Member(params, export_onnx(network, kind), val, network, history)
+    return Member(params, export_onnx(network, input_name(params)), val, network, history)
 
 
 def keras_file(arch: str) -> str:
@@ -315,7 +317,7 @@ def train_fold(
         temperature = ensemble.fit_temperature(mean, targets.argmax(axis=1)) if train_params.calibrate else 1.0
         summary.update(validation_scores(ensemble.calibrated(mean, temperature), targets))
     temperature = 1.0 if temperature is None else temperature
-    reference = {input_kind(m.arch): stats for m in params.member_params() if (stats := reference_stats(clips, parts, m)) is not None}
+    reference = {input_name(m): stats for m in params.member_params() if (stats := reference_stats(clips, parts, m)) is not None}
     return TrainedFold(members, temperature, {**summary, "temperature": temperature}, reference)
 
 

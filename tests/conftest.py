@@ -149,8 +149,13 @@ def tess_dir() -> Path:
 SERVED_CORPORA = {"tess": ("OAF", "YAF"), "ravdess": ("03",), "emovo": ("f1",)}
 """The corpora and speakers of the clips that ``served_model_dir`` was "trained" on."""
 SERVED_FOLDS = ("fold1", "fold2")
-SERVED_MEMBERS = ("logreg", "bigru")
-"""The served model is an ensemble, as params.yaml's: an utterance classifier and a frame network."""
+SERVED_MEMBERS = ("logreg", "logreg:compare", "bigru")
+"""The served model is an ensemble, as params.yaml's: an utterance classifier on eGeMAPS (``model.functionals``),
+one on ComParE, and a frame network."""
+SERVED_FUNCTIONALS = ("egemaps", "compare")
+"""The functional sets the served model's features compute (``features.functionals``)."""
+SERVED_INPUTS = ("utterance_egemaps", "utterance_compare", "frames")
+"""The served graph's inputs, one per member (``ser.inputs.input_name``)."""
 
 
 @dataclass(frozen=True)
@@ -161,40 +166,47 @@ class ServedModel:
     model_dir: Path
     network: object
     """The bigru member, a ``keras.Model`` (also saved as ``bigru.keras``)."""
-    classifier: object
-    """The logreg member, a fitted scikit-learn pipeline (saved only as part of ``model.onnx``)."""
+    classifiers: dict
+    """The logreg members by the input they read (``utterance_egemaps``, ``utterance_compare``), fitted
+    scikit-learn pipelines (saved only as part of ``model.onnx``)."""
 
 
 @pytest.fixture(scope="session")
 def served_model(tmp_path_factory, repo_params) -> ServedModel:
-    """A small seeded ensemble (logreg and bigru) saved as the train stage saves the deployable model
+    """A small seeded ensemble (logreg on eGeMAPS, logreg on ComParE, and a bigru) saved as the train stage
+    saves the deployable model
     (``models/``, fold ``all``, trained on every clip): the served ONNX graph, the network as Keras,
     split, and meta.json with the repo's audio/feature params, classes, folds, what it was trained on,
     temperature 1 and reference statistics of each input kind, from one synthetic clip per class
     from three corpora and four speakers.
 
-    The bigru is untrained and the logreg learned seven clips: tests compare paths (Keras and
+    The bigru is untrained and the logregs learned seven clips: tests compare paths (Keras and
     scikit-learn vs ONNX, CLI vs web app), not accuracy."""
     import pandas as pd
 
     from ser import training
     from ser.features import INDEX_COLUMNS, frame_features
-    from ser.functionals import functionals
-    from ser.inputs import UTTERANCE, input_kind
+    from ser.functionals import functional_sets
+    from ser.inputs import UTTERANCE, input_kind, input_name
     from ser.models import linear
     from ser.models.networks import build_model
     from ser.split import TRAIN
 
-    audio, features = repo_params.audio, repo_params.features
+    audio = repo_params.audio
+    features = repo_params.features.model_copy(update={"functionals": list(SERVED_FUNCTIONALS)})
     classes = list(repo_params.data.emotions)
     params = repo_params.model.model_copy(
-        update={"arch": "ensemble", "members": list(SERVED_MEMBERS), "rnn_units": 8, "dense_units": [8]}
+        update={"arch": "ensemble", "members": list(SERVED_MEMBERS), "functionals": "egemaps", "rnn_units": 8, "dense_units": [8]}
     )
+    # what params.yaml would be with these sections: valid, the model reading only sets that are computed
+    Params(**{**repo_params.model_dump(), "features": features.model_dump(), "model": params.model_dump()})
+    assert [input_name(member) for member in params.member_params()] == list(SERVED_INPUTS)
     speakers = [(corpus, f"{corpus}/{speaker}") for corpus, names in SERVED_CORPORA.items() for speaker in names]
     tones = [make_tone(audio.sr, 1.5 + 0.2 * k, seed=k, f0=120.0 + 30 * k) for k in range(len(classes))]
     computed = [frame_features(tone, audio, features) for tone in tones]
     values = np.stack([v for v, _ in computed])
-    described = np.stack([functionals(tone, audio.sr, features.functionals) for tone in tones])
+    computed_sets = [functional_sets(tone, audio.sr, features.functionals) for tone in tones]
+    described = {kind: np.stack([found[kind] for found in computed_sets]) for kind in features.functionals}
     corpus_speaker = [speakers[k % len(speakers)] for k in range(len(classes))]
     index = pd.DataFrame({
         "file": [f"{c}/{s.split('/')[1]}_t{k}_{e}.wav" for k, ((c, s), e) in enumerate(zip(corpus_speaker, classes))],
@@ -204,26 +216,27 @@ def served_model(tmp_path_factory, repo_params) -> ServedModel:
     no_copies = (values[:0], pd.DataFrame(columns=[*INDEX_COLUMNS, "source", "copy"]))
     clips = training.Clips(values, index, no_copies, described)
     parts = np.full(len(index), TRAIN, dtype=object)  # the deployable model learns from every clip
-    members, network, classifier = [], None, None
+    members, network, classifiers = [], None, {}
     for member in params.member_params():
-        kind = input_kind(member.arch)
+        name = input_name(member)
         data = training.fold_data(clips, parts, member, classes)
         nothing = np.zeros((0, len(classes)))
-        if kind == UTTERANCE:
+        if input_kind(member.arch) == UTTERANCE:
             classifier = linear.fit_classifier(data.fit_x, data.fit_y.argmax(axis=1), len(classes), member)
-            members.append(training.Member(member, linear.export_onnx(classifier, data.fit_x.shape[1], kind), nothing))
+            classifiers[name] = classifier
+            members.append(training.Member(member, linear.export_onnx(classifier, data.fit_x.shape[1], name), nothing))
         else:
             training.make_deterministic(0)
             network = build_model(data.fit_x.shape[1:], len(classes), member, seed=0)
-            members.append(training.Member(member, training.export_onnx(network, kind), nothing, network))
-    reference = {input_kind(m.arch): training.reference_stats(clips, parts, m) for m in params.member_params()}
+            members.append(training.Member(member, training.export_onnx(network, name), nothing, network))
+    reference = {input_name(m): training.reference_stats(clips, parts, m) for m in params.member_params()}
     meta = {
-        **repo_params.model_dump(include={"audio", "features", "split", "train"}), "model": params.model_dump(),
-        "classes": classes, "fold": "all", "folds": list(SERVED_FOLDS),
+        **repo_params.model_dump(include={"audio", "split", "train"}), "features": features.model_dump(),
+        "model": params.model_dump(), "classes": classes, "fold": "all", "folds": list(SERVED_FOLDS),
     }
     model_dir = tmp_path_factory.mktemp("served") / "models"
     training.save_model(model_dir, members, 1.0, index, parts, meta, reference)
-    return ServedModel(model_dir, network, classifier)
+    return ServedModel(model_dir, network, classifiers)
 
 
 @pytest.fixture(scope="session")

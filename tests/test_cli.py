@@ -478,7 +478,7 @@ def test_a_terminal_is_told_what_the_model_learned(capsys, model, clips, monkeyp
     assert main(["predict", str(clips[0]), "--model", model, "--no-progress"]) == 0
     (line,) = terminal.getvalue().splitlines()
     speakers = sum(len(names) for names in SERVED_CORPORA.values())
-    assert line.startswith("ser: model ensemble of logreg + bigru, classes " + ", ".join(REPO_CLASSES))
+    assert line.startswith("ser: model ensemble of logreg + logreg:compare + bigru, classes " + ", ".join(REPO_CLASSES))
     assert line.endswith(f"trained on {speakers} speakers of {', '.join(sorted(SERVED_CORPORA))}")
 
 

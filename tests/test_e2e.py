@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -187,6 +188,7 @@ def test_full_pipeline_runs_every_stage_and_writes_outputs(repo: Path, first_run
     assert deployable["trained_on"] == {"corpora": KEPT, "speakers": 6, "clips": clips}
     split = read_csv(repo / "models/split.csv")
     assert len(split) == clips and {row["part"] for row in split} == {"train"}  # all the data, nothing held out
+    check_functionals_and_inputs(repo, clips)
     for png in [
         "reports/eval/confusion/all.png", *(f"reports/eval/confusion/{c}.png" for c in CORPORA),
         f"reports/train/curves/fold1-{NETWORK}.png", f"reports/train/curves/all-{NETWORK}.png",
@@ -197,6 +199,31 @@ def test_full_pipeline_runs_every_stage_and_writes_outputs(repo: Path, first_run
         by_corpus = read_csv(repo / "reports/eval/by_corpus" / f"{corpus}.csv")
         assert len(by_corpus) == KEPT[corpus] and set(by_corpus[0]) == {"actual", "predicted"}
     assert "reports/metrics.json" in run(["dvc", "metrics", "show", "--json"], repo)
+
+
+def check_functionals_and_inputs(repo: Path, clips: int) -> None:
+    """featurize wrote a file per functional set of params.yaml, a row per clip; every model's graph has
+    an input per member, the classifiers' named after the set each reads (``logreg:compare``)."""
+    import onnx
+
+    from ser.functionals import SIZES
+    from ser.inputs import input_name
+    from ser.params import load_params
+
+    params = load_params(repo / "params.yaml")
+    computed = params.features.functionals
+    assert computed and read_json(repo / "data/features/params.json")["features"]["functionals"] == computed
+    assert sorted(p.name for p in (repo / "data/features").glob("functionals_*.npy")) == sorted(f"functionals_{k}.npy" for k in computed)
+    for kind in computed:
+        described = np.load(repo / "data/features" / f"functionals_{kind}.npy")
+        assert described.shape == (clips, SIZES[kind]) and np.isfinite(described).all()
+    names = [input_name(member) for member in params.model.member_params()]
+    assert any(name.startswith("utterance_") for name in names)
+    for model_dir in ("models", "models/folds/fold1", "models/folds/fold2"):
+        graph = onnx.load(repo / model_dir / "model.onnx").graph
+        assert {i.name for i in graph.input} == set(names), model_dir
+        meta = read_json(repo / model_dir / "meta.json")
+        assert meta["model"]["members"] == params.model.members and set(meta["reference_stats"]) == set(names)
 
 
 def test_calm_clips_are_left_out_and_counted(repo: Path, first_run: str) -> None:
@@ -308,7 +335,7 @@ def test_queued_corpus_protocol_experiment_tests_each_corpus_once(repo: Path, fi
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "a new TESS clip"], repo)
     name = "corpus-protocol"
-    # cnn1d alone: the quickest model to train (the default, an ensemble of logreg and bigru, ran above)
+    # cnn1d alone: the quickest model to train (the default, params.yaml's ensemble, ran above)
     overrides = ["-S", "split.protocol=corpus", "-S", "model.arch=cnn1d", "-S", "model.members=[]"]
     run(["dvc", "exp", "run", "--queue", "--allow-missing", "-n", name, *overrides], repo)
     run(["dvc", "queue", "start", "-j", "1"], repo)

@@ -225,6 +225,21 @@ def test_members_reading_one_input_share_it():
     np.testing.assert_allclose(out, calibrated(mean, 1.5), atol=1e-5)
 
 
+def test_classifiers_on_other_functional_sets_read_their_own_inputs():
+    """``logreg`` and ``logreg:compare``: inputs named by set (``ser.inputs.input_name``), of other widths."""
+    egemaps, w_egemaps = tiny_member("utterance_egemaps", 5, 4, seed=11)
+    compare, w_compare = tiny_member("utterance_compare", 9, 4, seed=12)
+    frames, w_frames = tiny_member("frames", 3, 4, seed=13, frames=True)
+    model = combine([egemaps, compare, frames], 1.0)
+    assert sorted(i.name for i in model.graph.input) == ["frames", "utterance_compare", "utterance_egemaps"]
+    rng = np.random.default_rng(3)
+    x_e, x_c = rng.standard_normal((6, 5)).astype(np.float32), rng.standard_normal((6, 9)).astype(np.float32)
+    x_f = rng.standard_normal((6, 7, 3)).astype(np.float32)
+    (out,) = session(model).run(None, {"utterance_egemaps": x_e, "utterance_compare": x_c, "frames": x_f})
+    mean = (tiny_probabilities(x_e, w_egemaps) + tiny_probabilities(x_c, w_compare) + tiny_probabilities(x_f, w_frames, frames=True)) / 3
+    np.testing.assert_allclose(out, mean, atol=1e-5)
+
+
 def test_a_single_member_at_temperature_one_is_that_member():
     member, w = tiny_member("pooled", 3, 2, seed=6)
     model = combine([member])

@@ -60,7 +60,8 @@ AUGMENT = AugmentParams(
     copies=2, seed=3, noise_snr_db=[10.0, 30.0], shift_s=0.05, pitch_semitones=0.0, tempo=[0.9, 1.1], gain_db=6.0
 )
 SETTINGS = Settings(AUDIO, FEATURES, AUGMENT)
-OUTPUTS = (FEATURES_FILE, INDEX_FILE, AUGMENTED_FILE, AUGMENTED_INDEX_FILE, FUNCTIONALS_FILE, PARAMS_FILE)
+OUTPUTS = (FEATURES_FILE, INDEX_FILE, AUGMENTED_FILE, AUGMENTED_INDEX_FILE, PARAMS_FILE)
+"""The files featurize writes under FEATURES (no functional set: no ``functionals_<set>.npy``)."""
 AUGMENTED_COLUMNS = [*INDEX_COLUMNS, "source", "copy"]
 
 # TESS clips (speaker, text, TESS's emotion, native rate, seconds, f0, container): other rates (resampled),
@@ -125,7 +126,10 @@ def featurize(manifest: pd.DataFrame, raw: Path, out: Path, cache: str | Path, s
 
 
 def outputs(out: Path) -> dict[str, bytes]:
-    return {name: (out / name).read_bytes() for name in OUTPUTS}
+    """Every file featurize wrote under ``out`` (OUTPUTS, and a functionals file per set computed), by name."""
+    written = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert set(OUTPUTS) <= set(written)
+    return written
 
 
 def settings(audio: AudioParams = AUDIO, features: FeatureParams = FEATURES, **augment) -> Settings:
@@ -195,9 +199,9 @@ def test_outputs_follow_the_manifest(corpus, tmp_path, kind):
         assert not np.allclose(augmented[k], values[source], atol=1e-2)
     assert not np.allclose(augmented[0], augmented[1], atol=1e-2)  # copies 1 and 2 of a clip differ
 
-    assert features.functionals == "none"  # a row per clip, of no functionals
-    described = load_functionals(tmp_path / "out")
-    assert described.dtype == np.float32 and described.shape == (n, 0)
+    assert features.functionals == []  # no functional set: no functionals file, and none to load
+    assert not any((tmp_path / "out").glob(FUNCTIONALS_FILE.format("*")))
+    assert load_functionals(tmp_path / "out") == {}
 
 
 def test_no_copies(corpus, tmp_path):
@@ -258,13 +262,16 @@ def test_summary_line(corpus, tmp_path, capsys):
 # --- the same bytes however they are computed ---------------------------------------------------------
 
 
-def test_one_worker_two_workers_and_the_cache_give_identical_bytes(corpus, tmp_path):
+@pytest.mark.parametrize("sets", [[], ["egemaps"]], ids=["no-functionals", "egemaps"])
+def test_one_worker_two_workers_and_the_cache_give_identical_bytes(corpus, tmp_path, sets):
     raw, manifest = corpus
-    featurize(manifest, raw, tmp_path / "one", "", workers=1)
-    two = featurize(manifest, raw, tmp_path / "two", tmp_path / "cache", workers=2, batch_size=1)
-    again = featurize(manifest, raw, tmp_path / "again", tmp_path / "cache", workers=2, batch_size=3)
+    run_settings = settings(features=FEATURES.model_copy(update={"functionals": sets}))
+    featurize(manifest, raw, tmp_path / "one", "", run_settings, workers=1)
+    two = featurize(manifest, raw, tmp_path / "two", tmp_path / "cache", run_settings, workers=2, batch_size=1)
+    again = featurize(manifest, raw, tmp_path / "again", tmp_path / "cache", run_settings, workers=2, batch_size=3)
     assert (two.computed, two.cached) == (12, 0)
     assert (again.computed, again.cached) == (0, 12)
+    assert sorted(outputs(tmp_path / "one")) == sorted([*OUTPUTS, *(FUNCTIONALS_FILE.format(kind) for kind in sets)])
     assert outputs(tmp_path / "one") == outputs(tmp_path / "two") == outputs(tmp_path / "again")
 
 

@@ -1,5 +1,5 @@
-"""openSMILE functionals of a clip (``features.functionals``): sizes, values, padding, the cache key,
-and the ``functionals.npy`` that featurize writes.
+"""openSMILE functionals of a clip (``features.functionals``): sizes, values, padding, several sets at
+once, the cache key, and the ``functionals_<set>.npy`` files that featurize writes, one per set.
 
 Every signal is synthetic and short; featurize runs inline (one worker) without a cache unless a test
 passes its own cache directory under tmp_path.
@@ -17,7 +17,7 @@ from conftest import make_tone
 from ser.audio import AudioError, load_window
 from ser.features import FEATURES_FILE, FUNCTIONALS_FILE, INDEX_FILE, load_functionals
 from ser.fetch import sha256_of
-from ser.functionals import MIN_SECONDS, SIZES, functionals
+from ser.functionals import MIN_SECONDS, SIZES, functional_sets, functionals
 from ser.featurize import FeatureCache, FeaturizeError, Settings, featurize_corpus
 from ser.params import AudioParams, AugmentParams, FeatureParams, FeaturizeParams
 from ser.tables import read_clips
@@ -28,8 +28,8 @@ AUGMENT = AugmentParams(copies=1, seed=3, noise_snr_db=[10.0, 30.0], shift_s=0.0
 MANIFEST_COLUMNS = ["file", "source", "corpus", "speaker", "text", "label", "sha256", "emotion"]
 
 
-def feature_params(functionals_kind: str = "egemaps") -> FeatureParams:
-    return FeatureParams(kind="mfcc", n_mfcc=13, n_mels=40, n_fft=512, hop_length=256, functionals=functionals_kind)
+def feature_params(sets: tuple[str, ...] = ("egemaps",)) -> FeatureParams:
+    return FeatureParams(kind="mfcc", n_mfcc=13, n_mels=40, n_fft=512, hop_length=256, functionals=list(sets))
 
 
 def run_params(cache: str | Path = "") -> FeaturizeParams:
@@ -133,6 +133,22 @@ def test_a_short_window_still_describes_its_signal():
     assert not np.array_equal(short, other)
 
 
+@pytest.mark.parametrize("sets", [(), ("egemaps",), ("compare",), ("egemaps", "compare"), ("compare", "egemaps")])
+def test_functional_sets_give_each_set_by_name(sets):
+    signal = make_tone(SR, 0.8, seed=6, f0=170.0)
+    described = functional_sets(signal, SR, sets)
+    assert list(described) == list(sets)
+    for kind in sets:  # each set as it is alone: computing another alongside changes nothing
+        assert described[kind].shape == (SIZES[kind],) and described[kind].dtype == np.float32
+        np.testing.assert_array_equal(described[kind], functionals(signal, SR, kind))
+
+
+@pytest.mark.filterwarnings("ignore:Segment too short")
+def test_functional_sets_name_the_clip_when_openSMILE_gives_nothing_usable():
+    with pytest.raises(AudioError, match=r"^clip8\.wav: openSMILE ComParE_2016"):
+        functional_sets(make_tone(SR, 0.5, channels=2), SR, ["compare"], name="clip8.wav")
+
+
 @pytest.mark.filterwarnings("ignore:Segment too short")
 def test_the_name_is_in_the_error_when_openSMILE_gives_nothing_usable():
     """A window openSMILE cannot describe (here, 2-D samples) fails with the clip's name."""
@@ -143,15 +159,17 @@ def test_the_name_is_in_the_error_when_openSMILE_gives_nothing_usable():
 # --- the cache key -------------------------------------------------------------------------------------
 
 
-def _keys(kind: str) -> tuple[str, str]:
-    cache = FeatureCache("", 1.0, Settings(AUDIO, feature_params(kind), AUGMENT))
+def _keys(sets: tuple[str, ...]) -> tuple[str, str]:
+    cache = FeatureCache("", 1.0, Settings(AUDIO, feature_params(sets), AUGMENT))
     return cache.key("ab" * 32, 0), cache.key("ab" * 32, 1)
 
 
-def test_the_cache_key_changes_with_the_functionals():
-    keys = {kind: _keys(kind) for kind in ("egemaps", "compare", "none")}
-    assert len({clip for clip, _ in keys.values()}) == 3
-    assert keys["egemaps"] == _keys("egemaps")  # and only with them
+def test_the_cache_key_changes_with_the_functional_sets():
+    """A clip's cached value holds the functionals of every set computed: other sets, another entry."""
+    choices = [(), ("egemaps",), ("compare",), ("egemaps", "compare")]
+    keys = {sets: _keys(sets) for sets in choices}
+    assert len({clip for clip, _ in keys.values()}) == len(choices)
+    assert keys[("egemaps", "compare")] == _keys(("egemaps", "compare"))  # and only with them
     for clip, copy in keys.values():
         assert clip.endswith("/" + "ab" * 32 + "/0") and copy.endswith("/" + "ab" * 32 + "/1")
 
@@ -159,45 +177,84 @@ def test_the_cache_key_changes_with_the_functionals():
 # --- featurize -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["egemaps", "none"])
-def test_featurize_writes_one_row_of_functionals_per_clip(tmp_path, write_tone, kind):
+def _written_sets(out: Path) -> list[str]:
+    """The sets of the ``functionals_<set>.npy`` files under ``out``."""
+    prefix, suffix = FUNCTIONALS_FILE.split("{}")
+    return sorted(path.name[len(prefix):-len(suffix)] for path in out.glob(FUNCTIONALS_FILE.format("*")))
+
+
+@pytest.mark.parametrize("sets", [(), ("egemaps",), ("egemaps", "compare")], ids=["none", "egemaps", "both"])
+def test_featurize_writes_one_file_of_functionals_per_set(tmp_path, write_tone, sets):
     raw = tmp_path / "raw"
     manifest = write_corpus(raw, write_tone, CLIPS)
     out = tmp_path / "out"
-    featurize_corpus(manifest, raw, out, Settings(AUDIO, feature_params(kind), AUGMENT), run_params())
+    featurize_corpus(manifest, raw, out, Settings(AUDIO, feature_params(sets), AUGMENT), run_params())
+    assert _written_sets(out) == sorted(sets)  # one file per set computed, none for others
     described = load_functionals(out)
-    assert (out / FUNCTIONALS_FILE).is_file()
-    assert described.shape == (len(manifest), SIZES[kind])
-    assert described.dtype == np.float32
+    assert list(described) == list(sets)
     assert len(np.load(out / FEATURES_FILE)) == len(read_clips(out / INDEX_FILE)) == len(manifest)
-    for row, file in enumerate(manifest["file"]):  # manifest order; each row the clip's own window's values
-        expected = functionals(load_window(raw / file, AUDIO), SR, kind)
-        np.testing.assert_allclose(described[row], expected, rtol=1e-5, atol=1e-5)
-    if kind != "none":
-        assert np.all(np.isfinite(described))
-        assert not np.array_equal(described[0], described[1])
+    for kind in sets:
+        assert described[kind].shape == (len(manifest), SIZES[kind])
+        assert described[kind].dtype == np.float32
+        np.testing.assert_array_equal(described[kind], np.load(out / FUNCTIONALS_FILE.format(kind)))
+        assert np.all(np.isfinite(described[kind]))
+        assert not np.array_equal(described[kind][0], described[kind][1])
+        for row, file in enumerate(manifest["file"]):  # manifest order; each row the clip's own window's values
+            expected = functionals(load_window(raw / file, AUDIO), SR, kind)
+            np.testing.assert_allclose(described[kind][row], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_featurize_writes_the_widths_of_egemaps_and_compare(tmp_path, write_tone):
+    raw = tmp_path / "raw"
+    manifest = write_corpus(raw, write_tone, CLIPS[:1])
+    featurize_corpus(manifest, raw, tmp_path / "out", Settings(AUDIO, feature_params(("egemaps", "compare")), AUGMENT), run_params())
+    described = load_functionals(tmp_path / "out")
+    assert {kind: values.shape for kind, values in described.items()} == {"egemaps": (1, 88), "compare": (1, 6373)}
+
+
+def test_load_functionals_reads_the_sets_that_params_json_names(tmp_path, write_tone):
+    """Only the sets featurize computed by its params.json: a stray file of another set is not read."""
+    raw = tmp_path / "raw"
+    manifest = write_corpus(raw, write_tone, CLIPS[:2])
+    out = tmp_path / "out"
+    featurize_corpus(manifest, raw, out, Settings(AUDIO, feature_params(("egemaps",)), AUGMENT), run_params())
+    np.save(out / FUNCTIONALS_FILE.format("compare"), np.zeros((2, SIZES["compare"]), np.float32))
+    assert list(load_functionals(out)) == ["egemaps"]
 
 
 def test_featurize_functionals_from_the_cache_are_the_computed_ones(tmp_path, write_tone):
     raw = tmp_path / "raw"
     manifest = write_corpus(raw, write_tone, CLIPS[:2])
     cache = tmp_path / "cache"
-    settings = Settings(AUDIO, feature_params("egemaps"), AUGMENT)
+    egemaps_file = FUNCTIONALS_FILE.format("egemaps")
+    settings = Settings(AUDIO, feature_params(("egemaps",)), AUGMENT)
     first = featurize_corpus(manifest, raw, tmp_path / "a", settings, run_params(cache))
     second = featurize_corpus(manifest, raw, tmp_path / "b", settings, run_params(cache))
     assert first.computed == 4 and (second.computed, second.cached) == (0, 4)
-    assert (tmp_path / "a" / FUNCTIONALS_FILE).read_bytes() == (tmp_path / "b" / FUNCTIONALS_FILE).read_bytes()
-    # other functionals: the cached entries do not apply, and the new width is written
-    other = featurize_corpus(manifest, raw, tmp_path / "c", Settings(AUDIO, feature_params("none"), AUGMENT), run_params(cache))
+    assert (tmp_path / "a" / egemaps_file).read_bytes() == (tmp_path / "b" / egemaps_file).read_bytes()
+    # a clip's entry holds its functionals by set; its augmented copies' hold none
+    store = FeatureCache(str(cache), 1.0, settings)
+    try:
+        sha = manifest["sha256"].iloc[0]
+        assert list(store.get(sha, 0)[2]) == ["egemaps"] and store.get(sha, 1)[2] == {}
+    finally:
+        store.close()
+    # other sets: the cached entries do not apply, and the files of the new sets are written
+    other = featurize_corpus(manifest, raw, tmp_path / "c", Settings(AUDIO, feature_params(()), AUGMENT), run_params(cache))
     assert other.computed == 4
-    assert load_functionals(tmp_path / "c").shape == (2, 0)
-
-
-def test_featurize_with_compare_writes_its_width(tmp_path, write_tone):
-    raw = tmp_path / "raw"
-    manifest = write_corpus(raw, write_tone, CLIPS[:1])
-    featurize_corpus(manifest, raw, tmp_path / "out", Settings(AUDIO, feature_params("compare"), AUGMENT), run_params())
-    assert load_functionals(tmp_path / "out").shape == (1, SIZES["compare"])
+    assert _written_sets(tmp_path / "c") == [] and load_functionals(tmp_path / "c") == {}
+    both = featurize_corpus(manifest, raw, tmp_path / "d", Settings(AUDIO, feature_params(("egemaps", "compare")), AUGMENT),
+                            run_params(cache))
+    assert both.computed == 4
+    assert _written_sets(tmp_path / "d") == ["compare", "egemaps"]
+    # eGeMAPS computed alongside ComParE is the same as alone
+    assert (tmp_path / "d" / egemaps_file).read_bytes() == (tmp_path / "a" / egemaps_file).read_bytes()
+    again = featurize_corpus(manifest, raw, tmp_path / "e", Settings(AUDIO, feature_params(("egemaps", "compare")), AUGMENT),
+                             run_params(cache))
+    assert (again.computed, again.cached) == (0, 4)
+    for kind in ("egemaps", "compare"):
+        file = FUNCTIONALS_FILE.format(kind)
+        assert (tmp_path / "e" / file).read_bytes() == (tmp_path / "d" / file).read_bytes()
 
 
 @pytest.mark.parametrize("damage", ["garbage", "header_only", "empty"])
@@ -209,7 +266,7 @@ def test_unreadable_audio_is_named_in_the_error(tmp_path, write_tone, damage):
     bad.write_bytes({"garbage": b"RIFF" + b"\x00" * 8 + b"not a wave file" * 8, "header_only": data[:30], "empty": b""}[damage])
     manifest.loc[1, "sha256"] = sha256_of(bad)
     with pytest.raises(FeaturizeError) as info:
-        featurize_corpus(manifest, raw, tmp_path / "out", Settings(AUDIO, feature_params("egemaps"), AUGMENT), run_params())
+        featurize_corpus(manifest, raw, tmp_path / "out", Settings(AUDIO, feature_params(("egemaps",)), AUGMENT), run_params())
     message = str(info.value)
     assert message.startswith("1 clip(s) could not be featurized:")
     assert str(bad) in message
@@ -230,8 +287,8 @@ def test_truncated_audio_uses_what_is_left(tmp_path, write_tone):
     _truncate(cut, 0.12)
     manifest.loc[1, "sha256"] = sha256_of(cut)
     out = tmp_path / "out"
-    featurize_corpus(manifest, raw, out, Settings(AUDIO, feature_params("egemaps"), AUGMENT), run_params())
-    described = load_functionals(out)
+    featurize_corpus(manifest, raw, out, Settings(AUDIO, feature_params(("egemaps",)), AUGMENT), run_params())
+    described = load_functionals(out)["egemaps"]
     assert described.shape == (2, SIZES["egemaps"]) and np.all(np.isfinite(described))
     window = load_window(cut, AUDIO)
     assert len(window) < MIN_SECONDS * SR
@@ -245,7 +302,7 @@ def test_truncated_audio_without_samples_past_the_offset_is_named(tmp_path, writ
     _truncate(cut, 0.06)
     manifest.loc[0, "sha256"] = sha256_of(cut)
     with pytest.raises(FeaturizeError) as info:
-        featurize_corpus(manifest, raw, tmp_path / "out", Settings(AUDIO, feature_params("egemaps"), AUGMENT), run_params())
+        featurize_corpus(manifest, raw, tmp_path / "out", Settings(AUDIO, feature_params(("egemaps",)), AUGMENT), run_params())
     message = str(info.value)
     assert message.startswith("1 clip(s) could not be featurized:")
     assert f"{cut}: clip is 0.060 s long, not longer than audio.offset=0.1 s" in message

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from conftest import REPO_CLASSES, SERVED_FOLDS, make_tone
+from conftest import REPO_CLASSES, SERVED_FOLDS, SERVED_FUNCTIONALS, SERVED_INPUTS, SERVED_MEMBERS, make_tone
 
 from ser import features as ser_features
 from ser.audio import AudioError, load_window
@@ -40,7 +40,7 @@ from ser.inference import (
     scored_metrics,
     window_starts,
 )
-from ser.inputs import UTTERANCE, input_kind, model_inputs, speaker_stats
+from ser.inputs import UTTERANCE, input_kind, input_name, model_inputs, speaker_stats
 from ser.params import AudioParams
 
 TESS_CLIPS = (
@@ -106,28 +106,35 @@ def _shrunk(own: tuple[np.ndarray, np.ndarray], n: int, reference: tuple[np.ndar
     return mean, std
 
 
-def _member_probabilities(served_model, keras_model, predictor: Predictor, clips: list[ClipFeatures],
-                          speakers: list[str]) -> np.ndarray:
-    """What the Keras network and the scikit-learn classifier say of every window of ``clips`` (clip k
-    spoken by ``speakers[k]``), normalized as the pipeline does, averaged: the served graph's
-    probabilities at temperature 1."""
+def _member_outputs(served_model, keras_model, predictor: Predictor, clips: list[ClipFeatures],
+                    speakers: list[str]) -> dict[str, np.ndarray]:
+    """What each member, the Keras network or a scikit-learn classifier, says of every window of ``clips``
+    (clip k spoken by ``speakers[k]``), normalized as the pipeline does, by the input it reads. A
+    classifier reads the functionals of its own set (``logreg:compare``: ComParE's)."""
     values = np.concatenate([clip.values for clip in clips])
     valid = np.concatenate([clip.valid_frames for clip in clips])
-    described = np.concatenate([clip.functionals for clip in clips])
     groups = np.repeat(speakers, [len(clip.starts) for clip in clips])
-    outputs = []
+    outputs = {}
     for member in predictor.params.member_params():
-        kind = input_kind(member.arch)
+        kind, name = input_kind(member.arch), input_name(member)
+        described = np.concatenate([clip.functionals[member.functionals] for clip in clips]) if kind == UTTERANCE else None
         own = speaker_stats(values, valid, groups, member.deltas, kind, described)
-        stats = {name: _shrunk(own[name], int((groups == name).sum()), predictor.reference[kind], member.shrinkage)
-                 for name in own}
+        stats = {speaker: _shrunk(own[speaker], int((groups == speaker).sum()), predictor.reference[name], member.shrinkage)
+                 for speaker in own}
         inputs = model_inputs(values, valid, groups, member, stats, described)
         if kind == UTTERANCE:
-            outputs.append(served_model.classifier.predict_proba(inputs))
+            outputs[name] = served_model.classifiers[name].predict_proba(inputs)
         else:
-            outputs.append(np.asarray(keras_model(inputs, training=False)))
-    assert len(outputs) == 2
-    return np.mean(outputs, axis=0)
+            outputs[name] = np.asarray(keras_model(inputs, training=False))
+    return outputs
+
+
+def _member_probabilities(served_model, keras_model, predictor: Predictor, clips: list[ClipFeatures],
+                          speakers: list[str]) -> np.ndarray:
+    """The members' probabilities (:func:`_member_outputs`) averaged: the served graph's at temperature 1."""
+    outputs = _member_outputs(served_model, keras_model, predictor, clips, speakers)
+    assert list(outputs) == list(SERVED_INPUTS)
+    return np.mean(list(outputs.values()), axis=0)
 
 
 def _alone(clips: list[ClipFeatures]) -> list[str]:
@@ -150,16 +157,19 @@ def _scaled_tone(path: Path, peak: float, sr: int = 22050, seconds: float = 2.0,
 
 
 def test_served_model_uses_speaker_normalization_with_reference_stats(predictor):
-    """The parity tests below exercise the path real models take (an ensemble of an utterance classifier
-    on functionals and a bigru, deltas, speaker statistics shrunk toward the reference)."""
+    """The parity tests below exercise the path real models take (an ensemble of utterance classifiers
+    on two functional sets and a bigru, deltas, speaker statistics shrunk toward the reference)."""
     assert predictor.params.arch == "ensemble"
-    assert [m.arch for m in predictor.params.member_params()] == ["logreg", "bigru"]
-    assert predictor.input_names == {"utterance", "frames"}
-    assert predictor.features.functionals != "none"
+    assert predictor.params.members == list(SERVED_MEMBERS)
+    readers = [(m.arch, m.functionals) for m in predictor.params.member_params() if m.arch == "logreg"]
+    assert readers == [("logreg", "egemaps"), ("logreg", "compare")]
+    assert predictor.input_names == set(SERVED_INPUTS) == {"utterance_egemaps", "utterance_compare", "frames"}
+    assert predictor.features.functionals == list(SERVED_FUNCTIONALS)
+    assert predictor.params.functional_sets() == set(SERVED_FUNCTIONALS)
     assert predictor.params.normalize == "speaker"
     assert predictor.params.deltas >= 1
     assert predictor.params.shrinkage > 0
-    assert set(predictor.reference) == {"utterance", "frames"}
+    assert set(predictor.reference) == set(SERVED_INPUTS)
     assert predictor.meta["temperature"] == 1.0
     assert predictor.classes == EMOTIONS
 
@@ -209,6 +219,72 @@ def test_onnx_equals_keras_on_every_window_of_a_long_clip(served_model, predicto
     np.testing.assert_allclose(prediction.probabilities, expected.mean(axis=0), atol=ATOL, rtol=0)
 
 
+def test_members_reading_other_sets_say_other_things(served_model, predictor, keras_model, synthetic_clips):
+    """The two classifiers read other functionals (and differ in width): the served mean is of three
+    different opinions, so the parity above checks that each member got its own set."""
+    clips = [predictor.clip_features(path) for path in synthetic_clips]
+    outputs = _member_outputs(served_model, keras_model, predictor, clips, _alone(clips))
+    assert np.abs(outputs["utterance_egemaps"] - outputs["utterance_compare"]).max() > 10 * ATOL
+    widths = {name: classifier.n_features_in_ for name, classifier in served_model.classifiers.items()}
+    assert widths["utterance_compare"] - widths["utterance_egemaps"] == 6373 - 88
+
+
+def _save_classifiers(served_model, model_dir: Path, model: dict) -> Path:
+    """The served model's classifiers that ``model`` (changes to its model section) has as members, saved
+    as the train stage saves a model: a graph of an utterance input per set read, and no network."""
+    from ser import training
+    from ser.inference import saved_reference_stats
+    from ser.models import linear
+    from ser.params import ModelParams
+
+    meta = json.loads((served_model.model_dir / "meta.json").read_text())
+    params = ModelParams(**{**meta["model"], **model})
+    members = []
+    for member in params.member_params():
+        name = input_name(member)
+        classifier = served_model.classifiers[name]
+        graph = linear.export_onnx(classifier, classifier.n_features_in_, name)
+        members.append(training.Member(member, graph, np.zeros((0, len(EMOTIONS)))))
+    split = pd.read_csv(served_model.model_dir / "split.csv")
+    names = {input_name(member) for member in params.member_params()}
+    reference = {name: stats for name, stats in saved_reference_stats(meta).items() if name in names}
+    training.save_model(model_dir, members, 1.0, split.drop(columns="part"), split["part"].to_numpy(),
+                        {**meta, "model": params.model_dump()}, reference)
+    return model_dir
+
+
+@pytest.mark.parametrize("adapt", [False, True], ids=["alone", "adapt"])
+def test_two_classifiers_on_other_sets_serve_the_mean_of_their_pipelines(served_model, tmp_path, synthetic_clips, adapt):
+    """An ensemble of ``[logreg, 'logreg:compare']`` (model.functionals egemaps): each pipeline reads its
+    own set, and the graph serves their mean."""
+    model_dir = _save_classifiers(served_model, tmp_path / "models", {"members": ["logreg", "logreg:compare"], "functionals": "egemaps"})
+    predictor = Predictor(model_dir)
+    assert predictor.input_names == {"utterance_egemaps", "utterance_compare"}
+    assert not (model_dir / "bigru.keras").exists()
+    clips = [predictor.clip_features(path) for path in synthetic_clips]
+    assert sorted(clips[0].functionals) == ["compare", "egemaps"]
+    speakers = ["everyone"] * len(clips) if adapt else _alone(clips)
+    outputs = _member_outputs(served_model, None, predictor, clips, speakers)
+    assert list(outputs) == ["utterance_egemaps", "utterance_compare"]
+    assert np.abs(outputs["utterance_egemaps"] - outputs["utterance_compare"]).max() > 10 * ATOL  # a mean of two opinions
+    got = np.stack([p.probabilities for p in predictor.predict(clips, adapt=adapt)])
+    np.testing.assert_allclose(got, np.mean([outputs["utterance_egemaps"], outputs["utterance_compare"]], axis=0), atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["egemaps", "compare"])
+def test_a_lone_classifier_computes_and_reads_only_its_set(served_model, tmp_path, synthetic_clips, kind):
+    """A served clip is described by the set the model reads, not by every set featurize computed."""
+    model_dir = _save_classifiers(served_model, tmp_path / "models", {"arch": "logreg", "members": [], "functionals": kind})
+    predictor = Predictor(model_dir)
+    assert predictor.features.functionals == list(SERVED_FUNCTIONALS)
+    assert predictor.input_names == {f"utterance_{kind}"}
+    clips = [predictor.clip_features(path) for path in synthetic_clips]
+    assert all(list(clip.functionals) == [kind] for clip in clips)
+    outputs = _member_outputs(served_model, None, predictor, clips, _alone(clips))
+    got = np.stack([p.probabilities for p in predictor.predict(clips)])
+    np.testing.assert_allclose(got, outputs[f"utterance_{kind}"], atol=ATOL, rtol=0)
+
+
 def test_predicting_no_clips_returns_nothing(predictor):
     assert predictor.predict([]) == []
     assert predictor.predict([], adapt=True) == []
@@ -217,9 +293,13 @@ def test_predicting_no_clips_returns_nothing(predictor):
 # ---------------------------------------------------------------- no train/serve skew
 
 
-def _featurized_functionals(path: Path, predictor: Predictor) -> np.ndarray:
-    """A clip's functionals as the featurize stage computes them: of the clip's window."""
-    return functionals(load_window(path, predictor.audio), predictor.audio.sr, predictor.features.functionals)
+def _assert_featurized_functionals(served: ClipFeatures, path: Path, predictor: Predictor) -> None:
+    """A clip's served functionals are those the featurize stage computes, set by set: of the clip's
+    window, for each set the model's classifiers read."""
+    window = load_window(path, predictor.audio)
+    assert sorted(served.functionals) == sorted(predictor.params.functional_sets()) == sorted(SERVED_FUNCTIONALS)
+    for kind, values in served.functionals.items():
+        np.testing.assert_array_equal(values, [functionals(window, predictor.audio.sr, kind)])
 
 
 def test_clip_features_equal_the_featurize_stage_on_tess_clips(predictor, tess_clips):
@@ -229,7 +309,7 @@ def test_clip_features_equal_the_featurize_stage_on_tess_clips(predictor, tess_c
         assert served.starts == [predictor.audio.offset]
         np.testing.assert_array_equal(served.values[0], values)
         assert served.valid_frames.tolist() == [valid]
-        np.testing.assert_array_equal(served.functionals, [_featurized_functionals(path, predictor)])
+        _assert_featurized_functionals(served, path, predictor)
         assert served.duration == pytest.approx(sf.info(str(path)).duration)
 
 
@@ -239,7 +319,7 @@ def test_clip_features_equal_the_featurize_stage_on_synthetic_clips(predictor, s
         values, valid = ser_features.clip_features(path, predictor.audio, predictor.features)
         np.testing.assert_array_equal(served.values[0], values)
         assert served.valid_frames.tolist() == [valid]
-        np.testing.assert_array_equal(served.functionals, [_featurized_functionals(path, predictor)])
+        _assert_featurized_functionals(served, path, predictor)
 
 
 def test_clip_exactly_one_window_long_is_featurized_as_in_training(predictor, tmp_path, write_tone):
@@ -261,7 +341,9 @@ def test_in_memory_file_scores_like_its_path(predictor, corpus, long_clip):
         assert from_memory.duration == from_path.duration
         np.testing.assert_array_equal(from_memory.values, from_path.values)
         np.testing.assert_array_equal(from_memory.valid_frames, from_path.valid_frames)
-        np.testing.assert_array_equal(from_memory.functionals, from_path.functionals)
+        assert list(from_memory.functionals) == list(from_path.functionals)
+        for kind in from_path.functionals:
+            np.testing.assert_array_equal(from_memory.functionals[kind], from_path.functionals[kind])
         p_path = predictor.predict_file(path).probabilities
         p_memory = predictor.predict_file(io.BytesIO(path.read_bytes()), name="upload.wav").probabilities
         np.testing.assert_array_equal(p_memory, p_path)
@@ -549,7 +631,7 @@ def test_model_dir_without_onnx_is_a_model_error(served_model_dir, tmp_path):
         Predictor(model_dir)
 
 
-@pytest.mark.parametrize("missing", [None, "frames", "utterance"])
+@pytest.mark.parametrize("missing", [None, *SERVED_INPUTS])
 def test_speaker_normalized_model_without_reference_stats_is_a_model_error(served_model_dir, tmp_path, missing):
     """No reference statistics at all, or none for one of the graph's inputs (a model saved by an older version)."""
     model_dir = _copy_model(served_model_dir, tmp_path / "models")
@@ -564,12 +646,37 @@ def test_speaker_normalized_model_without_reference_stats_is_a_model_error(serve
         Predictor(model_dir)
 
 
+def test_a_model_whose_graph_inputs_are_not_its_members_is_a_model_error(served_model_dir, tmp_path):
+    """meta.json's members read other inputs than the graph has (here the compare classifier is gone)."""
+    model_dir = _copy_model(served_model_dir, tmp_path / "models")
+    meta = json.loads((model_dir / "meta.json").read_text())
+    meta["model"]["members"] = ["logreg", "bigru"]
+    del meta["reference_stats"]["utterance_compare"]
+    (model_dir / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="rerun the train stage"):
+        Predictor(model_dir)
+
+
+def test_a_model_saved_before_functional_sets_is_a_model_error(served_model_dir, tmp_path):
+    """A model of the previous version: one functionals set in features, no model.functionals, inputs
+    named by kind. Its meta.json is refused with the advice to retrain, not a validation traceback."""
+    model_dir = _copy_model(served_model_dir, tmp_path / "models")
+    meta = json.loads((model_dir / "meta.json").read_text())
+    meta["features"]["functionals"] = "egemaps"
+    meta["model"]["members"] = ["logreg", "bigru"]
+    del meta["model"]["functionals"]
+    meta["reference_stats"] = {"utterance": meta["reference_stats"]["utterance_egemaps"], "frames": meta["reference_stats"]["frames"]}
+    (model_dir / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="rerun the train stage"):
+        Predictor(model_dir)
+
+
 def test_predictor_reads_its_params_from_meta(predictor, served_model_dir):
     meta = json.loads((served_model_dir / "meta.json").read_text())
     assert predictor.audio.model_dump() == meta["audio"]
     assert predictor.features.model_dump() == meta["features"]
     assert predictor.params.model_dump() == meta["model"]
-    assert set(predictor.reference) == set(meta["reference_stats"]) == {"utterance", "frames"}
+    assert set(predictor.reference) == set(meta["reference_stats"]) == set(SERVED_INPUTS)
     for kind, saved in meta["reference_stats"].items():
         np.testing.assert_array_equal(predictor.reference[kind][0], np.float32(saved["mean"]))
         np.testing.assert_array_equal(predictor.reference[kind][1], np.float32(saved["std"]))

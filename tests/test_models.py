@@ -10,7 +10,7 @@ keras = pytest.importorskip("keras")
 
 from ser.evaluation import evaluate_model  # noqa: E402
 from ser.features import INDEX_COLUMNS  # noqa: E402
-from ser.inputs import frame_mask, input_kind, model_inputs, speaker_stats  # noqa: E402
+from ser.inputs import frame_mask, input_name, model_inputs, speaker_stats  # noqa: E402
 from ser.models.networks import ARCHITECTURES, MaskedStatsPooling, PoolFrames, SpecAugment, build_model  # noqa: E402
 from ser.params import ModelParams, SpecAugmentParams, TrainParams  # noqa: E402
 from ser.split import TEST, TRAIN, UNUSED, VALIDATION  # noqa: E402
@@ -57,9 +57,9 @@ def _clips(values: np.ndarray, index: pd.DataFrame) -> Clips:
 def _save(model_dir, model, params: ModelParams, index: pd.DataFrame, parts: np.ndarray, meta: dict, values=None) -> None:
     """Save ``model`` alone as the train stage saves a fold's model (its reference statistics from
     ``values`` under ``normalize: speaker``)."""
-    member = Member(params, export_onnx(model, input_kind(params.arch)), np.zeros((0, len(EMOTIONS))), model)
+    member = Member(params, export_onnx(model, input_name(params)), np.zeros((0, len(EMOTIONS))), model)
     stats = None if values is None else reference_stats(_clips(values, index), parts, params)
-    reference = {} if stats is None else {input_kind(params.arch): stats}
+    reference = {} if stats is None else {input_name(params): stats}
     save_model(model_dir, [member], 1.0, index, parts, meta, reference)
 
 
@@ -122,7 +122,7 @@ def test_evaluate_model_scores_the_saved_model_on_its_test_part(tmp_path, traine
     parts = np.resize([TRAIN, TRAIN, VALIDATION, TEST, UNUSED], len(index))
     params = _small(arch)
     _save(tmp_path, model, params, index, parts, _meta(audio_params, feature_params, params, "fold3"), values)
-    no_functionals = np.zeros((len(index), 0), np.float32)
+    no_functionals = {}  # a network reads no functional set
     predictions, scores, meta = evaluate_model(tmp_path, values, index, no_functionals)
     test = parts == TEST
     assert meta["fold"] == "fold3" and (predictions["fold"] == "fold3").all()
@@ -166,7 +166,7 @@ def test_evaluate_model_serves_speaker_normalized_clips_with_the_reference_stati
     parts = np.where(index["corpus"] == "emovo", TEST, np.resize([TRAIN, TRAIN, VALIDATION], len(index)))
     model = build_model((FRAMES, CHANNELS + 1), len(EMOTIONS), params, seed=0)
     _save(tmp_path, model, params, index, parts, _meta(audio_params, feature_params, params, "fold1"), values)
-    predictions, _, meta = evaluate_model(tmp_path, values, index, np.zeros((len(index), 0), np.float32))
+    predictions, _, meta = evaluate_model(tmp_path, values, index, {})
     test = parts == TEST
     reference = tuple(np.float32(meta["reference_stats"]["frames"][key]) for key in ("mean", "std"))
     learned = np.isin(parts, [TRAIN, VALIDATION])

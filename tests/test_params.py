@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -10,13 +11,17 @@ import yaml
 
 from ser.params import (
     ARCHS,
+    CLASSIFIERS,
     FEATURE_KINDS,
+    FUNCTIONALS,
+    MEMBER,
     NETWORKS,
     NORMALIZATIONS,
     PROTOCOLS,
     RECIPES,
     DataParams,
     FeatureParams,
+    ModelParams,
     Params,
     ParamsError,
     load_params,
@@ -221,12 +226,14 @@ def test_duration_must_be_positive(raw_params, value):
         (("features", "kind"), "mel", FEATURE_KINDS),
         (("model", "normalize"), "global", NORMALIZATIONS),
         (("audio", "res_type"), "kaiser_best", ("soxr_hq", "polyphase")),
+        (("model", "functionals"), "gemaps", (*FUNCTIONALS, "none")),
+        (("features", "functionals", 0), "gemaps", FUNCTIONALS),
     ],
 )
 def test_unknown_literal_lists_allowed_values(raw_params, path, value, allowed):
     _set(raw_params, path, value)
     message = _errors(raw_params)
-    assert ".".join(path) in message
+    assert ".".join(map(str, path)) in message
     assert repr(value) in message
     for option in allowed:
         assert f"'{option}'" in message
@@ -630,3 +637,184 @@ def test_archs_match_the_model_registry():
 
     assert NETWORKS == tuple(ser.models.networks.ARCHITECTURES)
     assert set(NETWORKS) <= set(ARCHS)
+
+
+# --- functional sets and ensemble members -----------------------------------------------------------------
+
+
+def _ensemble(raw_params, members, functionals="egemaps", sets=("egemaps", "compare")) -> dict:
+    """``raw_params`` with an ensemble of ``members`` whose classifiers read ``functionals`` unless a member
+    names its set, and featurize computing ``sets``."""
+    raw_params["model"].update(arch="ensemble", members=list(members), functionals=functionals)
+    raw_params["features"]["functionals"] = list(sets)
+    return raw_params
+
+
+def test_functionals_are_the_names_of_the_opensmile_sets():
+    from ser.functionals import FEATURE_SETS, SIZES
+
+    assert set(FUNCTIONALS) == set(FEATURE_SETS) and {SIZES[kind] for kind in FUNCTIONALS} == {88, 6373}
+    assert "none" not in FUNCTIONALS  # a set computed is a set: "none" is for what a classifier reads
+
+
+@pytest.mark.parametrize("sets", [[], ["egemaps"], ["compare"], ["egemaps", "compare"], ["compare", "egemaps"]])
+def test_features_compute_any_of_the_functional_sets(raw_params, sets):
+    raw_params["model"].update(arch="bigru", members=[], functionals="none")
+    raw_params["features"]["functionals"] = sets
+    assert validate_params(raw_params).features.functionals == sets
+
+
+@pytest.mark.parametrize(("value", "shown"), [("egemaps", "'egemaps'"), ("none", "'none'"), (None, "None")])
+def test_features_functionals_is_a_list_of_sets(raw_params, value, shown):
+    """A single set is no longer a value, nor is ``none`` (no set: ``[]``)."""
+    raw_params["model"].update(arch="bigru", members=[], functionals="none")
+    raw_params["features"]["functionals"] = value
+    message = _errors(raw_params)
+    assert "features.functionals" in message and f"(got {shown})" in message
+
+
+def test_features_functionals_none_in_the_list_is_refused(raw_params):
+    raw_params["features"]["functionals"] = ["egemaps", "none"]
+    message = _errors(raw_params)
+    assert "features.functionals.1" in message and "'none'" in message
+
+
+def test_features_functionals_may_not_repeat_a_set(raw_params):
+    """A set named twice would be written twice to one file (featurize fails only after computing every clip)."""
+    raw_params["model"].update(arch="ensemble", members=["logreg", "bigru"], functionals="egemaps")  # reads egemaps only
+    raw_params["features"]["functionals"] = ["egemaps", "egemaps"]
+    message = _errors(raw_params)
+    assert _names_key(message, "features.functionals") and "does not compute" not in message
+
+
+def test_features_functionals_default_to_none_computed():
+    assert FeatureParams(kind="mfcc", n_mfcc=13, n_mels=40, n_fft=512, hop_length=256).functionals == []
+
+
+@pytest.mark.parametrize(
+    "member",
+    ["logreg:mfcc", "logreg:none", "logreg:", ":egemaps", "bigru:egemaps", "seed_lstm:compare", "ensemble", "LogReg",
+     " logreg", "logreg ", "logreg:egemaps:compare", "logreg;compare", "logreg:Compare", "transformer", ""],
+)
+def test_bad_members_are_named(raw_params, member):
+    message = _errors(_ensemble(raw_params, ["bigru", member]))
+    assert _names_key(message, "model.members")
+    assert repr(member) in message
+    assert re.fullmatch(MEMBER, member) is None
+
+
+@pytest.mark.parametrize(
+    "members",
+    [["logreg", "logreg"], ["bigru", "logreg", "bigru"], ["logreg:compare", "bigru", "logreg:compare"]],
+)
+def test_repeated_members_are_refused(raw_params, members):
+    message = _errors(_ensemble(raw_params, members))
+    assert _names_key(message, "model.members") and "repeated" in message
+
+
+def test_a_member_that_is_another_member_under_another_name_is_refused(raw_params):
+    """``logreg`` reads model.functionals: with egemaps there, ``logreg:egemaps`` is the same classifier twice."""
+    message = _errors(_ensemble(raw_params, ["logreg", "logreg:egemaps"], functionals="egemaps"))
+    assert _names_key(message, "model.members")
+
+
+@pytest.mark.parametrize(
+    "members",
+    [["logreg", "logreg:compare"], ["logreg:egemaps", "logreg:compare", "bigru"], ["logreg", "logreg:compare", "bigru"],
+     ["cnn1d", "bigru", "seed_lstm"], ["logreg:compare", "cnn1d"]],
+)
+def test_good_members(raw_params, members):
+    assert all(re.fullmatch(MEMBER, member) for member in members)
+    assert validate_params(_ensemble(raw_params, members)).model.members == members
+
+
+def test_an_ensemble_needs_two_members(raw_params):
+    assert _names_key(_errors(_ensemble(raw_params, ["logreg:compare"])), "model.members")
+    assert _names_key(_errors(_ensemble(raw_params, [])), "model.members")
+
+
+def test_members_are_for_an_ensemble_only(raw_params):
+    raw_params["model"].update(arch="logreg", members=["logreg", "bigru"])
+    assert _names_key(_errors(raw_params), "model.members")
+
+
+def test_member_pattern_lists_every_network_and_classifier_set():
+    for arch in NETWORKS:
+        assert re.fullmatch(MEMBER, arch) and not re.fullmatch(MEMBER, f"{arch}:egemaps")
+    for arch in CLASSIFIERS:
+        assert re.fullmatch(MEMBER, arch)
+        assert all(re.fullmatch(MEMBER, f"{arch}:{kind}") for kind in FUNCTIONALS)
+
+
+def test_member_params_give_each_member_its_functionals(raw_params):
+    model = validate_params(_ensemble(raw_params, ["logreg", "logreg:compare", "bigru"], functionals="egemaps")).model
+    members = model.member_params()
+    assert [(m.arch, m.functionals) for m in members] == [("logreg", "egemaps"), ("logreg", "compare"), ("bigru", "egemaps")]
+    assert all(m.members == [] for m in members)
+    # everything else is the ensemble's
+    for member in members:
+        assert member.model_dump(exclude={"arch", "members", "functionals"}) == model.model_dump(exclude={"arch", "members", "functionals"})
+    assert model.functional_sets() == {"egemaps", "compare"}
+
+
+def test_a_member_without_a_set_reads_model_functionals(raw_params):
+    model = validate_params(_ensemble(raw_params, ["logreg:egemaps", "bigru"], functionals="none")).model
+    assert [(m.arch, m.functionals) for m in model.member_params()] == [("logreg", "egemaps"), ("bigru", "none")]
+    model = validate_params(_ensemble(raw_params, ["logreg", "logreg:compare"], functionals="none")).model
+    assert [(m.arch, m.functionals) for m in model.member_params()] == [("logreg", "none"), ("logreg", "compare")]
+    assert model.functional_sets() == {"compare"}  # a classifier reading none needs no set
+
+
+@pytest.mark.parametrize(
+    ("arch", "functionals", "sets"),
+    [("logreg", "egemaps", {"egemaps"}), ("logreg", "none", set()), ("bigru", "compare", set()), ("seed_lstm", "egemaps", set())],
+)
+def test_a_lone_model_reads_its_functionals_if_it_is_a_classifier(raw_params, arch, functionals, sets):
+    raw_params["model"].update(arch=arch, members=[], functionals=functionals)
+    model = validate_params(raw_params).model
+    assert model.member_params() == [model]
+    assert model.functional_sets() == sets
+
+
+@pytest.mark.parametrize(
+    ("model", "computed", "missing"),
+    [
+        ({"arch": "ensemble", "members": ["logreg", "logreg:compare", "bigru"], "functionals": "egemaps"}, ["egemaps"], "compare"),
+        ({"arch": "ensemble", "members": ["logreg", "bigru"], "functionals": "egemaps"}, ["compare"], "egemaps"),
+        ({"arch": "logreg", "members": [], "functionals": "compare"}, ["egemaps"], "compare"),
+        ({"arch": "logreg", "members": [], "functionals": "egemaps"}, [], "egemaps"),
+    ],
+)
+def test_a_model_reading_a_set_featurize_does_not_compute_is_refused(raw_params, model, computed, missing):
+    raw_params["model"].update(model)
+    raw_params["features"]["functionals"] = computed
+    message = _errors(raw_params).split(" (got ")[0]  # the message, not the params it shows
+    assert f"'{missing}'" in message and "features.functionals" in message
+    # computing the set too makes it valid
+    raw_params["features"]["functionals"] = [*computed, missing]
+    assert validate_params(raw_params).model.functional_sets() >= {missing}
+
+
+def test_networks_and_classifiers_reading_none_need_no_set(raw_params):
+    raw_params["features"]["functionals"] = []
+    raw_params["model"].update(arch="ensemble", members=["logreg", "bigru"], functionals="none")
+    assert validate_params(raw_params).model.functional_sets() == set()
+    raw_params["model"].update(arch="cnn1d", members=[], functionals="compare")  # a network reads no functionals
+    assert validate_params(raw_params).model.functional_sets() == set()
+
+
+def test_params_yaml_ensemble_reads_the_sets_it_computes(repo_params):
+    """params.yaml: an ensemble of logreg on eGeMAPS, logreg on ComParE and a bigru, both sets computed."""
+    model = repo_params.model
+    assert model.arch == "ensemble"
+    assert model.functional_sets() <= set(repo_params.features.functionals)
+    readers = {m.functionals for m in model.member_params() if m.arch in CLASSIFIERS}
+    assert readers == model.functional_sets() and len(readers) == len([m for m in model.member_params() if m.arch in CLASSIFIERS])
+
+
+def test_model_params_direct_rejects_bad_members():
+    base = load_params(PARAMS_YAML).model.model_dump()
+    with pytest.raises(ValueError, match="members"):
+        ModelParams(**{**base, "members": ["logreg", "logreg:opensmile"]})
+    with pytest.raises(ValueError, match="repeated"):
+        ModelParams(**{**base, "members": ["bigru", "bigru"]})

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from ser.inputs import (
-    EPSILON, UTTERANCE, frame_mask, group_stats, input_kind, model_inputs, shrink, speaker_stats, with_deltas,
+    EPSILON, FRAMES as FRAME_INPUTS, POOLED, UTTERANCE, frame_mask, group_stats, input_kind, input_name, member_functionals,
+    model_inputs, shrink, speaker_stats, with_deltas,
 )
 from ser.params import ModelParams, load_params
 
@@ -162,6 +163,38 @@ def test_speaker_stats_of_utterance_inputs_shrink_the_vectors_statistics(values,
 
 def test_logreg_reads_utterance_inputs():
     assert input_kind("logreg") == UTTERANCE
+
+
+@pytest.mark.parametrize(
+    ("arch", "functionals", "name"),
+    [
+        ("logreg", "egemaps", "utterance_egemaps"), ("logreg", "compare", "utterance_compare"), ("logreg", "none", UTTERANCE),
+        ("bigru", "egemaps", FRAME_INPUTS), ("cnn1d", "compare", FRAME_INPUTS), ("seed_lstm", "egemaps", POOLED),
+    ],
+)
+def test_input_name_is_the_kind_and_the_set_a_classifier_reads(arch, functionals, name):
+    assert input_name(logreg(arch=arch, functionals=functionals)) == name
+
+
+def test_the_ensembles_members_read_inputs_named_apart():
+    params = logreg(arch="ensemble", members=["logreg", "logreg:compare", "bigru"], functionals="egemaps")
+    assert [input_name(member) for member in params.member_params()] == ["utterance_egemaps", "utterance_compare", "frames"]
+
+
+def test_member_functionals_are_the_set_the_member_reads(described):
+    computed = {"egemaps": described, "compare": described[:, :2]}
+    assert member_functionals(logreg(functionals="egemaps"), computed) is described
+    assert member_functionals(logreg(functionals="compare"), computed) is computed["compare"]
+    assert member_functionals(logreg(functionals="none"), computed) is None
+    assert member_functionals(logreg(functionals="none"), None) is None
+    assert member_functionals(logreg(arch="bigru", functionals="egemaps"), computed) is None  # networks read frames only
+    assert member_functionals(logreg(arch="bigru", functionals="egemaps"), None) is None
+
+
+@pytest.mark.parametrize("computed", [None, {}, {"egemaps": np.zeros((3, 88), np.float32)}])
+def test_member_functionals_of_a_set_not_computed_name_it(computed):
+    with pytest.raises(ValueError, match=r"compare.*features\.functionals"):
+        member_functionals(logreg(functionals="compare"), computed)
 
 
 @pytest.mark.parametrize("deltas", [0, 1, 2])

@@ -13,7 +13,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from ser.features import INDEX_COLUMNS  # noqa: E402
-from ser.inputs import input_kind, model_inputs, speaker_stats  # noqa: E402
+from ser.inputs import input_name, model_inputs, speaker_stats  # noqa: E402
 from ser.models.networks import build_model  # noqa: E402
 from ser.params import ModelParams, SpecAugmentParams, SplitParams, TrainParams  # noqa: E402
 from ser.split import TEST, TRAIN, UNUSED, VALIDATION, fold_parts  # noqa: E402
@@ -29,7 +29,9 @@ from ser.training import (  # noqa: E402
     history_summary,
     keras_file,
     mean_summary,
+    reference_stats,
     save_model,
+    train_fold,
     train_model,
     trained_on,
 )
@@ -74,7 +76,7 @@ def no_copies(features: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
 
 def save_network(model_dir, model, params: ModelParams, index: pd.DataFrame, parts: np.ndarray, meta: dict) -> None:
     """Save one network as the train stage saves a fold's model (temperature 1, no reference statistics)."""
-    member = Member(params, export_onnx(model, input_kind(params.arch)), np.zeros((0, len(CLASSES))), model)
+    member = Member(params, export_onnx(model, input_name(params)), np.zeros((0, len(CLASSES))), model)
     save_model(model_dir, [member], 1.0, index, parts, meta, {})
 
 
@@ -559,3 +561,116 @@ def test_deployable_epochs_without_early_stopping_are_train_epochs(train_params)
     folds = {"fold1": _fold_summary({"bigru": 3}), "fold2": _fold_summary({"bigru": 9})}
     no_stopping = train_params.model_copy(update={"early_stopping": 0, "epochs": 50})
     assert deployable_epochs(folds, no_stopping) == {"bigru": 50}
+
+
+# --- classifiers reading other functional sets ------------------------------------------------------------
+
+WIDTHS = {"egemaps": 88, "compare": 6373}
+CLASSIFIERS = ModelParams(arch="ensemble", members=["logreg", "logreg:compare"], functionals="egemaps", logreg_c=0.1,
+                          lstm_units=8, dense_units=[8], dropout=0.0, **{**BASE, "deltas": 1, "normalize": "speaker", "shrinkage": 2.0})
+
+
+def described(index: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Functionals of each set per clip: a clip's class shows in each set, in another way, on its own scales."""
+    rng = np.random.default_rng(5)
+    codes = index["emotion"].map(CLASSES.index).to_numpy()
+    out = {}
+    for k, (kind, width) in enumerate(WIDTHS.items()):
+        signal = np.zeros((len(index), width))
+        signal[np.arange(len(index)), (codes * (k + 3)) % width] = 3.0
+        out[kind] = ((signal + rng.normal(0, 1, (len(index), width))) * rng.uniform(0.5, 50, width)).astype(np.float32)
+    return out
+
+
+def test_each_classifier_reads_its_own_functional_set():
+    features, index, augmented = corpus()
+    functionals = described(index)
+    parts = fold_parts(index, SPLIT)["fold1"]
+    clips = Clips(features, index, augmented, functionals)
+    for member, kind in zip(CLASSIFIERS.member_params(), ["egemaps", "compare"]):
+        assert member.functionals == kind
+        data = fold_data(clips, parts, member.model_copy(update={"normalize": "none"}), CLASSES)
+        assert data.fit_x.shape == ((parts == TRAIN).sum(), WIDTHS[kind] + 2 * CHANNELS * 2)  # no copies: functionals of clips only
+        np.testing.assert_array_equal(data.fit_x[:, : WIDTHS[kind]], functionals[kind][parts == TRAIN])
+        np.testing.assert_array_equal(data.val_x[:, : WIDTHS[kind]], functionals[kind][parts == VALIDATION])
+
+
+def test_a_classifier_reading_a_set_that_was_not_computed_names_it():
+    features, index, augmented = corpus()
+    parts = fold_parts(index, SPLIT)["fold1"]
+    compare = CLASSIFIERS.member_params()[1]
+    for functionals in (None, {"egemaps": described(index)["egemaps"]}):
+        with pytest.raises(ValueError, match="compare"):
+            fold_data(Clips(features, index, augmented, functionals), parts, compare, CLASSES)
+
+
+def test_reference_statistics_are_each_inputs_own():
+    """Under ``normalize: speaker`` each classifier's reference is the statistics of its own input (its set
+    and the frame moments) over the training and validation clips, keyed by the input's name."""
+    features, index, augmented = corpus()
+    functionals = described(index)
+    parts = fold_parts(index, SPLIT)["fold1"]
+    clips = Clips(features, index, augmented, functionals)
+    learned = np.isin(parts, [TRAIN, VALIDATION])
+    for member in CLASSIFIERS.member_params():
+        mean, std = reference_stats(clips, parts, member)
+        raw = model_inputs(features[learned], index["valid_frames"][learned], index["speaker"][learned],
+                           member.model_copy(update={"normalize": "none"}), functionals=functionals[member.functionals][learned])
+        assert mean.shape == (WIDTHS[member.functionals] + 2 * CHANNELS * 2,)
+        np.testing.assert_allclose(mean, raw.mean(axis=0), rtol=1e-4, atol=1e-3 * np.abs(raw).max())
+
+
+@pytest.fixture(scope="module")
+def trained_classifiers():
+    """The classifiers ensemble trained on a speaker fold: (trained fold, clips, parts)."""
+    features, index, augmented = corpus()
+    clips = Clips(features, index, augmented, described(index))
+    parts = fold_parts(index, SPLIT)["fold1"]
+    return train_fold(clips, parts, CLASSIFIERS, _train(), CLASSES), clips, parts
+
+
+def test_train_fold_names_each_classifiers_input_after_its_set(trained_classifiers):
+    trained, clips, parts = trained_classifiers
+    names = ["utterance_egemaps", "utterance_compare"]
+    assert [[i.name for i in member.graph.graph.input] for member in trained.members] == [[name] for name in names]
+    widths = [member.graph.graph.input[0].type.tensor_type.shape.dim[1].dim_value for member in trained.members]
+    assert widths == [WIDTHS[kind] + 2 * CHANNELS * 2 for kind in ("egemaps", "compare")]
+    assert set(trained.reference) == set(names)
+    for member in trained.members:
+        expected = reference_stats(clips, parts, member.params)
+        np.testing.assert_array_equal(trained.reference[input_name(member.params)][0], expected[0])
+    assert trained.summary["members"] == {}  # no network: no training curves
+    # two classifiers of other inputs: other opinions on the validation clips
+    first, second = (member.val_probabilities for member in trained.members)
+    assert first.shape == second.shape == ((parts == VALIDATION).sum(), len(CLASSES))
+    assert np.abs(first - second).max() > 1e-3
+
+
+def test_evaluate_model_serves_each_classifier_its_own_set(trained_classifiers, tmp_path, audio_params, feature_params):
+    """The saved ensemble scores the test clips with the mean of its members' graphs, each given its set."""
+    import onnxruntime
+
+    from ser.evaluation import evaluate_model
+    from ser.models import ensemble
+
+    trained, clips, parts = trained_classifiers
+    features = feature_params.model_copy(update={"functionals": ["egemaps", "compare"]})
+    meta = {"audio": audio_params.model_dump(), "features": features.model_dump(), "model": CLASSIFIERS.model_dump(),
+            "fold": "fold1", "classes": list(CLASSES)}
+    save_model(tmp_path, trained.members, trained.temperature, clips.index, parts, meta, trained.reference)
+    predictions, _, _ = evaluate_model(tmp_path, clips.features, clips.index, clips.functionals)
+    test = parts == TEST
+    speakers = clips.index["speaker"].to_numpy(dtype=str)
+    own = np.isin(speakers, speakers[test])  # a test speaker's statistics are from all their clips
+    outputs = []
+    for member in trained.members:
+        params, kind = member.params, member.params.functionals
+        valid = clips.index["valid_frames"][own]
+        stats = speaker_stats(clips.features[own], valid, speakers[own], params.deltas, "utterance", clips.functionals[kind][own],
+                              trained.reference[input_name(params)], params.shrinkage)
+        inputs = model_inputs(clips.features[own], valid, speakers[own], params, stats, clips.functionals[kind][own])
+        session = onnxruntime.InferenceSession(member.graph.SerializeToString(), providers=["CPUExecutionProvider"])
+        outputs.append(session.run(None, {input_name(params): inputs})[0][test[own]])
+    expected = ensemble.calibrated(np.mean(outputs, axis=0), trained.temperature)
+    np.testing.assert_allclose(predictions[[f"p_{c}" for c in CLASSES]].to_numpy(), expected, atol=1e-4)
+    assert np.abs(outputs[0] - outputs[1]).max() > 1e-3

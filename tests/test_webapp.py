@@ -24,7 +24,7 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from conftest import REPO_CLASSES, make_tone
+from conftest import REPO_CLASSES, SERVED_MEMBERS, make_tone
 from ser.inference import Predictor
 from ser.params import ServeParams
 from ser.webapp import STATIC_DIR, create_app, display_name
@@ -240,7 +240,7 @@ def test_model_describes_classes_params_and_limits(predictor, repo_params):
     assert body["window_s"] == repo_params.audio.duration
     assert body["params"]["audio"] == repo_params.audio.model_dump()
     assert body["params"]["model"]["arch"] == "ensemble"
-    assert body["params"]["model"]["members"] == ["logreg", "bigru"]
+    assert body["params"]["model"]["members"] == list(SERVED_MEMBERS) == ["logreg", "logreg:compare", "bigru"]
     assert {"features", "split", "train"} <= set(body["params"])
     assert body["limits"] == {"max_upload_mb": 1.5, "max_duration_s": 12, "workers": 1}
 
