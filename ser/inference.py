@@ -310,6 +310,7 @@ class Predictor:
         return {
             "model_dir": str(self.model_dir),
             "arch": self.params.arch,
+            "members": list(self.params.members),
             "fold": self.meta.get("fold"),
             "classes": list(self.classes),
             "trained_on": self.meta.get("trained_on"),

@@ -571,6 +571,7 @@ def _check_info(summary: dict, model_dir: Path, served_model_dir: Path) -> None:
     meta = json.loads((served_model_dir / "meta.json").read_text())
     assert summary["model_dir"] == str(model_dir)
     assert summary["arch"] == "ensemble"
+    assert summary["members"] == meta["model"]["members"] == ["logreg", "logreg:compare", "bigru"]
     assert summary["classes"] == list(EMOTIONS) == meta["classes"]
     assert summary["fold"] == "all"
     assert summary["trained_on"] == _trained_on(model_dir) == meta["trained_on"]

@@ -236,6 +236,7 @@ def test_model_describes_classes_params_and_limits(predictor, repo_params):
     body = client.get("/api/model").json()
     assert body["classes"] == list(CLASSES) == list(repo_params.data.emotions)
     assert body["arch"] == "ensemble"
+    assert body["members"] == ["logreg", "logreg:compare", "bigru"]
     assert body["fold"] == "all"
     assert body["window_s"] == repo_params.audio.duration
     assert body["params"]["audio"] == repo_params.audio.model_dump()
