@@ -279,13 +279,19 @@ def _truncate(path: Path, seconds: float) -> None:
     path.write_bytes(data[: 44 + 2 * int(seconds * SR)])
 
 
-def test_truncated_audio_uses_what_is_left(tmp_path, write_tone):
-    """A WAV cut short in its data: the samples left past the offset are used (0.02 s: padded functionals)."""
+def _corpus_with_a_truncated_clip(tmp_path: Path, write_tone, row: int, seconds: float):
+    """Two clips written as a corpus, clip ``row`` cut after ``seconds``: its manifest and the cut file."""
     raw = tmp_path / "raw"
     manifest = write_corpus(raw, write_tone, CLIPS[:2])
-    cut = raw / manifest["file"].iloc[1]
-    _truncate(cut, 0.12)
-    manifest.loc[1, "sha256"] = sha256_of(cut)
+    cut = raw / manifest["file"].iloc[row]
+    _truncate(cut, seconds)
+    manifest.loc[row, "sha256"] = sha256_of(cut)
+    return manifest, raw, cut
+
+
+def test_truncated_audio_uses_what_is_left(tmp_path, write_tone):
+    """A WAV cut short in its data: the samples left past the offset are used (0.02 s: padded functionals)."""
+    manifest, raw, cut = _corpus_with_a_truncated_clip(tmp_path, write_tone, 1, 0.12)
     out = tmp_path / "out"
     featurize_corpus(manifest, raw, out, Settings(AUDIO, feature_params(("egemaps",)), AUGMENT), run_params())
     described = load_functionals(out)["egemaps"]
@@ -296,11 +302,7 @@ def test_truncated_audio_uses_what_is_left(tmp_path, write_tone):
 
 
 def test_truncated_audio_without_samples_past_the_offset_is_named(tmp_path, write_tone):
-    raw = tmp_path / "raw"
-    manifest = write_corpus(raw, write_tone, CLIPS[:2])
-    cut = raw / manifest["file"].iloc[0]
-    _truncate(cut, 0.06)
-    manifest.loc[0, "sha256"] = sha256_of(cut)
+    manifest, raw, cut = _corpus_with_a_truncated_clip(tmp_path, write_tone, 0, 0.06)
     with pytest.raises(FeaturizeError) as info:
         featurize_corpus(manifest, raw, tmp_path / "out", Settings(AUDIO, feature_params(("egemaps",)), AUGMENT), run_params())
     message = str(info.value)
