@@ -235,16 +235,18 @@ class Predictor:
         self.session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self.input_names = {node.name for node in self.session.get_inputs()}
         self.classes: tuple[str, ...] = tuple(self.meta["classes"])
+        stale = ModelError(f"{self.model_dir / META_FILE} was saved by another version: rerun the train stage (`dvc repro train`)")
         try:
             self.audio = AudioParams(**self.meta["audio"])
             self.features = FeatureParams(**self.meta["features"])
             self.params = ModelParams(**self.meta["model"])
         except (ValidationError, KeyError, TypeError):
-            raise ModelError(f"{self.model_dir / META_FILE} was saved by another version: rerun the train stage (`dvc repro train`)") from None
+            raise stale from None
         self.reference = saved_reference_stats(self.meta)
         names = {input_name(member) for member in self.params.member_params()}
         if names != self.input_names or (self.params.normalize == "speaker" and set(self.reference) != names):
-            raise ModelError(f"{self.model_dir} was saved by an older version: rerun the train stage (`dvc repro train`)")
+            raise stale
+        self.functional_sets = sorted(self.params.functional_sets())
 
     def clip_features(self, source: AudioSource, name: str | None = None) -> ClipFeatures:
         """Features of every window of one clip (a path or a binary file object)."""
@@ -253,7 +255,7 @@ class Predictor:
         computed = batch_frame_features(windows, self.audio, self.features)
         values = np.stack([values for values, _ in computed])
         valid = np.array([valid for _, valid in computed])
-        sets = [functional_sets(window, self.audio.sr, sorted(self.params.functional_sets()), name) for window in windows]
+        sets = [functional_sets(window, self.audio.sr, self.functional_sets, name) for window in windows]
         described = {kind: np.stack([found[kind] for found in sets]) for kind in sets[0]}
         return ClipFeatures(name, duration, starts, values, valid, described)
 

@@ -65,6 +65,8 @@ class FoldData:
     val_x: np.ndarray
     val_y: np.ndarray
     fit_weights: np.ndarray | None = None
+    reference: Stats | None = None
+    """The statistics speakers' own shrink toward (``normalize: speaker``), saved with the model."""
 
 
 @dataclass(frozen=True)
@@ -103,9 +105,8 @@ def fold_data(clips: Clips, parts: np.ndarray, params: ModelParams, classes: Seq
     kind = input_kind(params.arch)
     functionals = member_functionals(params, clips.functionals)
     speakers = index["speaker"].to_numpy(dtype=str)
-    stats = None
-    if params.normalize == "speaker":
-        reference = reference_stats(clips, parts, params)
+    stats, reference = None, reference_stats(clips, parts, params)
+    if reference is not None:
         stats = speaker_stats(clips.features, index["valid_frames"], speakers, params.deltas, kind,
                               functionals, reference, params.shrinkage)
     inputs = model_inputs(clips.features, index["valid_frames"], speakers, params, stats, functionals)
@@ -126,6 +127,7 @@ def fold_data(clips: Clips, parts: np.ndarray, params: ModelParams, classes: Seq
         val_x=inputs[val_rows],
         val_y=encode_labels(index["emotion"][val_rows], classes),
         fit_weights=sample_weights(fit_index, balance),
+        reference=reference,
     )
 
 
@@ -302,22 +304,24 @@ def train_fold(
     """Train every member of ``params`` on one fold's parts; fit the temperature on the validation clips
     (``train.calibrate``). Without validation clips, networks train for ``epochs[arch]`` epochs and
     the ``temperature`` given is used (default 1)."""
-    members, summary, targets = [], {"members": {}}, None
-    for member_params in params.member_params():
-        arch = member_params.arch
-        data = fold_data(clips, parts, member_params, classes, train_params.balance)
-        live = None if live_dir is None else (live_dir if len(params.member_params()) == 1 else live_dir / arch)
-        member = train_member(data, member_params, train_params, live, (epochs or {}).get(arch))
+    members, summary, reference = [], {"members": {}}, {}
+    member_params = params.member_params()
+    for member_param in member_params:
+        arch = member_param.arch
+        data = fold_data(clips, parts, member_param, classes, train_params.balance)
+        live = None if live_dir is None else (live_dir if len(member_params) == 1 else live_dir / arch)
+        member = train_member(data, member_param, train_params, live, (epochs or {}).get(arch))
         members.append(member)
-        targets = data.val_y
+        if data.reference is not None:
+            reference[input_name(member_param)] = data.reference
         if member.history is not None and len(data.val_x):
             summary["members"][arch] = history_summary(member.history, len(data.fit_x))
+    targets = data.val_y  # every member validates on the same clips
     if len(targets):
         mean = np.mean([member.val_probabilities for member in members], axis=0)
         temperature = ensemble.fit_temperature(mean, targets.argmax(axis=1)) if train_params.calibrate else 1.0
         summary.update(validation_scores(ensemble.calibrated(mean, temperature), targets))
     temperature = 1.0 if temperature is None else temperature
-    reference = {input_name(m): stats for m in params.member_params() if (stats := reference_stats(clips, parts, m)) is not None}
     return TrainedFold(members, temperature, {**summary, "temperature": temperature}, reference)
 
 

@@ -46,6 +46,7 @@ def main() -> None:
     temperature = training.deployable_temperature(summary)
     fit(DEPLOYABLE_FOLD, np.full(len(index), TRAIN, dtype=object), MODEL_DIR, epochs=epochs, temperature=temperature)
     metrics = {**training.mean_summary(summary), "deployable_epochs": epochs, "deployable_temperature": temperature}
+    REPORT_DIR.mkdir(parents=True, exist_ok=True)  # a model without networks writes no curves there
     (REPORT_DIR / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
 
