@@ -63,6 +63,7 @@ tuning: setup
 	$(QUEUE) -n logreg-shrinkage-50 $(LOGREG) $(BEFORE) -S model.shrinkage=50
 	$(QUEUE) -n logreg-balance-corpus $(LOGREG) $(BEFORE) -S train.balance=corpus
 	$(QUEUE) -n logreg-balance-speaker $(LOGREG) $(BEFORE) -S train.balance=speaker
+	$(QUEUE) -n logreg-grid $(LOGREG) $(BEFORE) -S model.logreg_c=0.001,0.1
 	$(QUEUE) -n ensemble-speaker $(BEFORE) -S 'model.members=[logreg,bigru]'
 	$(QUEUE) -n ensemble-realistic -S train.balance=none -S 'model.members=[logreg,bigru]'
 	$(QUEUE) -n ensemble3 $(BEFORE)
