@@ -1,13 +1,22 @@
 """Run the benchmarks and print their figures: ``python -m benchmarks [NAME ...]``.
 
-NAME is any of featurize, scaling, incremental, train, e2e, serving, load
-(default: all, in that order). featurize and scaling read the TESS clips of
-data/manifest.csv and data/raw, train data/features; serving reads models/
-(the deployable model and the folds' models) and data/features, load models/
-(`dvc pull`); incremental copies the project with TESS alone as its source;
-e2e clones the committed project and runs it on all its corpora.
-Each writes reports/benchmarks/NAME.json. screenshot (also run by default)
-renders the README's picture of the web app, reports/webapp.png.
+NAME is any of featurize, functionals, incremental, train, e2e, serving, load,
+screenshot (default: all, in that order). featurize reads the clips of
+data/manifest.csv and data/raw (all of TESS, and all clips of the corpora),
+functionals a sample of clips of each corpus there, train data/features;
+serving reads models/ (the deployable model and the folds' models) and
+data/features, load models/ (`dvc pull`); incremental copies the project with
+copies of the corpora of its data.sources; e2e clones the committed project
+and runs `make setup` and the pipeline on all its corpora.
+Each writes reports/benchmarks/NAME.json; `python -m benchmarks.readme` then
+rewrites the README's table from them. screenshot renders the README's
+picture of the web app, reports/webapp.png.
+
+``SER_BENCH_SMOKE=1 python -m benchmarks [NAME ...]``: a smoke run, to check
+that the benchmarks work: a few clips per corpus and few repetitions, so that
+each finishes well within a minute (e2e only clones the project and checks
+its command lines: `make -n setup` and the stage names); its figures mean
+nothing, and the JSON goes to $TMPDIR/ser-benchmarks-smoke/, not reports/.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ import importlib
 
 import opensmile  # noqa: F401 - before any benchmark imports TensorFlow: openSMILE, first loaded after it, crashes
 
-NAMES = ("featurize", "scaling", "incremental", "train", "e2e", "serving", "load", "screenshot")
+NAMES = ("featurize", "functionals", "incremental", "train", "e2e", "serving", "load", "screenshot")
 
 
 def main() -> None:

@@ -1,4 +1,10 @@
-"""Shared helpers of the benchmarks: timed commands, peak memory, project copies, results."""
+"""Shared helpers of the benchmarks: timed commands, peak memory, clip samples, project copies, results.
+
+``SER_BENCH_SMOKE=1`` in the environment (read here, and so by every benchmark
+and the processes it starts) shrinks each benchmark's workload to a few clips
+and runs, to check quickly that it works; its figures mean nothing, and its
+results go to a temporary folder instead of reports/benchmarks.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +14,25 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 import psutil
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ser.featurize import FeaturizeSummary
+
+T = TypeVar("T")
+SMOKE = os.environ.get("SER_BENCH_SMOKE", "") not in ("", "0")
+"""A smoke run: tiny workloads (``SER_BENCH_SMOKE=1``)."""
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "reports" / "benchmarks"
+RESULTS = Path(tempfile.gettempdir()) / "ser-benchmarks-smoke" if SMOKE else REPO / "reports" / "benchmarks"
+"""Where each benchmark writes NAME.json: a smoke run never overwrites the measured figures."""
 RAW_DIR = REPO / "data" / "raw"
 MANIFEST = REPO / "data" / "manifest.csv"
 """The labels stage's manifest of all corpora: ``file`` (under ``RAW_DIR``), ``corpus``, ``speaker``, ``emotion``..."""
@@ -46,29 +59,57 @@ class PeakMemory:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    def _sample(self) -> None:
+    def _measure(self) -> None:
         process = psutil.Process()
+        total = 0
+        for member in [process, *process.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                total += member.memory_info().rss
+        self.peak_mib = max(self.peak_mib, total / 2**20)
+
+    def _sample(self) -> None:
         while not self._stop.wait(self.interval):
-            tree = [process, *process.children(recursive=True)]
-            total = 0
-            for member in tree:
-                with contextlib.suppress(psutil.Error):
-                    total += member.memory_info().rss
-            self.peak_mib = max(self.peak_mib, total / 2**20)
+            self._measure()
 
     def __enter__(self) -> PeakMemory:
+        self._measure()
         self._thread.start()
         return self
 
     def __exit__(self, *exc_info) -> None:
         self._stop.set()
         self._thread.join()
+        self._measure()
 
 
-def isolated_env(home: Path) -> dict[str, str]:
-    """The environment for a measured command: a fresh HOME (so a fresh ``~/.cache``), no DVC analytics."""
+def smoke_or(full: T, smoke: T) -> T:
+    """``smoke`` in a smoke run, ``full`` otherwise."""
+    return smoke if SMOKE else full
+
+
+def isolated_env(home: Path, bin_dir: Path = Path(DVC).parent) -> dict[str, str]:
+    """The environment for a measured command: a fresh HOME (so a fresh ``~/.cache``), no DVC analytics,
+    and ``bin_dir`` (a virtual environment's, this one's by default) first on PATH instead of this one's."""
     home.mkdir(parents=True, exist_ok=True)
-    return {**os.environ, "HOME": str(home), "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(DVC).parent}:{os.environ['PATH']}"}
+    path = [str(bin_dir), *(entry for entry in os.environ["PATH"].split(os.pathsep) if entry != str(Path(DVC).parent))]
+    return {**os.environ, "HOME": str(home), "DVC_NO_ANALYTICS": "1", "PATH": os.pathsep.join(path)}
+
+
+def measure(run: Callable[[], T], warm: bool = False) -> tuple[T, float, float]:
+    """``run()``'s result, its wall seconds and peak RSS in MiB (this process and its workers);
+    ``warm``: run it once untimed first."""
+    if warm:
+        run()
+    with PeakMemory() as memory:
+        start = time.perf_counter()
+        result = run()
+        seconds = time.perf_counter() - start
+    return result, seconds, memory.peak_mib
+
+
+def throughput(clips: int, seconds: float, peak_rss_mib: float, **more: object) -> dict:
+    """A measured side's figures, as the benchmarks' JSON holds them."""
+    return {"clips": clips, "seconds": seconds, "clips_per_s": clips / seconds, "peak_rss_mib": peak_rss_mib, **more}
 
 
 def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, str]:
@@ -101,6 +142,46 @@ def read_manifest(corpora: tuple[str, ...] | None = None) -> pd.DataFrame:
     return manifest
 
 
+def sample_clips(manifest: pd.DataFrame, per_corpus: int | None, seed: int = 0) -> pd.DataFrame:
+    """At most ``per_corpus`` clips of each corpus (all if None), drawn with ``seed``, in manifest order."""
+    if per_corpus is None:
+        return manifest
+    drawn = manifest.sample(frac=1, random_state=seed).groupby("corpus", sort=False).head(per_corpus)
+    return manifest.loc[sorted(drawn.index)].reset_index(drop=True)
+
+
+def replicate(manifest: pd.DataFrame, factor: int, root: Path) -> pd.DataFrame:
+    """A manifest of ``factor`` copies of ``manifest``'s clips of data/raw under new names (hard links) in ``root``."""
+    import pandas as pd
+
+    replicas = []
+    for copy in range(factor):
+        for file in manifest["file"]:
+            link_or_copy(RAW_DIR / file, root / f"r{copy}" / file)
+        replicas.append(manifest.assign(file=f"r{copy}/" + manifest["file"]))
+    return pd.concat(replicas, ignore_index=True)
+
+
+def featurize_stage(
+    manifest: pd.DataFrame, raw_dir: Path, out_dir: Path, workers: int, cache: str = "",
+    audio: dict | None = None, features: dict | None = None,
+) -> FeaturizeSummary:
+    """The featurize stage's code on ``manifest``: params.yaml's audio and features (with ``audio`` and
+    ``features`` changed), no augmented copies, ``workers`` local workers (0: one per core), the
+    per-clip cache in ``cache`` ('' = off)."""
+    from ser.featurize import Settings, featurize_corpus
+    from ser.params import load_params
+
+    params = load_params(REPO / "params.yaml")
+    settings = Settings(
+        params.audio.model_copy(update=audio or {}),
+        params.features.model_copy(update=features or {}),
+        params.augment.model_copy(update={"copies": 0}),
+    )
+    run = params.featurize.model_copy(update={"workers": workers, "cache": cache, "scheduler": ""})
+    return featurize_corpus(manifest, raw_dir, out_dir, settings, run)
+
+
 def link_or_copy(source: Path, target: Path) -> None:
     """A hard link to ``source`` at ``target`` (a copy across file systems)."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -108,6 +189,17 @@ def link_or_copy(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:
         shutil.copyfile(source, target)
+
+
+def link_tree(source: Path, target: Path, per_folder: int | None = None) -> None:
+    """Hard links at ``target`` to the files under ``source`` (a directory), or to ``source`` itself (a file);
+    ``per_folder``: only that many files of each folder."""
+    if source.is_file():
+        link_or_copy(source, target)
+        return
+    for folder in [source, *sorted(path for path in source.rglob("*") if path.is_dir())]:
+        for path in sorted(path for path in folder.iterdir() if path.is_file())[:per_folder]:
+            link_or_copy(path, target / path.relative_to(source))
 
 
 def project_copy(target: Path) -> Path:
@@ -145,12 +237,9 @@ def set_params(project: Path, **changes: object) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def tess_only_sources(corpus: Path | str) -> dict:
-    """``data.sources`` with TESS alone, read from ``corpus``: what the TESS benchmarks run on."""
-    return {"tess": {"recipe": "tess", "source": str(corpus)}}
-
-
 def save(name: str, result: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"-> {(RESULTS / f'{name}.json').relative_to(REPO)}")
+    """Write ``result`` to NAME.json in ``RESULTS``."""
+    path = RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"-> {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")

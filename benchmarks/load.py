@@ -24,9 +24,9 @@ import httpx
 import numpy as np
 import psutil
 
-from benchmarks.common import CORPUS, REPO, save
+from benchmarks.common import CORPUS, REPO, SMOKE, save, smoke_or
 
-REQUESTS = 300
+REQUESTS = smoke_or(300, 16)
 CLIENTS = 8
 
 
@@ -110,7 +110,7 @@ def main() -> dict:
     one_process = load_server(payloads, 1, (1, CLIENTS))
     two_processes = load_server(payloads, 2, (CLIENTS,))
     baseline = one_process["1_clients"]
-    result = {"one_process": one_process, "two_processes": two_processes}
+    result = {"smoke": SMOKE, "one_process": one_process, "two_processes": two_processes}
     for name, run in (("1 process, 1 client", baseline), (f"1 process, {CLIENTS} clients", one_process[f"{CLIENTS}_clients"]),
                       (f"2 processes, {CLIENTS} clients", two_processes[f"{CLIENTS}_clients"])):
         print(f"{name}: {run['requests']} requests, {run['failed']} failed, {run['requests_per_s']:.1f} requests/s "

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from unittest import mock
 
-from benchmarks.common import REPO, save
+from benchmarks.common import REPO, SMOKE, save, smoke_or
 
 
 def main() -> dict:
@@ -44,6 +44,7 @@ def main() -> dict:
             self.seconds.setdefault(self.model.name, []).append(time.perf_counter() - self.start)
 
     params = load_params(REPO / "params.yaml")
+    train = params.train.model_copy(update={"epochs": smoke_or(params.train.epochs, 1)})  # a smoke run: one epoch, one fold
     features, index, feature_params = load_features(REPO / "data" / "features")
     functionals = load_functionals(REPO / "data" / "features")
     clips = training.Clips(features, index, load_augmented(REPO / "data" / "features"), functionals)
@@ -51,13 +52,13 @@ def main() -> dict:
     folds = {}
     total_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as workdir:
-        for fold, parts in (split := fold_parts(index, params.split)).items():
+        for fold, parts in list((split := fold_parts(index, params.split)).items())[: smoke_or(None, 1)]:
             timer = EpochTimer()
             callbacks = training._callbacks  # the stage's own callbacks, and the timer besides
             timed = mock.patch.object(training, "_callbacks", lambda *args: [*callbacks(*args), timer])
             start = time.perf_counter()
             with timed:
-                trained = training.train_fold(clips, parts, params.model, params.train, params.data.emotions)
+                trained = training.train_fold(clips, parts, params.model, train, params.data.emotions)
             model_dir = Path(workdir) / fold
             meta = {
                 **feature_params, **params.model_dump(include={"split", "model", "train"}),
@@ -83,7 +84,7 @@ def main() -> dict:
                 "committed_accuracy": committed.get("folds", {}).get(fold, {}).get("accuracy"),
             }
     members = list(params.model.members) or [params.model.arch]
-    result = {"model": params.model.arch, "members": members, "total_s": time.perf_counter() - total_start, "folds": folds}
+    result = {"smoke": SMOKE, "model": params.model.arch, "members": members, "total_s": time.perf_counter() - total_start, "folds": folds}
     for fold, figures in folds.items():
         epochs = "; ".join(
             f"{arch} {n['epochs']} epochs x {n['seconds_per_epoch']:.2f} s ({n['samples_per_s']:.0f} samples/s on "

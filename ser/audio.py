@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import BinaryIO
 
-import librosa
 import numpy as np
 import soundfile as sf
 
+from ser.dsp import resample
 from ser.params import AudioParams
 
 
@@ -51,7 +51,7 @@ def read_window(source: AudioSource, offset: float, duration: float, name: str |
         raise AudioError(f"{path}: cannot decode audio ({exc.error_string})") from None
     if frames.size == 0:
         raise AudioError(f"{path}: no audio samples")
-    return frames.mean(axis=1), native_sr
+    return (frames[:, 0] if frames.shape[1] == 1 else frames.mean(axis=1)), native_sr
 
 
 def require_finite(samples: np.ndarray, path: str | Path) -> None:
@@ -65,5 +65,5 @@ def load_window(source: AudioSource, audio: AudioParams, name: str | None = None
     samples, native_sr = read_window(source, audio.offset, audio.duration, name)
     require_finite(samples, name or source)
     if native_sr != audio.sr:
-        samples = librosa.resample(samples, orig_sr=native_sr, target_sr=audio.sr, res_type=audio.res_type)
+        samples = resample(samples, native_sr, audio.sr, audio.res_type)
     return samples

@@ -7,24 +7,23 @@ hold real audio. Pooling, deltas and normalization happen later, in
 :mod:`ser.inputs`, so that one cached set of features serves every model.
 
 :func:`frame_features` equals librosa's computation on the zero-padded window
-(``melspectrogram`` -> ``power_to_db`` -> ``mfcc``) but transforms only the
-frames that reach real audio: the frames of pure padding are silence, whose
-value it fills in directly.
+(``melspectrogram`` -> ``power_to_db`` -> ``mfcc``), through :mod:`ser.dsp`
+(librosa's pieces without librosa's import), but transforms only the frames
+that reach real audio: the frames of pure padding are silence, whose value it
+fills in directly.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from pathlib import Path
 
-import librosa
 import numpy as np
 import pandas as pd
-import scipy.sparse
 
 from ser.audio import AudioSource, load_window
+from ser.dsp import dct, mel_power, power_to_db, stack_padded, stft_power
 from ser.params import AudioParams, FeatureParams
 from ser.tables import read_clips
 
@@ -50,12 +49,6 @@ def feature_shape(audio: AudioParams, features: FeatureParams) -> tuple[int, int
     return (frame_count(audio.n_samples, features), features.n_channels)
 
 
-@functools.lru_cache(maxsize=16)
-def mel_basis(sr: int, n_fft: int, n_mels: int) -> scipy.sparse.csr_array:
-    """librosa's mel filter bank, built once per setting, as a sparse matrix (each filter is a narrow band)."""
-    return scipy.sparse.csr_array(librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels))
-
-
 def audible_length(n_samples: int, audio: AudioParams, features: FeatureParams) -> int:
     """Samples to transform so that every frame whose window reaches real audio is computed."""
     frames = math.ceil((n_samples + features.n_fft // 2) / features.hop_length)
@@ -76,19 +69,16 @@ def batch_frame_features(clips: list[np.ndarray], audio: AudioParams, features: 
     clips = [np.asarray(clip, dtype=np.float32)[: audio.n_samples] for clip in clips]
     total = frame_count(audio.n_samples, features)
     size = max(max(len(clip), transform_length(len(clip), audio, features)) for clip in clips)
-    padded = np.stack([librosa.util.fix_length(clip, size=size) for clip in clips])
-    spectrum = librosa.stft(y=padded, n_fft=features.n_fft, hop_length=features.hop_length)[..., :total]
-    power = spectrum.real**2 + spectrum.imag**2
-    count, bins, frames = power.shape
+    power = stft_power(stack_padded(clips, size), features.n_fft, features.hop_length)[:, :total]
+    frames = power.shape[1]
     # each frame's mel bands are summed on their own (so a clip's values do not depend on its batch)
-    mel = mel_basis(audio.sr, features.n_fft, features.n_mels) @ power.transpose(1, 0, 2).reshape(bins, -1)
-    mel = mel.reshape(-1, count, frames).transpose(1, 0, 2)
-    mel = np.pad(mel, ((0, 0), (0, 0), (0, total - frames)))  # frames of pure padding: zero power
-    decibels = librosa.power_to_db(mel, amin=AMIN, top_db=None)
+    mel = mel_power(power, audio.sr, features.n_fft, features.n_mels)
+    mel = np.pad(mel, ((0, 0), (0, total - frames), (0, 0)))  # frames of pure padding: zero power
+    decibels = power_to_db(mel, amin=AMIN)
     # top_db per clip, as librosa.power_to_db applies it to each clip alone
     decibels = np.maximum(decibels, decibels.max(axis=(1, 2), keepdims=True) - TOP_DB)
-    frames = librosa.feature.mfcc(S=decibels, n_mfcc=features.n_mfcc) if features.kind == "mfcc" else decibels
-    frames = np.swapaxes(frames, 1, 2).astype(np.float32)
+    frames = dct(decibels, features.n_mfcc, axis=2) if features.kind == "mfcc" else decibels
+    frames = frames.astype(np.float32)
     return [(values, min(frame_count(len(clip), features), total)) for values, clip in zip(frames, clips)]
 
 

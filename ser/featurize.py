@@ -2,8 +2,10 @@
 
 - **Parallel.** Clips go to workers in batches of ``featurize.batch_size``:
   local processes (``featurize.workers``, BLAS pinned to one thread each), or
-  the workers of a Dask cluster (``featurize.scheduler``). Workers receive the
-  audio's bytes, not paths, so cluster workers need no shared file system.
+  the workers of a Dask cluster (``featurize.scheduler``). Local workers read
+  the files themselves; cluster workers receive the audio's bytes, so they need
+  no shared file system. Each clip is read and resampled once for all its
+  features (frames, functionals, augmented copies).
 - **Streamed.** At most a few batches are in flight, and results are appended
   to ``features.npy`` / ``augmented.npy`` in manifest order as they arrive, so
   memory does not grow with the corpus.
@@ -41,6 +43,7 @@ from tqdm import tqdm
 
 import ser.audio
 import ser.augment
+import ser.dsp
 import ser.features
 import ser.functionals
 from ser.audio import AudioError, load_window
@@ -74,11 +77,11 @@ class Settings:
 class ClipTask:
     """Work for one clip: its audio and the variants to compute (0 = the clip, k = augmented copy k)."""
 
-    name: str
-    data: bytes
+    name: str  # the file's path
     sha256: str
     variants: tuple[int, ...]
-    error: str = ""  # the clip could not even be read
+    data: bytes | None = None  # the file's bytes, for workers without the file system; None: read ``name``
+    error: str = ""  # the file could not even be read
 
 
 @dataclass
@@ -91,51 +94,51 @@ def _variants(task: ClipTask, settings: Settings) -> list[np.ndarray]:
     """The clip's window and the augmented copies ``task`` asks for (``AudioError`` if unusable)."""
     if task.error:
         raise AudioError(task.error)
-    samples = load_window(io.BytesIO(task.data), settings.audio, name=task.name)
+    samples = load_window(io.BytesIO(task.data if task.data is not None else read_audio(Path(task.name))), settings.audio, name=task.name)
     return [
         augment_clip(samples, settings.audio.sr, settings.augment, copy_rng(settings.augment.seed, task.sha256, copy)) if copy else samples
         for copy in task.variants
     ]
 
 
-def compute_batch(tasks: list[ClipTask], settings: Settings) -> list[ClipResult]:
-    """A worker's unit of work: several clips, their features computed together.
+def read_audio(path: Path) -> bytes:
+    """The bytes of an audio file (``AudioError`` naming it if it cannot be read)."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot read the file ({exc.strerror})") from None
 
-    BLAS runs on one thread: the workers are the parallelism.
-    """
+
+def compute_batch(tasks: list[ClipTask], settings: Settings) -> list[ClipResult]:
+    """A worker's unit of work: several clips, their features computed together."""
     results, clips, slots = [], [], []
     kinds, sr = settings.features.functionals, settings.audio.sr
-    with threadpool_limits(limits=1):
-        for task in tasks:
-            result = ClipResult()
-            try:
-                variants = _variants(task, settings)
-                described = [functional_sets(clip, sr, kinds if copy == 0 else [], task.name) for copy, clip in zip(task.variants, variants)]
-            except AudioError as exc:
-                result.error = str(exc)
-                variants, described = [], []
-            clips.extend(variants)
-            slots.extend((result, copy, utterance) for copy, utterance in zip(task.variants, described))
-            results.append(result)
-        values = batch_frame_features(clips, settings.audio, settings.features) if clips else []
+    for task in tasks:
+        result = ClipResult()
+        try:
+            variants = _variants(task, settings)
+            described = [functional_sets(clip, sr, kinds if copy == 0 else [], task.name) for copy, clip in zip(task.variants, variants)]
+        except AudioError as exc:
+            result.error = str(exc)
+            variants, described = [], []
+        clips.extend(variants)
+        slots.extend((result, copy, utterance) for copy, utterance in zip(task.variants, described))
+        results.append(result)
+    values = batch_frame_features(clips, settings.audio, settings.features) if clips else []
     for (result, copy, utterance), (frames, valid) in zip(slots, values):
         result.features[copy] = (frames, valid, utterance)
     return results
 
 
-def warm_up() -> None:
-    """Load what computing features loads on first use (librosa's lazy modules, numba code)."""
-    audio = AudioParams(sr=8000, offset=0.0, duration=0.5, res_type="soxr_hq")
-    features = FeatureParams(kind="mfcc", n_mfcc=13, n_mels=32, n_fft=256, hop_length=128)
-    noise = np.random.default_rng(0).standard_normal(4000).astype(np.float32)
-    augment = AugmentParams(copies=1, seed=0, noise_snr_db=[20, 20], shift_s=0.1, pitch_semitones=1.0, tempo=[1.1, 1.1], gain_db=1.0)
-    batch_frame_features([noise, augment_clip(noise, audio.sr, augment, np.random.default_rng(0))], audio, features)
+def pin_blas_threads() -> None:
+    """BLAS on one thread in this worker process: the workers are the parallelism."""
+    threadpool_limits(limits=1)
 
 
 def code_digest() -> str:
     """Digest of the code and library versions that compute features: a change invalidates the cache."""
     digest = hashlib.sha256()
-    for source in (ser.audio.__file__, ser.features.__file__, ser.augment.__file__, ser.functionals.__file__, __file__):
+    for source in (ser.audio.__file__, ser.dsp.__file__, ser.features.__file__, ser.augment.__file__, ser.functionals.__file__, __file__):
         digest.update(Path(source).read_bytes())
     versions = [np.__version__, librosa.__version__, soxr.__version__, sf.__libsndfile_version__, importlib.metadata.version("opensmile")]
     digest.update(" ".join(versions).encode())
@@ -147,10 +150,10 @@ class FeatureCache:
 
     def __init__(self, directory: str, limit_gb: float, settings: Settings):
         self.store = diskcache.Cache(os.path.expanduser(directory), size_limit=int(limit_gb * 1e9)) if directory else None
-        shared = {"audio": settings.audio.model_dump(), "features": settings.features.model_dump(), "code": code_digest()}
-        augment = settings.augment.model_dump(exclude={"copies"})
-        self.clip_prefix = _digest(shared)
-        self.copy_prefix = _digest({**shared, "augment": augment})
+        shared = {"audio": settings.audio.model_dump(), "code": code_digest()}
+        frames = settings.features.model_dump(exclude={"functionals"})  # copies have no functionals
+        self.clip_prefix = _digest({**shared, "features": settings.features.model_dump()})
+        self.copy_prefix = _digest({**shared, "features": frames, "augment": settings.augment.model_dump(exclude={"copies"})})
 
     def key(self, sha256: str, copy: int) -> str:
         return f"{self.copy_prefix if copy else self.clip_prefix}/{sha256}/{copy}"
@@ -192,22 +195,41 @@ def worker_count(params: FeaturizeParams) -> int:
     return params.workers or len(os.sched_getaffinity(0))
 
 
+class LazyProcessPool(Executor):
+    """Local worker processes, started on the first batch to compute: a rerun from the cache starts none."""
+
+    def __init__(self, workers: int):
+        self.workers, self.pool = workers, None
+
+    def submit(self, fn: Callable, /, *args, **kwargs) -> Future:
+        if self.pool is None:
+            context = multiprocessing.get_context("fork")
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=pin_blas_threads)
+        return self.pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait, cancel_futures=cancel_futures)
+
+
 @contextmanager
 def worker_pool(params: FeaturizeParams) -> Iterator[tuple[Executor, int]]:
-    """Where batches run, and how many run at once: a Dask cluster, local processes, or this process."""
+    """Where batches run, and how many run at once: a Dask cluster, local processes, or this process.
+
+    BLAS runs on one thread wherever batches run: the workers are the parallelism.
+    """
     if params.scheduler:
         from dask.distributed import Client
 
         with Client(params.scheduler) as client:
+            client.run(pin_blas_threads)
             yield client.get_executor(pure=False), max(1, sum(client.nthreads().values()))
     elif worker_count(params) == 1:
-        yield InlineExecutor(), 1
+        with threadpool_limits(limits=1):
+            yield InlineExecutor(), 1
     else:
-        workers = worker_count(params)
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            for _ in range(workers):  # start the workers now: they warm up while this process reads the cache
-                pool.submit(warm_up)
-            yield pool, workers
+        with LazyProcessPool(worker_count(params)) as pool:
+            yield pool, pool.workers
 
 
 @dataclass
@@ -275,23 +297,25 @@ class FeaturizeSummary:
         )
 
 
-def _batches(manifest: pd.DataFrame, raw_dir: Path, cache: FeatureCache, variants: tuple[int, ...], size: int) -> Iterator[Batch]:
-    for start in range(0, len(manifest), size):
+def _batches(manifest: pd.DataFrame, raw_dir: Path, cache: FeatureCache, variants: tuple[int, ...], size: int, ship: bool) -> Iterator[Batch]:
+    """The manifest's clips in batches; ``ship``: tasks carry the audio's bytes (else workers read the files)."""
+    clips = list(zip(manifest["file"].tolist(), manifest["sha256"].tolist()))
+    for start in range(0, len(clips), size):
         batch = Batch([], [])
-        for file, sha256 in manifest[["file", "sha256"]].iloc[start : start + size].itertuples(index=False):
+        for file, sha256 in clips[start : start + size]:
             found = {copy: value for copy in variants if (value := cache.get(sha256, copy)) is not None}
             missing = tuple(copy for copy in variants if copy not in found)
             batch.cached.append(found)
             if missing:
-                batch.tasks.append(_read_task(raw_dir / file, sha256, missing))
+                batch.tasks.append(_task(raw_dir / file, sha256, missing, ship))
         yield batch
 
 
-def _read_task(path: Path, sha256: str, variants: tuple[int, ...]) -> ClipTask:
+def _task(path: Path, sha256: str, variants: tuple[int, ...], ship: bool) -> ClipTask:
     try:
-        return ClipTask(str(path), path.read_bytes(), sha256, variants)
-    except OSError as exc:
-        return ClipTask(str(path), b"", sha256, variants, error=f"{path}: cannot read the file ({exc.strerror})")
+        return ClipTask(str(path), sha256, variants, read_audio(path) if ship else None)
+    except AudioError as exc:
+        return ClipTask(str(path), sha256, variants, error=str(exc))
 
 
 def _complete(batch: Batch, results: list[ClipResult], cache: FeatureCache, variants: int, errors: list[str]) -> list[dict[int, Features]]:
@@ -338,7 +362,7 @@ def featurize_corpus(
         ]
         described = {k: stack.enter_context(NpyWriter(out_dir / FUNCTIONALS_FILE.format(k), (len(manifest), SIZES[k]))) for k in kinds}
         progress = stack.enter_context(tqdm(total=len(manifest), desc="featurize", unit="clip"))
-        batches = _batches(manifest, raw_dir, cache, variants, params.batch_size)
+        batches = _batches(manifest, raw_dir, cache, variants, params.batch_size, ship=bool(params.scheduler))
         window = BATCHES_PER_WORKER * slots
         row, computed = 0, 0
         for batch, results in ordered_results(pool, batches, settings, window):

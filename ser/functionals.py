@@ -9,7 +9,8 @@ package on the same window as the frame features (:func:`ser.audio.load_window`)
 
 from __future__ import annotations
 
-import functools
+import os
+import threading
 from typing import Sequence
 
 import numpy as np
@@ -22,15 +23,51 @@ MIN_SECONDS = 0.1
 """Shorter windows are zero-padded to this length (openSMILE yields nothing for a few frames)."""
 
 
-@functools.lru_cache(maxsize=4)
-def extractor(kind: str):
-    """An ``opensmile.Smile`` for ``kind`` (built once per process: it parses its configuration)."""
-    import opensmile
+class Extractor:
+    """One openSMILE instance of a feature set and rate, reused clip after clip.
 
-    return opensmile.Smile(
-        feature_set=getattr(opensmile.FeatureSet, FEATURE_SETS[kind]),
-        feature_level=opensmile.FeatureLevel.Functionals,
-    )
+    ``opensmile.Smile.process_signal`` sets up a new instance (parsing the
+    configuration) for every call, a quarter of the cost of a short clip; this
+    runs the same configuration through the same instance, reset between clips,
+    with the same results (``tests/test_functionals.py`` pins them).
+    """
+
+    def __init__(self, kind: str, sr: int):
+        import opensmile
+        from opensmile.core.config import config
+
+        smile = opensmile.Smile(feature_set=getattr(opensmile.FeatureSet, FEATURE_SETS[kind]), feature_level=opensmile.FeatureLevel.Functionals)
+        options = {**smile._options(), "source": os.path.join(smile.default_config_root, config.EXTERNAL_INPUT_CONFIG), "sampleRate": sr, "nBits": 16}
+        self.instance = smile._smile(options=options)
+        self.source, self.sink = config.EXTERNAL_SOURCE_COMPONENT, config.EXTERNAL_OUTPUT_COMPONENT
+        self.used = False
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        """The functionals of one signal, ``(1, size)``, or ``(0, size)`` when openSMILE yields none."""
+        if self.used:
+            self.instance.reset()
+        self.used = True
+        rows: list[np.ndarray] = []
+        self.instance.external_sink_set_callback_ex(self.sink, lambda data, _: rows.append(data.copy()))
+        pcm = np.clip(np.asarray(samples, dtype=np.float32) * 32768, -32768, 32767).astype(np.int16)  # openSMILE reads 16-bit PCM
+        self.instance.external_audio_source_write_data(self.source, pcm.tobytes())
+        self.instance.external_audio_source_set_eoi(self.source)
+        self.instance.run()
+        return np.vstack(rows) if rows else np.zeros((0, 0), np.float32)
+
+
+_THREAD = threading.local()
+
+
+def extractor(kind: str, sr: int) -> Extractor:
+    """The :class:`Extractor` of ``kind`` at ``sr`` of this thread (built once: it parses its configuration).
+
+    One per thread: an instance runs one clip at a time (the web app scores requests in parallel threads).
+    """
+    built = _THREAD.__dict__.setdefault("extractors", {})
+    if (kind, sr) not in built:
+        built[kind, sr] = Extractor(kind, sr)
+    return built[kind, sr]
 
 
 def functionals(samples: np.ndarray, sr: int, kind: str, name: str = "clip") -> np.ndarray:
@@ -38,10 +75,12 @@ def functionals(samples: np.ndarray, sr: int, kind: str, name: str = "clip") -> 
     if kind == "none":
         return np.zeros(0, dtype=np.float32)
     samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim != 1:
+        raise AudioError(f"{name}: openSMILE {FEATURE_SETS[kind]} needs one channel of samples, got shape {samples.shape}")
     minimum = int(MIN_SECONDS * sr)
     if len(samples) < minimum:
         samples = np.pad(samples, (0, minimum - len(samples)))
-    values = extractor(kind).process_signal(samples, sr).to_numpy(dtype=np.float32)
+    values = extractor(kind, sr)(samples).astype(np.float32)
     if values.shape != (1, SIZES[kind]) or not np.all(np.isfinite(values)):
         raise AudioError(f"{name}: openSMILE {FEATURE_SETS[kind]} gave no usable functionals")
     return values[0]

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import librosa
 import numpy as np
 
+from ser.dsp import delta
 from ser.params import CLASSIFIERS, ModelParams
 
 Stats = tuple[np.ndarray, np.ndarray]
@@ -75,17 +75,21 @@ def with_deltas(values: np.ndarray, order: int) -> np.ndarray:
     width = min(9, values.shape[1] - (1 - values.shape[1] % 2))
     if width < 3:
         raise ValueError(f"deltas need at least 3 frames per clip, got {values.shape[1]}")
-    extra = [librosa.feature.delta(values, width=width, order=k, axis=1) for k in range(1, order + 1)]
+    extra = [delta(values, width=width, order=k, axis=1) for k in range(1, order + 1)]
     return np.concatenate([values, *extra], axis=2).astype(np.float32)
 
 
 def masked_moments(values: np.ndarray, mask: np.ndarray, axis: tuple[int, ...]) -> Stats:
-    """Mean and standard deviation per channel over the real frames, reduced over ``axis``."""
+    """Mean and standard deviation per channel over the real frames, reduced over ``axis``.
+
+    Sums accumulate in double precision (a float32 running sum over a strided axis
+    loses digits); the results are float32.
+    """
     weights = mask[..., np.newaxis]
-    count = np.maximum(weights.sum(axis=axis, keepdims=True), 1.0)
-    mean = (values * weights).sum(axis=axis, keepdims=True) / count
-    var = (((values - mean) ** 2) * weights).sum(axis=axis, keepdims=True) / count
-    return mean, np.sqrt(var) + EPSILON
+    count = np.maximum(weights.sum(axis=axis, keepdims=True, dtype=np.float64), 1.0)
+    mean = ((values * weights).sum(axis=axis, keepdims=True, dtype=np.float64) / count).astype(np.float32)
+    var = (((values - mean) ** 2) * weights).sum(axis=axis, keepdims=True, dtype=np.float64) / count
+    return mean, (np.sqrt(var) + EPSILON).astype(np.float32)
 
 
 def raw_inputs(kind: str, values: np.ndarray, valid_frames: np.ndarray, deltas: int, functionals: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -164,6 +168,6 @@ def model_inputs(
     if kind == UTTERANCE:
         return values[:, 0].astype(np.float32)
     if kind == POOLED:
-        pooled = values.sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1.0)
+        pooled = values.sum(axis=1, dtype=np.float64) / np.maximum(mask.sum(axis=1, keepdims=True), 1.0)
         return pooled[..., np.newaxis].astype(np.float32)
     return np.concatenate([values, mask[..., np.newaxis]], axis=2).astype(np.float32)

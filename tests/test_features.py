@@ -20,7 +20,6 @@ from ser.features import (
     feature_shape,
     frame_count,
     frame_features,
-    mel_basis,
 )
 from ser.inputs import model_inputs
 from ser.params import AudioParams, FeatureParams, ModelParams
@@ -378,15 +377,6 @@ def test_audible_length(audio_params, feature_params, n_fft, hop_length):
         assert computed <= total
         # every frame not computed starts at or after the last real sample
         assert computed == total or computed * hop_length - n_fft // 2 >= n
-
-
-def test_mel_basis_is_librosas_and_built_once():
-    mel_basis.cache_clear()
-    first = mel_basis(22050, 2048, 128)
-    np.testing.assert_array_equal(first.toarray(), librosa.filters.mel(sr=22050, n_fft=2048, n_mels=128))
-    assert mel_basis(22050, 2048, 128) is first
-    assert mel_basis.cache_info().hits == 1
-    assert mel_basis(16000, 512, 40).shape == (40, 257)
 
 
 @pytest.mark.parametrize("kind", ["mfcc", "logmel"])

@@ -41,6 +41,7 @@ from ser.featurize import (
     FeaturizeError,
     FeaturizeSummary,
     InlineExecutor,
+    LazyProcessPool,
     NpyWriter,
     Settings,
     code_digest,
@@ -326,8 +327,10 @@ def test_worker_count_and_pool():
     with worker_pool(run_params(workers=1)) as (pool, slots):
         assert isinstance(pool, InlineExecutor) and slots == 1
     with worker_pool(run_params(workers=3)) as (pool, slots):
-        assert isinstance(pool, ProcessPoolExecutor) and slots == 3
+        assert isinstance(pool, LazyProcessPool) and slots == 3
+        assert pool.pool is None  # no process yet: a rerun from the cache starts none
         assert pool.submit(pow, 3, 4).result() == 81
+        assert isinstance(pool.pool, ProcessPoolExecutor)
 
 
 def test_inline_executor_hands_back_results_and_errors():
@@ -752,7 +755,18 @@ def test_missing_featurize_key_and_section(raw_params):
     assert "featurize: missing" in _errors(raw_params)
 
 
-def test_warm_up_runs_in_a_worker_process():
-    """The pool's start-up task must work (a failure there would go unseen)."""
-    with ProcessPoolExecutor(1) as pool:
-        assert pool.submit(ser.featurize.warm_up).result() is None
+def test_a_rerun_from_the_cache_starts_no_worker_process(corpus, tmp_path, monkeypatch):
+    raw, manifest = corpus
+    featurize(manifest, raw, tmp_path / "first", tmp_path / "cache", workers=2)
+    monkeypatch.setattr(ser.featurize, "ProcessPoolExecutor", None)  # starting a pool would fail
+    summary = featurize(manifest, raw, tmp_path / "again", tmp_path / "cache", workers=2)
+    assert summary.computed == 0
+    assert outputs(tmp_path / "again") == outputs(tmp_path / "first")
+
+
+def test_worker_processes_run_blas_on_one_thread():
+    """The pool's initializer pins BLAS (a failure there would go unseen)."""
+    from threadpoolctl import threadpool_info
+
+    with LazyProcessPool(1) as pool:
+        assert {entry["num_threads"] for entry in pool.submit(threadpool_info).result()} <= {1}

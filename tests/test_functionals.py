@@ -7,6 +7,7 @@ passes its own cache directory under tmp_path.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from conftest import make_tone
 from ser.audio import AudioError, load_window
 from ser.features import FEATURES_FILE, FUNCTIONALS_FILE, INDEX_FILE, load_functionals
 from ser.fetch import sha256_of
-from ser.functionals import MIN_SECONDS, SIZES, functional_sets, functionals
+from ser.functionals import FEATURE_SETS, MIN_SECONDS, SIZES, functional_sets, functionals
 from ser.featurize import FeatureCache, FeaturizeError, Settings, featurize_corpus
 from ser.params import AudioParams, AugmentParams, FeatureParams, FeaturizeParams
 from ser.tables import read_clips
@@ -143,6 +144,37 @@ def test_functional_sets_give_each_set_by_name(sets):
         np.testing.assert_array_equal(described[kind], functionals(signal, SR, kind))
 
 
+@pytest.mark.parametrize("kind", ["egemaps", "compare"])
+def test_functionals_equal_opensmiles_own_processing_clip_after_clip(kind):
+    """The reused openSMILE instance gives what ``Smile.process_signal`` gives, whatever came before."""
+    import opensmile
+
+    smile = opensmile.Smile(feature_set=getattr(opensmile.FeatureSet, FEATURE_SETS[kind]), feature_level=opensmile.FeatureLevel.Functionals)
+    rng = np.random.default_rng(3)
+    signals = [make_tone(SR, 1.2, f0=180), 0.1 * rng.standard_normal(int(0.3 * SR)), make_tone(SR, 2.5, f0=260), make_tone(SR, 1.2, f0=180)]
+    for signal in signals:
+        expected = smile.process_signal(np.asarray(signal, np.float32), SR).to_numpy(np.float32)[0]
+        np.testing.assert_array_equal(functionals(signal, SR, kind), expected)
+
+
+def test_threads_computing_at_once_get_each_clip_s_own_functionals():
+    """Each thread has its own openSMILE instance: parallel requests (the web app) do not mix."""
+    signals = [make_tone(SR, 0.8 + 0.1 * k, f0=150 + 20 * k, seed=k) for k in range(6)]
+    expected = [functionals(signal, SR, "compare") for signal in signals]
+    with ThreadPoolExecutor(6) as pool:
+        for _ in range(3):
+            for got, want in zip(pool.map(lambda signal: functionals(signal, SR, "compare"), signals), expected):
+                np.testing.assert_array_equal(got, want)
+
+
+def test_full_scale_samples_are_clipped_not_wrapped_around():
+    """openSMILE reads 16-bit PCM: a sample at +1.0 becomes the largest positive value, not the most negative."""
+    loud = np.clip(make_tone(SR, 1.0, f0=200) * 4, -1.0, 1.0).astype(np.float32)
+    assert (loud == 1.0).any()
+    largest = np.where(loud == 1.0, np.float32(32767 / 32768), loud)
+    np.testing.assert_array_equal(functionals(loud, SR, "egemaps"), functionals(largest, SR, "egemaps"))
+
+
 @pytest.mark.filterwarnings("ignore:Segment too short")
 def test_functional_sets_name_the_clip_when_openSMILE_gives_nothing_usable():
     with pytest.raises(AudioError, match=r"^clip8\.wav: openSMILE ComParE_2016"):
@@ -164,11 +196,13 @@ def _keys(sets: tuple[str, ...]) -> tuple[str, str]:
     return cache.key("ab" * 32, 0), cache.key("ab" * 32, 1)
 
 
-def test_the_cache_key_changes_with_the_functional_sets():
-    """A clip's cached value holds the functionals of every set computed: other sets, another entry."""
+def test_the_cache_key_changes_with_the_functional_sets_but_not_the_copies_key():
+    """A clip's cached value holds the functionals of every set computed: other sets, another entry.
+    Augmented copies have no functionals: their entries serve any sets."""
     choices = [(), ("egemaps",), ("compare",), ("egemaps", "compare")]
     keys = {sets: _keys(sets) for sets in choices}
     assert len({clip for clip, _ in keys.values()}) == len(choices)
+    assert len({copy for _, copy in keys.values()}) == 1
     assert keys[("egemaps", "compare")] == _keys(("egemaps", "compare"))  # and only with them
     for clip, copy in keys.values():
         assert clip.endswith("/" + "ab" * 32 + "/0") and copy.endswith("/" + "ab" * 32 + "/1")
@@ -239,13 +273,13 @@ def test_featurize_functionals_from_the_cache_are_the_computed_ones(tmp_path, wr
         assert list(store.get(sha, 0)[2]) == ["egemaps"] and store.get(sha, 1)[2] == {}
     finally:
         store.close()
-    # other sets: the cached entries do not apply, and the files of the new sets are written
+    # other sets: the clips' cached entries do not apply (their copies' do), and the files of the new sets are written
     other = featurize_corpus(manifest, raw, tmp_path / "c", Settings(AUDIO, feature_params(()), AUGMENT), run_params(cache))
-    assert other.computed == 4
+    assert (other.computed, other.cached) == (2, 2)
     assert _written_sets(tmp_path / "c") == [] and load_functionals(tmp_path / "c") == {}
     both = featurize_corpus(manifest, raw, tmp_path / "d", Settings(AUDIO, feature_params(("egemaps", "compare")), AUGMENT),
                             run_params(cache))
-    assert both.computed == 4
+    assert (both.computed, both.cached) == (2, 2)
     assert _written_sets(tmp_path / "d") == ["compare", "egemaps"]
     # eGeMAPS computed alongside ComParE is the same as alone
     assert (tmp_path / "d" / egemaps_file).read_bytes() == (tmp_path / "a" / egemaps_file).read_bytes()

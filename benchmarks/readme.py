@@ -1,0 +1,262 @@
+"""Rewrite the README's benchmark table from the benchmarks' JSON: ``python -m benchmarks.readme``.
+
+Replaces the lines between ``<!-- benchmarks:begin -->`` and
+``<!-- benchmarks:end -->`` of README.md with a table of one or more rows for
+each benchmark whose reports/benchmarks/NAME.json is there (in the order the
+benchmarks run), each figure formatted from its JSON, and the target, met or
+not, where the benchmark has one. Fails if README.md lacks the two lines, or if
+a JSON is not in its benchmark's current format (rerun that benchmark).
+
+    python -m benchmarks.readme [--readme README.md] [--results reports/benchmarks]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+from benchmarks.common import REPO, RESULTS
+
+BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
+HEADER = ("benchmark", "baseline (same run)", "ours", "ratio / target")
+Row = tuple[str, str, str, str]
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def percent(share: float | None) -> str:
+    return "n/a" if share is None else f"{share:.1%}"
+
+
+def run(figures: dict) -> str:
+    """A measured side: seconds, clips/s, peak memory."""
+    return f"{figures['seconds']:.1f} s, {figures['clips_per_s']:.0f} clips/s, peak RSS {figures['peak_rss_mib']:.0f} MiB"
+
+
+def latency(figures: dict) -> str:
+    return f"p50 {figures['p50_ms']:.1f} ms, p95 {figures['p95_ms']:.1f} ms"
+
+
+def featurize_rows(result: dict) -> list[Row]:
+    rows = []
+    for name, workload in result["workloads"].items():
+        sides = workload["sides"]
+        tutorial, one, cores = sides["tutorial"], sides["pipeline, 1 worker"], sides["pipeline, all cores"]
+        difference = max(one["max_abs_difference"], cores["max_abs_difference"])
+        relative = max(one["max_relative_difference"], cores["max_relative_difference"])
+        rows.append((
+            f"**featurize** {name}: {workload['clips']} clips, warm (`featurize.py`)",
+            f"tutorial loop (`librosa.load` -> `mfcc(n_mfcc=40)` -> mean, file by file): {run(tutorial)}",
+            f"featurize stage code, all cores: {run(cores)}; 1 worker: {run(one)}",
+            f"**{cores['speedup']:.2f}x** all cores (1 worker {one['speedup']:.2f}x); target >= 3x: {met(cores['speedup'] >= 3)}; "
+            f"features equal within {difference:.1e} on values up to {workload['largest_abs_value']:.0f} "
+            f"({relative:.1e} relative; target 1e-4: {met(relative <= 1e-4)})",
+        ))
+    return rows
+
+
+def functionals_rows(result: dict) -> list[Row]:
+    speed, sizes, cache = result["speed"], result["memory"]["sizes"], result["cache"]
+    base, *larger = sizes
+    factors = " / ".join(f"{size['factor']}x" for size in sizes)
+    ratios = " / ".join(f"{size['rss_ratio']:.2f}x" for size in larger)
+    flat = all(abs(size["rss_ratio"] - 1) <= 0.2 for size in sizes)
+    return [
+        (
+            f"**functionals** {' + '.join(result['sets'])}: {speed['stage']['clips']} clips "
+            f"({result['per_corpus']} per corpus), warm (`functionals.py`)",
+            f"openSMILE's loop (`Smile.process_file`, one file at a time): {run(speed['opensmile'])}",
+            f"featurize stage code (frame features too), {result['workers']} workers: {run(speed['stage'])}",
+            f"**{speed['speedup']:.2f}x**; target >= 1.8x: {met(speed['speedup'] >= 1.8)}",
+        ),
+        (
+            f"**memory**: the stage on {factors} a sample ({result['memory']['per_corpus']} clips per corpus, "
+            "replicas under new names)",
+            f"1x: {base['clips']} clips, {run(base)}",
+            "; ".join(f"{size['factor']}x: {size['clips']} clips, {run(size)}" for size in larger),
+            f"peak memory {ratios} of 1x; target within 20%: {met(flat)}",
+        ),
+        (
+            f"**per-clip cache**: the stage twice on the {speed['stage']['clips']} clips, a fresh cache",
+            f"first run: {cache['first']['seconds']:.1f} s, {cache['first']['computed']} computed",
+            f"rerun: {cache['rerun']['seconds']:.1f} s, {cache['rerun']['computed']} computed, "
+            f"{cache['rerun']['cached']} from the cache",
+            f"all from the cache: {met(cache['rerun_all_cached'])}",
+        ),
+    ]
+
+
+def incremental_rows(result: dict) -> list[Row]:
+    full, added, no_op = result["full"]["featurize"], result["after_adding"]["featurize"], result["no_op_repro"]
+    train_only = result["train_param_change"]
+    return [
+        (
+            f"**incremental**: {result['new_clips']} new clips in {result['grown_corpus']} "
+            f"({', '.join(result['corpora'])}), then `dvc repro` (`incremental.py`)",
+            f"full featurize, empty cache: {full['stage_s']:.1f} s in the stage ({full['wall_s']:.1f} s as `dvc repro`), "
+            f"{full['computed']} clips and copies computed",
+            f"{added['computed']} computed, {added['cached']} from the cache: {added['stage_s']:.1f} s in the stage "
+            f"({added['wall_s']:.1f} s as `dvc repro`)",
+            f"**{result['stage_time_ratio']:.1%}** of the full stage ({result['featurize_time_ratio']:.1%} as `dvc repro`); "
+            f"target < 10%: {met(result['stage_time_ratio'] < 0.1)}",
+        ),
+        (
+            "**incremental**: nothing changes, then a train-only param",
+            "",
+            f"no-op `dvc repro featurize` {no_op['wall_s']:.1f} s (ran a stage: {yes(no_op['ran'])}); after a train-only change "
+            f"`dvc status` lists featurize: {yes(train_only['featurize_in_status'])}, "
+            f"featurize ran: {yes(train_only['featurize']['ran'])}",
+            f"no-op target <= 2 s: {met(no_op['wall_s'] <= 2 and not no_op['ran'])}",
+        ),
+    ]
+
+
+def train_rows(result: dict) -> list[Row]:
+    folds = "; ".join(
+        f"{fold}: " + ", ".join(f"{arch} {n['epochs']} epochs x {n['seconds_per_epoch']:.2f} s ({n['samples_per_s']:.0f} samples/s)"
+                                for arch, n in figures["networks"].items())
+        + f", model in {figures['seconds_to_model']:.0f} s, accuracy {percent(figures['accuracy'])}"
+        for fold, figures in result["folds"].items()
+    )
+    committed = ", ".join(f"{fold} {percent(figures['committed_accuracy'])}" for fold, figures in result["folds"].items())
+    same = all(figures["accuracy"] == figures["committed_accuracy"] for figures in result["folds"].values())
+    return [(
+        f"**train** the default model ({' + '.join(result['members'])}), fold by fold (`train.py`)",
+        f"committed accuracy: {committed}", folds,
+        f"all folds {result['total_s']:.0f} s; accuracy equal to the committed: {yes(same)}",
+    )]
+
+
+def e2e_rows(result: dict) -> list[Row]:
+    stages = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in result["stages_s"].items())
+    return [
+        (
+            "**end to end**: `make setup` + the pipeline in a clean clone, empty DVC and feature caches (`e2e.py`)",
+            "",
+            f"`make setup` {result['setup_s']:.0f} s; {stages}; pipeline {result['pipeline_s']:.0f} s; "
+            f"**total {result['total_s'] / 60:.1f} min**; metrics equal the committed ones: {yes(result['metrics_equal_committed'])}",
+            f"target <= {result['target_s'] / 60:.0f} min including setup: {met(result['total_s'] <= result['target_s'])}",
+        ),
+        (
+            "**no-op** `dvc repro` in the clone, then `dvc status`",
+            "",
+            f"{result['no_op_repro_s']:.1f} s (ran nothing: {yes(result['no_op_ran_nothing'])}); `dvc status` "
+            f"{result['status_s']:.1f} s (clean: {yes(result['status_clean'])})",
+            f"target <= 2 s: {met(result['no_op_repro_s'] <= 2 and result['no_op_ran_nothing'])}",
+        ),
+    ]
+
+
+def serving_rows(result: dict) -> list[Row]:
+    cold, latencies, folder = result["cold_start"], result["latency"], result["folder"]
+    gap = latencies["max_probability_gap"]
+    return [
+        (
+            f"**cold start**: `ser predict one.flac` in a fresh process, median of {result['runs']} (`serving.py`)",
+            f"a bare `python -c \"import tensorflow\"`: {cold['import_tensorflow_s']:.2f} s "
+            f"(the same steps with the Keras networks: {cold['keras_s']:.2f} s)",
+            f"ONNX through onnxruntime: **{cold['ser_predict_s']:.2f} s**",
+            f"**{cold['ratio_to_import_tensorflow']:.2f}x** `import tensorflow`; target <= 0.5x: "
+            f"{met(cold['ratio_to_import_tensorflow'] <= 0.5)}",
+        ),
+        (
+            f"**per-clip latency**, warm model, one clip at a time, {result['clips']} clips",
+            f"Keras ({', '.join(latencies['keras_networks'])}): {latency(latencies['keras'])}",
+            f"ONNX: {latency(latencies['onnx'])}; `ser predict` on {result['clips']} files: {folder['seconds']:.1f} s, start-up included",
+            f"{latencies['keras']['p50_ms'] / latencies['onnx']['p50_ms']:.1f}x at p50; "
+            + (f"probabilities equal within {gap:.1e}" if gap is not None else "probabilities not compared (a member has no Keras form)"),
+        ),
+    ]
+
+
+def load_rows(result: dict) -> list[Row]:
+    one, two = result["one_process"], result["two_processes"]
+    baseline = one["1_clients"]
+    clients = next(key for key in one if key.endswith("_clients") and key != "1_clients")
+    many, many_two = one[clients], two[clients]
+
+    def served(figures: dict) -> str:
+        return f"{figures['requests_per_s']:.1f} requests/s, p50 {figures['p50_ms']:.0f} ms, p95 {figures['p95_ms']:.0f} ms"
+
+    failed = baseline["failed"] + many["failed"] + many_two["failed"]
+    return [(
+        f"**load**: `ser serve` on 127.0.0.1, {baseline['requests']} uploads of real clips (`load.py`)",
+        f"1 process, 1 client: {served(baseline)}",
+        f"{many['clients']} concurrent clients: {served(many)} (1 process, {one['server_rss_mib']:.0f} MiB); "
+        f"`--workers 2`: {served(many_two)} ({two['server_rss_mib']:.0f} MiB); {failed} failed",
+        f"{many['requests_per_s'] / baseline['requests_per_s']:.2f}x / {many_two['requests_per_s'] / baseline['requests_per_s']:.2f}x "
+        f"the single client's throughput; 0 failed: {met(failed == 0)}",
+    )]
+
+
+FORMATS: dict[str, Callable[[dict], list[Row]]] = {  # in the order the benchmarks run
+    "featurize": featurize_rows, "functionals": functionals_rows, "incremental": incremental_rows, "train": train_rows,
+    "e2e": e2e_rows, "serving": serving_rows, "load": load_rows,
+}
+
+
+def rows(results: Path) -> list[Row]:
+    """The table's rows from every NAME.json of ``results`` that a benchmark writes."""
+    table = []
+    for name, format_rows in FORMATS.items():
+        path = results / f"{name}.json"
+        if not path.exists():
+            continue
+        result = json.loads(path.read_text())
+        try:
+            found = format_rows(result)
+        except (KeyError, TypeError, StopIteration) as exc:
+            raise SystemExit(f"{path}: not what benchmarks/{name}.py writes now ({exc!r}): rerun `python -m benchmarks {name}`") from exc
+        table.extend([(f"{row[0]} *(smoke run)*", *row[1:]) for row in found] if result.get("smoke") else found)
+    if not table:
+        raise SystemExit(f"{results}: no benchmark results ({', '.join(f'{name}.json' for name in FORMATS)})")
+    return table
+
+
+def markdown(table: list[Row]) -> str:
+    lines = [HEADER, ("---",) * len(HEADER), *table]
+    return "".join("| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |\n" for line in lines)
+
+
+def marker_lines(lines: list[str], readme: Path | str = "the README") -> tuple[int, int]:
+    """The numbers of the BEGIN and END lines of ``readme``; fails unless there is one of each, in that order."""
+    found = {mark: [number for number, line in enumerate(lines) if line.strip() == mark] for mark in (BEGIN, END)}
+    if len(found[BEGIN]) != 1 or len(found[END]) != 1 or found[BEGIN][0] > found[END][0]:
+        raise SystemExit(f"{readme} needs one line {BEGIN} and, after it, one line {END} around the benchmark table "
+                         f"(found {len(found[BEGIN])} and {len(found[END])})")
+    return found[BEGIN][0], found[END][0]
+
+
+def replace_block(text: str, block: str) -> str:
+    """``text`` with the lines between the BEGIN and END lines replaced by ``block``."""
+    lines = text.splitlines(keepends=True)
+    begin, end = marker_lines(lines)
+    return "".join(lines[: begin + 1]) + block + "".join(lines[end:])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.readme", description=__doc__.splitlines()[0])
+    parser.add_argument("--readme", type=Path, default=REPO / "README.md")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the benchmarks' NAME.json are")
+    arguments = parser.parse_args(argv)
+    text = arguments.readme.read_text()
+    marker_lines(text.splitlines(), arguments.readme)  # before reading any result: a README without the lines fails first
+    for path in sorted(arguments.results.glob("*.json")):
+        if path.stem not in FORMATS:
+            print(f"{path}: no benchmark writes it now; left out", file=sys.stderr)
+    table = rows(arguments.results)
+    arguments.readme.write_text(replace_block(text, markdown(table)))
+    print(f"{arguments.readme}: {len(table)} rows from {arguments.results}")
+
+
+if __name__ == "__main__":
+    main()
