@@ -237,6 +237,7 @@ class TrainParams(_Section):
     seed: int = Field(ge=0, le=MAX_SEED)
     balance: Literal[BALANCES] = "none"  # type: ignore[valid-type]
     calibrate: bool = False
+    workers: int = Field(0, ge=0, le=256, description="folds trained at once, one process each; 0 = one per CPU core")
 
 
 class ServeParams(_Section):

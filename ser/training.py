@@ -323,27 +323,3 @@ def train_fold(
         summary.update(validation_scores(ensemble.calibrated(mean, temperature), targets))
     temperature = 1.0 if temperature is None else temperature
     return TrainedFold(members, temperature, {**summary, "temperature": temperature}, reference)
-
-
-def mean_summary(folds: dict[str, dict]) -> dict:
-    """Validation scores averaged over folds (the model-selection score), and each fold's."""
-    return {
-        "val_loss": float(f"{np.mean([f['val_loss'] for f in folds.values()]):.6g}"),
-        "val_accuracy": round(float(np.mean([f["val_accuracy"] for f in folds.values()])), 6),
-        "folds": folds,
-    }
-
-
-def deployable_epochs(folds: dict[str, dict], params: TrainParams) -> dict[str, int]:
-    """Epochs of each network for the model trained on all the data (no clips left to validate on): as
-    many as the folds' networks ran with, i.e. their median best epoch under early stopping, else
-    ``train.epochs``."""
-    archs = sorted({arch for fold in folds.values() for arch in fold["members"]})
-    if not params.early_stopping:
-        return {arch: params.epochs for arch in archs}
-    return {arch: max(1, int(np.median([f["members"][arch]["best_epoch"] for f in folds.values()]))) for arch in archs}
-
-
-def deployable_temperature(folds: dict[str, dict]) -> float:
-    """The temperature of the model trained on all the data: the folds' median."""
-    return round(float(np.median([fold["temperature"] for fold in folds.values()])), 4)

@@ -4,14 +4,19 @@ The deployable model (``models/``) learns from all the data, as users want it:
 with no clips left to validate on, its networks train for the folds' median best
 epoch (or for ``train.epochs`` when early stopping is off, as the folds did), and
 it is calibrated with the folds' median temperature.
+
+The folds train side by side, on ``train.workers`` processes computing on one
+thread each; the models are the same however many run at once.
 """
 
+import functools
 import json
 from pathlib import Path
 
 import numpy as np
 
 from ser.features import load_augmented, load_features, load_functionals
+from ser.folds import deployable_epochs, deployable_temperature, mean_summary, parallel_workers, run_parallel
 from ser.inference import DEPLOYABLE_FOLD
 from ser.params import load_params
 from ser.split import TRAIN, fold_parts
@@ -21,31 +26,41 @@ MODEL_DIR = Path("models")
 REPORT_DIR = Path("reports/train")
 
 
-def main() -> None:
+@functools.cache
+def inputs() -> tuple:
+    """The params, the features and each fold's parts (read once per process)."""
     params = load_params()
     features, index, feature_params = load_features(FEATURE_DIR)
-    folds = fold_parts(index, params.split)
+    return params, features, index, feature_params, fold_parts(index, params.split)
 
+
+def fit(name: str, epochs: dict | None = None, temperature: float | None = None) -> dict:
+    """Train fold ``name``'s model (or the deployable one, on every clip) and save it; its summary."""
     from ser import plots, training  # TensorFlow loads only once the inputs are known to be valid
 
+    params, features, index, feature_params, folds = inputs()
+    deployable = name == DEPLOYABLE_FOLD
+    parts = np.full(len(index), TRAIN, dtype=object) if deployable else folds[name]
     clips = training.Clips(features, index, load_augmented(FEATURE_DIR), load_functionals(FEATURE_DIR))
-    classes = params.data.emotions
-    meta = {**feature_params, **params.model_dump(include={"split", "model", "train"}), "classes": classes}
+    trained = training.train_fold(clips, parts, params.model, params.train, params.data.emotions, REPORT_DIR / "live" / name,
+                                  epochs, temperature)
+    meta = {**feature_params, **params.model_dump(include={"split", "model", "train"}), "classes": params.data.emotions}
+    training.save_model(MODEL_DIR if deployable else MODEL_DIR / "folds" / name, trained.members, trained.temperature, index,
+                        parts, {**meta, "fold": name, "folds": list(folds)}, trained.reference)
+    for member in trained.members:
+        if member.history is not None:
+            plots.plot_history(member.history, REPORT_DIR / "curves" / f"{name}-{member.params.arch}.png", title=f"{name}, {member.params.arch}")
+    return trained.summary
 
-    def fit(name: str, parts: np.ndarray, model_dir: Path, **deployable) -> dict:
-        trained = training.train_fold(clips, parts, params.model, params.train, classes, REPORT_DIR / "live" / name, **deployable)
-        training.save_model(model_dir, trained.members, trained.temperature, index, parts,
-                            {**meta, "fold": name, "folds": list(folds)}, trained.reference)
-        for member in trained.members:
-            if member.history is not None:
-                plots.plot_history(member.history, REPORT_DIR / "curves" / f"{name}-{member.params.arch}.png", title=f"{name}, {member.params.arch}")
-        return trained.summary
 
-    summary = {fold: fit(fold, parts, MODEL_DIR / "folds" / fold) for fold, parts in folds.items()}
-    epochs = training.deployable_epochs(summary, params.train)
-    temperature = training.deployable_temperature(summary)
-    fit(DEPLOYABLE_FOLD, np.full(len(index), TRAIN, dtype=object), MODEL_DIR, epochs=epochs, temperature=temperature)
-    metrics = {**training.mean_summary(summary), "deployable_epochs": epochs, "deployable_temperature": temperature}
+def main() -> None:
+    params, _, _, _, folds = inputs()
+    workers = parallel_workers(params.train.workers, len(folds))
+    summary = dict(zip(folds, run_parallel(fit, [(fold,) for fold in folds], workers)))
+    epochs = deployable_epochs(summary, params.train)
+    temperature = deployable_temperature(summary)
+    run_parallel(fit, [(DEPLOYABLE_FOLD, epochs, temperature)], 1)
+    metrics = {**mean_summary(summary), "deployable_epochs": epochs, "deployable_temperature": temperature}
     REPORT_DIR.mkdir(parents=True, exist_ok=True)  # a model without networks writes no curves there
     (REPORT_DIR / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 

@@ -17,18 +17,17 @@ from ser.inputs import input_name, model_inputs, speaker_stats  # noqa: E402
 from ser.models.networks import build_model  # noqa: E402
 from ser.params import ModelParams, SpecAugmentParams, SplitParams, TrainParams  # noqa: E402
 from ser.split import TEST, TRAIN, UNUSED, VALIDATION, fold_parts  # noqa: E402
+from ser.folds import deployable_epochs, mean_summary
 from ser.training import (  # noqa: E402
     Clips,
     FoldData,
     Member,
     _callbacks,
-    deployable_epochs,
     encode_labels,
     export_onnx,
     fold_data,
     history_summary,
     keras_file,
-    mean_summary,
     reference_stats,
     save_model,
     train_fold,

@@ -1,0 +1,74 @@
+"""Training fold by fold: the folds' models side by side, and what the deployable model takes from them.
+
+Light on imports (no TensorFlow): the train stage's main process only hands out
+folds and reads their summaries.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ser.params import TrainParams
+
+
+def single_threaded() -> None:
+    """Compute on one thread in this process (TensorFlow and BLAS): parallel models are the parallelism.
+
+    TensorFlow's deterministic ops give the same model on the same number of
+    threads, but their sums split by thread count (the last bits differ): one
+    thread per model makes every model the same on every machine, whatever its cores.
+    """
+    import opensmile  # noqa: F401 - before TensorFlow: imported after it, openSMILE crashes the process
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    threadpool_limits(limits=1)
+
+
+def parallel_workers(workers: int, jobs: int) -> int:
+    """Processes for ``jobs`` models: ``train.workers`` (0: one per CPU core), at most one per job."""
+    return max(1, min(workers or len(os.sched_getaffinity(0)), jobs))
+
+
+def run_parallel(function: Callable[..., Any], jobs: Sequence[tuple], workers: int) -> list:
+    """``function(*job)`` for each job, in order, on ``workers`` fresh processes computing on one thread each.
+
+    ``function`` must be importable (a module-level function): it runs in spawned processes.
+    """
+    if not jobs:
+        return []
+    context = multiprocessing.get_context("spawn")  # TensorFlow's threads do not survive a fork
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=single_threaded) as pool:
+        futures = [pool.submit(function, *job) for job in jobs]
+        return [future.result() for future in futures]
+
+
+def mean_summary(folds: dict[str, dict]) -> dict:
+    """Validation scores averaged over folds (the model-selection score), and each fold's."""
+    return {
+        "val_loss": float(f"{np.mean([f['val_loss'] for f in folds.values()]):.6g}"),
+        "val_accuracy": round(float(np.mean([f["val_accuracy"] for f in folds.values()])), 6),
+        "folds": folds,
+    }
+
+
+def deployable_epochs(folds: dict[str, dict], params: TrainParams) -> dict[str, int]:
+    """Epochs of each network for the model trained on all the data (no clips left to validate on): as
+    many as the folds' networks ran with, i.e. their median best epoch under early stopping, else
+    ``train.epochs``."""
+    archs = sorted({arch for fold in folds.values() for arch in fold["members"]})
+    if not params.early_stopping:
+        return {arch: params.epochs for arch in archs}
+    return {arch: max(1, int(np.median([f["members"][arch]["best_epoch"] for f in folds.values()]))) for arch in archs}
+
+
+def deployable_temperature(folds: dict[str, dict]) -> float:
+    """The temperature of the model trained on all the data: the folds' median."""
+    return round(float(np.median([fold["temperature"] for fold in folds.values()])), 4)
