@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -95,16 +96,18 @@ def isolated_env(home: Path, bin_dir: Path = Path(DVC).parent) -> dict[str, str]
     return {**os.environ, "HOME": str(home), "DVC_NO_ANALYTICS": "1", "PATH": os.pathsep.join(path)}
 
 
-def measure(run: Callable[[], T], warm: bool = False) -> tuple[T, float, float]:
-    """``run()``'s result, its wall seconds and peak RSS in MiB (this process and its workers);
-    ``warm``: run it once untimed first."""
+def measure(run: Callable[[], T], warm: bool = False, repeats: int = 1) -> tuple[T, float, float]:
+    """``run()``'s result, its wall seconds (the median of ``repeats`` runs) and peak RSS in MiB (this
+    process and its workers, over all runs); ``warm``: run it once untimed first."""
     if warm:
         run()
+    seconds = []
     with PeakMemory() as memory:
-        start = time.perf_counter()
-        result = run()
-        seconds = time.perf_counter() - start
-    return result, seconds, memory.peak_mib
+        for _ in range(repeats):
+            start = time.perf_counter()
+            result = run()
+            seconds.append(time.perf_counter() - start)
+    return result, statistics.median(seconds), memory.peak_mib
 
 
 def throughput(clips: int, seconds: float, peak_rss_mib: float, **more: object) -> dict:

@@ -259,7 +259,8 @@ def _assert_matches_reference(samples: np.ndarray, audio: AudioParams, features:
     expected, expected_valid = _reference(samples, audio, features)
     assert values.shape == expected.shape == feature_shape(audio, features)
     assert values.dtype == np.float32
-    np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-4)
+    # the STFT runs in float32 (librosa's in float64): dB values of the quietest bins move by up to ~1e-3
+    np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-3)
     assert valid == expected_valid
 
 
