@@ -69,8 +69,7 @@ def fold_model(fold: str, model_dir: str) -> dict:
     start = time.perf_counter()
     with mock.patch.object(training, "_callbacks", lambda *args: [*callbacks(*args), timer]):
         trained = training.train_fold(clips, folds[fold], params.model, params.train, params.data.emotions)
-    meta = {**feature_params, **params.model_dump(include={"split", "model", "train"}), "classes": params.data.emotions,
-            "fold": fold, "folds": list(folds)}
+    meta = training.model_meta(feature_params, params, fold, folds)
     training.save_model(Path(model_dir), trained.members, trained.temperature, clips.index, folds[fold], meta, trained.reference)
     seconds_to_model = time.perf_counter() - start
     _, scores, _ = evaluate_model(Path(model_dir), clips.features, clips.index, clips.functionals)

@@ -31,10 +31,11 @@ def fix_length(samples: np.ndarray, size: int) -> np.ndarray:
 
 
 def stack_padded(rows: list[np.ndarray], size: int, offset: int = 0) -> np.ndarray:
-    """1-D ``rows`` stacked as float32 ``(len(rows), size)``: each from ``offset`` on, cut or zero-padded."""
-    stacked = np.zeros((len(rows), size), dtype=np.float32)
+    """1-D ``rows`` stacked as float32 ``(len(rows), size + 2 * offset)``: each cut or zero-padded to
+    ``size``, with ``offset`` zeros on both sides."""
+    stacked = np.zeros((len(rows), size + 2 * offset), dtype=np.float32)
     for target, row in zip(stacked, rows):
-        part = row[: size - offset]
+        part = row[:size]
         target[offset : offset + len(part)] = part
     return stacked
 
@@ -56,15 +57,16 @@ def hann(n_fft: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
 
 
-def stft_power(batch: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
-    """Power spectrogram ``|STFT|**2`` of each row of ``batch``, as ``(rows, frames, n_fft // 2 + 1)``.
+def stft_power(rows: list[np.ndarray], size: int, n_fft: int, hop_length: int) -> np.ndarray:
+    """Power spectrogram ``|STFT|**2`` of each 1-D row, cut or zero-padded to ``size`` samples, as
+    ``(rows, frames, n_fft // 2 + 1)``.
 
     Centred frames on zero padding, a periodic Hann window: ``np.abs(librosa.stft(row)) ** 2``, transposed.
     The transform runs in single precision on blocks of frames that fit in the
     CPU's cache (librosa's runs in double, then rounds): a tenth faster, and
     the same up to about 1e-7 of a frame's largest power.
     """
-    padded = stack_padded(list(batch), batch.shape[1] + n_fft, offset=n_fft // 2) if len(batch) else np.zeros((0, n_fft), np.float32)
+    padded = stack_padded(rows, size, offset=n_fft // 2)
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=1)[:, ::hop_length]
     power = np.empty((*frames.shape[:2], n_fft // 2 + 1), dtype=np.float32)
     block = max(1, STFT_BLOCK_BYTES // (4 * n_fft))

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ser.audio import AudioSource, load_window
-from ser.dsp import dct, mel_power, power_to_db, stack_padded, stft_power
+from ser.dsp import dct, mel_power, power_to_db, stft_power
 from ser.params import AudioParams, FeatureParams
 from ser.tables import read_clips
 
@@ -69,7 +69,7 @@ def batch_frame_features(clips: list[np.ndarray], audio: AudioParams, features: 
     clips = [np.asarray(clip, dtype=np.float32)[: audio.n_samples] for clip in clips]
     total = frame_count(audio.n_samples, features)
     size = max(max(len(clip), transform_length(len(clip), audio, features)) for clip in clips)
-    power = stft_power(stack_padded(clips, size), features.n_fft, features.hop_length)[:, :total]
+    power = stft_power(clips, size, features.n_fft, features.hop_length)[:, :total]
     frames = power.shape[1]
     # each frame's mel bands are summed on their own (so a clip's values do not depend on its batch)
     mel = mel_power(power, audio.sr, features.n_fft, features.n_mels)

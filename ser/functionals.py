@@ -40,19 +40,18 @@ class Extractor:
         options = {**smile._options(), "source": os.path.join(smile.default_config_root, config.EXTERNAL_INPUT_CONFIG), "sampleRate": sr, "nBits": 16}
         self.instance = smile._smile(options=options)
         self.source, self.sink = config.EXTERNAL_SOURCE_COMPONENT, config.EXTERNAL_OUTPUT_COMPONENT
-        self.used = False
 
     def __call__(self, samples: np.ndarray) -> np.ndarray:
-        """The functionals of one signal, ``(1, size)``, or ``(0, size)`` when openSMILE yields none."""
-        if self.used:
-            self.instance.reset()
-        self.used = True
+        """The functionals of one signal, ``(1, size)``; empty when openSMILE yields none."""
         rows: list[np.ndarray] = []
         self.instance.external_sink_set_callback_ex(self.sink, lambda data, _: rows.append(data.copy()))
         pcm = np.clip(np.asarray(samples, dtype=np.float32) * 32768, -32768, 32767).astype(np.int16)  # openSMILE reads 16-bit PCM
-        self.instance.external_audio_source_write_data(self.source, pcm.tobytes())
-        self.instance.external_audio_source_set_eoi(self.source)
-        self.instance.run()
+        try:
+            self.instance.external_audio_source_write_data(self.source, pcm.tobytes())
+            self.instance.external_audio_source_set_eoi(self.source)
+            self.instance.run()
+        finally:
+            self.instance.reset()  # ready for the next clip
         return np.vstack(rows) if rows else np.zeros((0, 0), np.float32)
 
 

@@ -23,7 +23,7 @@ from ser.inference import META_FILE, ONNX_FILE, SPLIT_FILE
 from ser.inputs import UTTERANCE, Stats, input_kind, input_name, member_functionals, model_inputs, speaker_stats
 from ser.models import ensemble, linear
 from ser.models.networks import build_model
-from ser.params import ModelParams, TrainParams
+from ser.params import ModelParams, Params, TrainParams
 from ser.split import TRAIN, VALIDATION
 
 
@@ -238,6 +238,13 @@ def train_member(
 def keras_file(arch: str) -> str:
     """The file a network member is saved in, in its model directory."""
     return f"{arch}.keras"
+
+
+def model_meta(feature_params: dict, params: Params, fold: str, folds: Sequence[str]) -> dict:
+    """What a saved model records of how it was made: the feature, split, model and train params,
+    its classes, its fold and the protocol's folds."""
+    made_with = params.model_dump(include={"split", "model", "train"})
+    return {**feature_params, **made_with, "classes": params.data.emotions, "fold": fold, "folds": list(folds)}
 
 
 def save_model(model_dir: Path, members: list[Member], temperature: float, index: pd.DataFrame, parts: np.ndarray,

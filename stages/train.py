@@ -34,19 +34,26 @@ def inputs() -> tuple:
     return params, features, index, feature_params, fold_parts(index, params.split)
 
 
+@functools.cache
+def clips():
+    """Every clip's features, augmented copies and functionals (read once per training process)."""
+    from ser import training  # TensorFlow loads only once the inputs are known to be valid
+
+    _, features, index, _, _ = inputs()
+    return training.Clips(features, index, load_augmented(FEATURE_DIR), load_functionals(FEATURE_DIR))
+
+
 def fit(name: str, epochs: dict | None = None, temperature: float | None = None) -> dict:
     """Train fold ``name``'s model (or the deployable one, on every clip) and save it; its summary."""
-    from ser import plots, training  # TensorFlow loads only once the inputs are known to be valid
+    from ser import plots, training
 
-    params, features, index, feature_params, folds = inputs()
+    params, _, index, feature_params, folds = inputs()
     deployable = name == DEPLOYABLE_FOLD
     parts = np.full(len(index), TRAIN, dtype=object) if deployable else folds[name]
-    clips = training.Clips(features, index, load_augmented(FEATURE_DIR), load_functionals(FEATURE_DIR))
-    trained = training.train_fold(clips, parts, params.model, params.train, params.data.emotions, REPORT_DIR / "live" / name,
+    trained = training.train_fold(clips(), parts, params.model, params.train, params.data.emotions, REPORT_DIR / "live" / name,
                                   epochs, temperature)
-    meta = {**feature_params, **params.model_dump(include={"split", "model", "train"}), "classes": params.data.emotions}
     training.save_model(MODEL_DIR if deployable else MODEL_DIR / "folds" / name, trained.members, trained.temperature, index,
-                        parts, {**meta, "fold": name, "folds": list(folds)}, trained.reference)
+                        parts, training.model_meta(feature_params, params, name, folds), trained.reference)
     for member in trained.members:
         if member.history is not None:
             plots.plot_history(member.history, REPORT_DIR / "curves" / f"{name}-{member.params.arch}.png", title=f"{name}, {member.params.arch}")
