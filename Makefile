@@ -5,16 +5,30 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup run test experiments tuning clean
+.PHONY: setup run test lock lock-check experiments tuning clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+# Every package, dependencies of dependencies included, at the version and hashes of requirements.lock.
+$(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+# requirements.lock from the top-level requirements.txt, as PyPI stood on LOCK_DATE (so the same
+# requirements give the same lock on any day). After changing requirements.txt: `make lock`, moving
+# LOCK_DATE forward if a new pin was released after it. `make lock-check` (CI) fails on a stale lock.
+LOCK_DATE := 2026-11-30T00:00:00Z
+LOCK := uv pip compile requirements.txt --quiet --generate-hashes --universal --python-version 3.11 \
+	--exclude-newer $(LOCK_DATE) --custom-compile-command "make lock"
+lock: setup
+	$(LOCK) -o requirements.lock
+
+lock-check: setup
+	$(LOCK) --no-header -o $(VENV)/requirements.lock
+	@tail -n +3 requirements.lock | diff -u - $(VENV)/requirements.lock \
+		|| (echo "requirements.lock is stale: run make lock"; exit 1)
 
 run: setup
 	dvc repro
