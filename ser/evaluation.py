@@ -21,6 +21,7 @@ from ser.split import TEST, TRAIN, VALIDATION
 from ser.tables import read_clips
 
 ECE_BINS = 15
+METRIC_DIGITS = 4
 ADAPTATION_CLIPS = (5, 20)
 """Clips per group in the adaptation scores: a test speaker's statistics from this many of their clips."""
 
@@ -59,8 +60,9 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     return gap / max(len(confidence), 1)
 
 
-def _rounded(values) -> float:
-    return round(float(values), 6)
+def rounded(value: float) -> float:
+    """A score as reported: to METRIC_DIGITS decimals, which another CPU's last-bit differences do not change."""
+    return round(float(value), METRIC_DIGITS)
 
 
 def score(predictions: pd.DataFrame, classes: list[str], detail: bool = True) -> dict:
@@ -72,21 +74,21 @@ def score(predictions: pd.DataFrame, classes: list[str], detail: bool = True) ->
     precision, recall, f1, _ = precision_recall_fscore_support(actual, predicted, labels=present, zero_division=0)
     scores = {
         "n_test": int(len(predictions)),
-        "accuracy": _rounded(accuracy_score(actual, predicted)),
-        "macro_f1": _rounded(np.mean(f1)),
-        "ece": _rounded(expected_calibration_error(predictions["confidence"], actual == predicted)),
-        "min_recall": _rounded(np.min(recall)),
-        "serving_accuracy": _rounded(accuracy_score(actual, predictions["served"])),
+        "accuracy": rounded(accuracy_score(actual, predicted)),
+        "macro_f1": rounded(np.mean(f1)),
+        "ece": rounded(expected_calibration_error(predictions["confidence"], actual == predicted)),
+        "min_recall": rounded(np.min(recall)),
+        "serving_accuracy": rounded(accuracy_score(actual, predictions["served"])),
     }
     if adapted := [column for column in predictions if column.startswith("adapted_")]:
         scores["adapted_accuracy"] = {
-            column.removeprefix("adapted_"): _rounded(accuracy_score(actual, predictions[column])) for column in adapted
+            column.removeprefix("adapted_"): rounded(accuracy_score(actual, predictions[column])) for column in adapted
         }
     if detail:
         scores.update({
-            "precision": {c: _rounded(v) for c, v in zip(present, precision)},
-            "recall": {c: _rounded(v) for c, v in zip(present, recall)},
-            "f1": {c: _rounded(v) for c, v in zip(present, f1)},
+            "precision": {c: rounded(v) for c, v in zip(present, precision)},
+            "recall": {c: rounded(v) for c, v in zip(present, recall)},
+            "f1": {c: rounded(v) for c, v in zip(present, f1)},
         })
     return scores
 
@@ -105,7 +107,7 @@ def summarize(protocol: str, predictions: pd.DataFrame, folds: dict[str, dict], 
     return {
         "protocol": protocol,
         **{key: value for key, value in overall.items() if key not in ("precision", "recall", "f1")},
-        "corpus_mean_accuracy": _rounded(np.mean([s["accuracy"] for s in by_corpus.values()])),
+        "corpus_mean_accuracy": rounded(np.mean([s["accuracy"] for s in by_corpus.values()])),
         "recall": overall["recall"],
         "by_corpus": by_corpus,
         "by_speaker": {s: score(rows, classes, detail=False) for s, rows in predictions.groupby("speaker", sort=True)},

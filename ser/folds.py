@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ser.evaluation import rounded
 from ser.params import TrainParams
 
 
@@ -53,8 +54,8 @@ def run_parallel(function: Callable[..., Any], jobs: Sequence[tuple], workers: i
 def mean_summary(folds: dict[str, dict]) -> dict:
     """Validation scores averaged over folds (the model-selection score), and each fold's."""
     return {
-        "val_loss": float(f"{np.mean([f['val_loss'] for f in folds.values()]):.6g}"),
-        "val_accuracy": round(float(np.mean([f["val_accuracy"] for f in folds.values()])), 6),
+        "val_loss": rounded(np.mean([f["val_loss"] for f in folds.values()])),
+        "val_accuracy": rounded(np.mean([f["val_accuracy"] for f in folds.values()])),
         "folds": folds,
     }
 

@@ -19,9 +19,11 @@ import tensorflow as tf
 from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
+from ser.evaluation import rounded
 from ser.inference import META_FILE, ONNX_FILE, SPLIT_FILE
 from ser.inputs import UTTERANCE, Stats, input_kind, input_name, member_functionals, model_inputs, speaker_stats
 from ser.models import ensemble, linear
+from ser.models.canonical import canonical
 from ser.models.networks import build_model
 from ser.params import ModelParams, Params, TrainParams
 from ser.split import TRAIN, VALIDATION
@@ -257,7 +259,7 @@ def save_model(model_dir: Path, members: list[Member], temperature: float, index
         if member.network is not None:
             member.network.save(model_dir / keras_file(member.params.arch))
             make_archive_deterministic(model_dir / keras_file(member.params.arch))
-    onnx.save(ensemble.combine([member.graph for member in members], temperature), model_dir / ONNX_FILE)
+    onnx.save(canonical(ensemble.combine([member.graph for member in members], temperature)), model_dir / ONNX_FILE)
     meta = {**meta, "temperature": temperature, "trained_on": trained_on(index, parts)}
     meta["reference_stats"] = {kind: {"mean": s[0].tolist(), "std": s[1].tolist()} for kind, s in reference.items()}
     (model_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
@@ -281,8 +283,8 @@ def history_summary(history: dict[str, list[float]], n_fit: int) -> dict:
         "epochs": len(history["val_loss"]),
         "best_epoch": best + 1,
         "n_fit": n_fit,
-        "val_loss": float(f"{history['val_loss'][best]:.6g}"),
-        "val_accuracy": round(float(history["val_accuracy"][best]), 6),
+        "val_loss": rounded(history["val_loss"][best]),
+        "val_accuracy": rounded(history["val_accuracy"][best]),
     }
 
 
@@ -291,8 +293,8 @@ def validation_scores(probabilities: np.ndarray, targets: np.ndarray) -> dict:
     codes = targets.argmax(axis=1)
     picked = probabilities[np.arange(len(codes)), codes]
     return {
-        "val_loss": float(f"{-np.mean(np.log(picked + ensemble.TINY)):.6g}"),
-        "val_accuracy": round(float(np.mean(probabilities.argmax(axis=1) == codes)), 6),
+        "val_loss": rounded(-np.mean(np.log(picked + ensemble.TINY))),
+        "val_accuracy": rounded(np.mean(probabilities.argmax(axis=1) == codes)),
     }
 
 
