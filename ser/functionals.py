@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from typing import Sequence
 
 import numpy as np
@@ -40,11 +41,16 @@ class Extractor:
         options = {**smile._options(), "source": os.path.join(smile.default_config_root, config.EXTERNAL_INPUT_CONFIG), "sampleRate": sr, "nBits": 16}
         self.instance = smile._smile(options=options)
         self.source, self.sink = config.EXTERNAL_SOURCE_COMPONENT, config.EXTERNAL_OUTPUT_COMPONENT
+        # openSMILE's native instance (about 9 MB for ComParE) outlives its Python object unless freed: without
+        # this, every thread that ends (the web app's worker threads come and go) would leak its extractors
+        weakref.finalize(self, self.instance.free)
 
     def __call__(self, samples: np.ndarray) -> np.ndarray:
         """The functionals of one signal, ``(1, size)``; empty when openSMILE yields none."""
         rows: list[np.ndarray] = []
         self.instance.external_sink_set_callback_ex(self.sink, lambda data, _: rows.append(data.copy()))
+        # the binding keeps every callback it was given (one per clip, for the instance's life): keep the current one
+        del self.instance._callbacks[:-1]
         pcm = np.clip(np.asarray(samples, dtype=np.float32) * 32768, -32768, 32767).astype(np.int16)  # openSMILE reads 16-bit PCM
         try:
             self.instance.external_audio_source_write_data(self.source, pcm.tobytes())

@@ -32,7 +32,7 @@ import numpy as np
 import soundfile as sf
 from pydantic import ValidationError
 
-from ser.audio import AudioError, AudioSource, load_window
+from ser.audio import AudioError, AudioSource, check_sample_rate, load_window, read_window
 from ser.features import batch_frame_features
 from ser.functionals import functional_sets
 from ser.inputs import Stats, input_name, member_functionals, model_inputs
@@ -46,6 +46,8 @@ METRICS_FILE = Path("reports/metrics.json")
 """Where the evaluate stage writes its scores, relative to the project that holds ``models/``."""
 SILENCE_DBFS = -80.0
 """A clip whose loudest sample is below this level is refused as silent."""
+PROBE_S = 0.01
+"""Seconds read where a long clip's header says its last window starts, before its windows are listed."""
 DEPLOYABLE_FOLD = "all"
 """The fold name of the deployable model, trained on all the data (its scores are the folds')."""
 
@@ -143,6 +145,7 @@ def clip_duration(source: AudioSource, name: str) -> float:
         _rewind(source)
     if info.frames == 0:
         raise AudioError(f"{name}: no audio samples (an empty clip)")
+    check_sample_rate(info.samplerate, name)
     return info.frames / info.samplerate
 
 
@@ -155,6 +158,9 @@ def _rewind(source: AudioSource) -> None:
 def load_windows(source: AudioSource, audio: AudioParams, name: str) -> tuple[float, list[float], list[np.ndarray]]:
     """A clip's duration, window start times and windows' samples; silent clips are refused."""
     duration = clip_duration(source, name)
+    if duration > audio.offset + audio.duration:  # a damaged header can claim years: is there audio at the last window?
+        read_window(source, duration - audio.duration, PROBE_S, name)
+        _rewind(source)
     starts = window_starts(duration, audio)
     windows = []
     for start in starts:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import io
+import re
 
 import librosa
 import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import REPO_SR
-from ser.audio import AudioError, load_window, read_window
+from conftest import REPO_SR, make_tone
+from ser.audio import MIN_SAMPLE_RATE, AudioError, load_window, read_window
 from ser.params import AudioParams
 
 # (format, extension, subtype, native sr, channels, seconds)
@@ -298,3 +299,41 @@ def test_name_overrides_the_path_in_messages(tmp_path, audio_params):
     with pytest.raises(AudioError) as info:
         load_window(path, audio_params, name="shown/OAF_text_angry.wav")
     assert str(info.value).startswith("shown/OAF_text_angry.wav: cannot decode")
+
+
+def _float_wav(samples: np.ndarray, sr: int = 16000) -> io.BytesIO:
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, sr, subtype="FLOAT", format="WAV")
+    buffer.seek(0)
+    return buffer
+
+
+def test_a_damaged_header_rate_below_the_minimum_is_refused(tmp_path, write_tone, audio_params):
+    """A header saying 1 Hz made 1.2 s of samples 5 hours long: 6400 windows, minutes of ``ser predict``."""
+    path = write_tone(tmp_path / "OAF_slow_angry.wav", sr=16000, seconds=1.2)
+    data = bytearray(path.read_bytes())
+    data[24:28] = (1).to_bytes(4, "little")  # the fmt chunk's sample rate
+    path.write_bytes(bytes(data))
+    for call in (lambda: load_window(path, audio_params), lambda: read_window(path, audio_params.offset, audio_params.duration)):
+        with pytest.raises(AudioError, match=rf"^{re.escape(str(path))}: sample rate 1 Hz is below {MIN_SAMPLE_RATE} Hz"):
+            call()
+    lowest = write_tone(tmp_path / "OAF_low_angry.wav", sr=MIN_SAMPLE_RATE, seconds=1.0)
+    assert len(load_window(lowest, audio_params)) == round(0.5 * audio_params.sr)
+
+
+def test_samples_far_beyond_full_scale_are_refused(audio_params):
+    """Finite float samples of 1e30 overflowed the features to NaN probabilities (a 500 from the web app)."""
+    tone = make_tone(16000, 1.5)
+    with pytest.raises(AudioError, match=r"^loud\.wav: samples reach \d\.\d+e\+29, far beyond full scale"):
+        load_window(_float_wav(tone * 1e30), audio_params, name="loud.wav")
+    # float audio written at 16-bit integer scale is loud, not damaged
+    assert np.max(np.abs(load_window(_float_wav(tone * 32767), audio_params, name="int-scale.wav"))) > 1000
+
+
+def test_read_window_checks_every_sample_it_reads(audio_params):
+    """NaN before the model's offset reached the web app's visuals, which read the whole clip (a 500)."""
+    samples = make_tone(16000, 1.5)
+    samples[1600] = np.nan  # at 0.1 s
+    assert np.all(np.isfinite(load_window(_float_wav(samples), audio_params, name="early-nan.wav")))
+    with pytest.raises(AudioError, match=r"^early-nan\.wav: .*NaN"):
+        read_window(_float_wav(samples), 0.0, 1.5, "early-nan.wav")

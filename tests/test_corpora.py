@@ -469,6 +469,60 @@ def test_csv_that_is_not_text(tmp_path):
         _fetch("own", "csv", tmp_path / "src", tmp_path / "raw")
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"file,emotion,speaker\na.wav,happy,s1\n\nb.wav,sad,\xe9\n", "line 4: not a readable CSV (byte 0xe9 is not UTF-8"),
+        (b'file,emotion,speaker\na.wav,happy,s1\n"b.wav,sad,s1\nc.wav,sad,s1\n', "line 3: not a readable CSV (unexpected end of data)"),
+    ],
+    ids=["not-utf8", "open-quote"],
+)
+def test_csv_that_cannot_be_read_is_named_with_its_line(tmp_path, content, message):
+    (tmp_path / "src").mkdir()
+    table = tmp_path / "src" / "labels.csv"
+    table.write_bytes(content)
+    with pytest.raises(FetchError) as info:
+        _fetch("own", "csv", tmp_path / "src", tmp_path / "raw")
+    assert str(info.value).startswith(f"{table} {message}")
+
+
+def test_csv_rows_are_named_by_the_line_they_start_on(tmp_path, write_tone):
+    """Blank lines and a cell over two lines shifted the line numbers (rows were counted, not lines)."""
+    root = tmp_path / "src"
+    _clip(write_tone, root / "ok.wav")
+    (root / "labels.csv").write_text('file,emotion,speaker\n\nmissing.wav,sad,s1\n"two\nlines.wav",sad,s1\n\nok.wav,,s1\n')
+    result = _fetch("own", "csv", root, tmp_path / "raw")
+    assert result.rejected["reason"].tolist() == [
+        "labels.csv line 3: no such file", "labels.csv line 4: no such file", "labels.csv line 7: empty emotion",
+    ]
+
+
+def test_csv_row_with_an_impossible_path_is_rejected(tmp_path, write_tone):
+    """A NUL character (ValueError) or a name too long for the file system (OSError) in a file cell stopped fetch."""
+    root = tmp_path / "src"
+    _clip(write_tone, root / "ok.wav")
+    long_name = "x" * 300 + ".wav"
+    (root / "labels.csv").write_text(f"file,emotion,speaker\nok.wav,sad,s1\na\0b.wav,sad,s1\n{long_name},sad,s1\n")
+    result = _fetch("own", "csv", root, tmp_path / "raw")
+    assert result.manifest["source"].tolist() == ["ok.wav"]
+    assert result.rejected["reason"].tolist() == [
+        "labels.csv line 3: path 'a\\x00b.wav' holds a NUL character", "labels.csv line 4: unusable path (File name too long)",
+    ]
+    assert result.rejected["file"].tolist() == ["<labels.csv line 3>", long_name]
+
+
+def test_csv_file_whose_first_row_is_rejected_takes_its_next_row(tmp_path, write_tone):
+    """A row rejected for an empty cell made the next, valid row of its file 'listed again': the clip was lost."""
+    root = tmp_path / "src"
+    _clip(write_tone, root / "a.wav")
+    _write_csv(root / "labels.csv", [["a.wav", "", "s1"], ["a.wav", "happy", "s1"], ["a.wav", "sad", "s1"]], header=["file", "emotion", "speaker"])
+    result = _fetch("own", "csv", root, tmp_path / "raw")
+    assert result.manifest[["source", "label"]].values.tolist() == [["a.wav", "happy"]]
+    assert result.rejected["reason"].tolist() == [
+        "labels.csv line 2: empty emotion", "labels.csv line 4: file listed again with another emotion ('sad', first 'happy')",
+    ]
+
+
 def test_folder_with_no_or_two_csvs(tmp_path, write_tone):
     root = tmp_path / "src"
     _clip(write_tone, root / "a.wav")

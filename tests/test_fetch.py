@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from ser.audio import MIN_SAMPLE_RATE
 from ser.fetch import (
     MANIFEST_COLUMNS, REJECTED_COLUMNS, FetchError, FetchResult, check_rejected, fetch, inspect_audio, source_location,
     truncation_reason,
@@ -417,6 +418,30 @@ def test_truncation_reason_ignores_other_formats_and_padding(tmp_path, write_ton
     # a chunk after the data chunk cut short is still a truncation
     odd.write_bytes(odd.read_bytes() + b"LIST" + (100).to_bytes(4, "little") + b"INFO")
     assert truncation_reason(odd) == "truncated: chunk 'LIST' needs 96 more bytes"
+
+
+def _overwritten(path: Path, at: int, value: bytes) -> Path:
+    data = bytearray(path.read_bytes())
+    data[at : at + len(value)] = value
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_damaged_headers_and_samples_are_rejected_with_reasons(tmp_path, write_tone):
+    """What fuzzing found: a FLAC header claiming 2**36 frames raised MemoryError (the whole file was read
+    into one array of that size), and a header rate of 1 Hz or float samples of 1e30 were accepted."""
+    flac = write_tone(tmp_path / "huge.flac", sr=16000, seconds=0.5)
+    _overwritten(flac, 21, bytes([flac.read_bytes()[21] | 0x0F]) + b"\xff" * 4)  # STREAMINFO's 36-bit frame count
+    assert sf.info(str(flac)).frames == 2**36 - 1
+    with pytest.raises(ValueError, match=r"^cannot decode audio"):
+        inspect_audio(flac)
+    slow = _overwritten(write_tone(tmp_path / "slow.wav", sr=16000, seconds=0.5), 24, (1).to_bytes(4, "little"))
+    with pytest.raises(ValueError, match=rf": sample rate 1 Hz is below {MIN_SAMPLE_RATE} Hz"):
+        inspect_audio(slow)
+    loud = tmp_path / "loud.wav"
+    sf.write(str(loud), np.full(8000, 1e30), 16000, subtype="FLOAT")
+    with pytest.raises(ValueError, match=r": samples reach 1e\+30, far beyond full scale"):
+        inspect_audio(loud)
 
 
 REAL = {

@@ -7,6 +7,8 @@ passes its own cache directory under tmp_path.
 
 from __future__ import annotations
 
+import gc
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from conftest import make_tone
 from ser.audio import AudioError, load_window
 from ser.features import FEATURES_FILE, FUNCTIONALS_FILE, INDEX_FILE, load_functionals
 from ser.fetch import sha256_of
-from ser.functionals import FEATURE_SETS, MIN_SECONDS, SIZES, functional_sets, functionals
+from ser.functionals import FEATURE_SETS, MIN_SECONDS, SIZES, extractor, functional_sets, functionals
 from ser.featurize import FeatureCache, FeaturizeError, Settings, featurize_corpus
 from ser.params import AudioParams, AugmentParams, FeatureParams, FeaturizeParams
 from ser.tables import read_clips
@@ -165,6 +167,29 @@ def test_threads_computing_at_once_get_each_clip_s_own_functionals():
         for _ in range(3):
             for got, want in zip(pool.map(lambda signal: functionals(signal, SR, "compare"), signals), expected):
                 np.testing.assert_array_equal(got, want)
+
+
+def test_a_thread_that_ends_frees_its_openSMILE_instances():
+    """The web app's worker threads come and go; each one's extractors died with it, but their native
+    openSMILE instances were never freed (about 9 MB each for ComParE: fuzzing the API grew to gigabytes)."""
+    instances = []
+
+    def score_one_window() -> None:
+        functionals(make_tone(SR, 0.5), SR, "egemaps")
+        instances.append(extractor("egemaps", SR).instance)
+
+    worker = threading.Thread(target=score_one_window)
+    worker.start()
+    worker.join()
+    gc.collect()
+    assert instances[0]._smileobj is None  # freed
+
+
+def test_an_extractor_keeps_one_sink_callback_however_many_clips_it_scores():
+    """openSMILE's binding keeps every callback it is given (about 27 KB a clip): a long-running server grew."""
+    for seconds in (0.5, 0.6, 0.7):
+        functionals(make_tone(SR, seconds), SR, "egemaps")
+    assert len(extractor("egemaps", SR).instance._callbacks) == 1
 
 
 def test_full_scale_samples_are_clipped_not_wrapped_around():

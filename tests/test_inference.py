@@ -504,6 +504,18 @@ def test_empty_clip_is_refused(predictor, tmp_path):
         clip_duration(path, "empty.wav")
 
 
+def test_a_header_claiming_years_is_refused_before_its_windows_are_listed(audio_params):
+    """What fuzzing found: an MP3 whose first frame says 154 million seconds made a list of 51 million window
+    starts, gigabytes, before any window was read (MemoryError, or the machine out of memory)."""
+    buffer = io.BytesIO()
+    sf.write(buffer, make_tone(16000, 1.2), 16000, format="MP3", subtype="MPEG_LAYER_III")
+    data = bytearray(buffer.getvalue())
+    data[18:22] = b"\xff" * 4
+    assert sf.info(io.BytesIO(data)).duration > 1e8
+    with pytest.raises(AudioError, match=r"^long\.mp3: no audio samples at \d+\.\d+ s, though its header says \d+\.\d+ s \(cut short"):
+        load_windows(io.BytesIO(data), audio_params, "long.mp3")
+
+
 def test_digital_silence_is_refused(predictor, tmp_path):
     path = tmp_path / "silence.wav"
     sf.write(str(path), np.zeros(22050 * 2), 22050, subtype="PCM_16")

@@ -10,7 +10,9 @@ audio in the folder that the CSV does not list is reported too.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterator
@@ -39,20 +41,42 @@ def find_csv(source: Path) -> Path:
     return found[0]
 
 
-def read_rows(path: Path) -> list[dict[str, str]]:
-    """The CSV's rows as dicts; ``LabelError`` naming the file if it cannot be read or lacks a column."""
+def decoded(path: Path) -> str:
+    """The CSV's text (UTF-8, with or without a byte order mark); ``LabelError`` naming the line of a byte that is not."""
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle, strict=True)
-            rows = list(reader)
-            columns = [c.strip() for c in reader.fieldnames or []]
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise LabelError(f"{path}: not a readable CSV ({exc})") from None
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = len((data[: exc.start] + b"x").splitlines())
+        byte = data[exc.start]
+        raise LabelError(f"{path} line {line}: not a readable CSV (byte 0x{byte:02x} is not UTF-8; save it as UTF-8)") from None
+
+
+def read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """The CSV's rows as (line where the row starts, dict), blank lines skipped; ``LabelError`` naming
+    the file (and the line) if it cannot be read or lacks a column."""
+    reader = csv.reader(io.StringIO(decoded(path), newline=""), strict=True)
+    rows: list[tuple[int, dict[str, str]]] = []
+    columns: list[str] = []
+    while True:
+        line = reader.line_num + 1
+        try:
+            fields = next(reader, None)
+        except csv.Error as exc:
+            raise LabelError(f"{path} line {line}: not a readable CSV ({exc})") from None
+        if fields is None:
+            break
+        if not fields:  # a blank line
+            continue
+        if not columns:
+            columns = [c.strip() for c in fields]
+            continue
+        rows.append((line, {name: value.strip() for name, value in zip(columns, fields)}))
     if missing := [c for c in REQUIRED if c not in columns]:
         raise LabelError(f"{path}: missing column(s) {', '.join(missing)} (needs {', '.join(REQUIRED)}; optional {', '.join(OPTIONAL)})")
     if not rows:
         raise LabelError(f"{path}: no rows")
-    return [{(k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None} for row in rows]
+    return rows
 
 
 @dataclass(frozen=True)
@@ -65,31 +89,40 @@ class CsvRecipe:
         """One entry per row of the CSV, then one per audio file in its folder that no row names."""
         table = find_csv(source)
         root = table.parent.resolve()
-        listed: dict[Path, str] = {}
-        for line, row in enumerate(read_rows(table), start=2):
-            entry = self._entry(root, row, f"{table.name} line {line}", listed)
-            listed.setdefault(entry.path, row["emotion"])
+        named: set[Path] = set()
+        labelled: dict[Path, str] = {}  # file -> the emotion of the row that labelled it
+        for line, row in read_rows(table):
+            entry = self._entry(root, row, f"{table.name} line {line}", labelled)
+            named.add(entry.path)
+            if entry.label is not None:
+                labelled[entry.path] = entry.label.emotion
             yield entry
         for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES):
-            if path not in listed:
+            if path not in named:
                 yield Entry(path, reason=f"audio not listed in {table.name}", counts_as_rejected=False)
 
-    def _entry(self, root: Path, row: dict[str, str], where: str, listed: dict[Path, str]) -> Entry:
-        name = row["file"]
-        path = (root / name).resolve()
+    def _entry(self, root: Path, row: dict[str, str], where: str, labelled: dict[Path, str]) -> Entry:
+        name, emotion = row.get("file", ""), row.get("emotion", "")
         if not name:
             return Entry(root / f"<{where}>", reason=f"{where}: empty file cell")
+        if "\0" in name:
+            return Entry(root / f"<{where}>", reason=f"{where}: path {name!r} holds a NUL character")
+        path = (root / name).resolve()
         if PurePosixPath(name).is_absolute() or not path.is_relative_to(root):
             return Entry(root / name, reason=f"{where}: path {name!r} leaves the CSV's folder")
-        if empty := [c for c in ("emotion", "speaker") if not row[c]]:
+        if empty := [c for c in ("emotion", "speaker") if not row.get(c)]:
             return Entry(path, reason=f"{where}: empty {' and '.join(empty)}")
-        if path in listed:
-            same = listed[path] == row["emotion"]
-            detail = "" if same else f" with another emotion ({row['emotion']!r}, first {listed[path]!r})"
+        if path in labelled:
+            same = labelled[path] == emotion
+            detail = "" if same else f" with another emotion ({emotion!r}, first {labelled[path]!r})"
             return Entry(path, reason=f"{where}: file listed again{detail}", counts_as_rejected=not same)
-        if not path.is_file():
+        try:
+            found = path.is_file()
+        except OSError as exc:  # e.g. a name too long for the file system
+            return Entry(path, reason=f"{where}: unusable path ({exc.strerror})")
+        if not found:
             return Entry(path, reason=f"{where}: no such file")
-        label = Label(row["speaker"], row.get("text", "") or PurePosixPath(name).stem, row["emotion"])
+        label = Label(row["speaker"], row.get("text", "") or PurePosixPath(name).stem, emotion)
         return Entry(path, label, corpus=row.get("corpus", ""))
 
 
