@@ -12,6 +12,11 @@
 - **Cached.** Each clip's features, and each augmented copy, are stored under a
   key made of the audio's sha256, the params that shape them, and a digest of
   the code and libraries that compute them. A rerun computes only what is new.
+- **Crash-safe.** Cache entries are committed clip by clip and carry a SHA-256
+  checksum: a truncated or altered entry is detected, dropped and recomputed,
+  never used. Outputs are written under temporary names and renamed once
+  complete (:func:`ser.files.replaced_directory`), so a killed run leaves no partial output, and the next run reuses
+  what the cache already holds.
 
 The results are the same whichever way they are computed.
 """
@@ -24,6 +29,8 @@ import io
 import json
 import multiprocessing
 import os
+import pickle
+import sys
 import time
 from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -52,11 +59,13 @@ from ser.features import (
     AUGMENTED_FILE, AUGMENTED_INDEX_FILE, FEATURES_FILE, FUNCTIONALS_FILE, INDEX_COLUMNS, INDEX_FILE, PARAMS_FILE,
     batch_frame_features, feature_shape,
 )
+from ser.files import replaced_directory
 from ser.functionals import SIZES, functional_sets
 from ser.params import AudioParams, AugmentParams, FeatureParams, FeaturizeParams
 
 BATCHES_PER_WORKER = 4  # batches in flight per worker: enough to keep workers busy, few enough to bound memory
 Features = tuple[np.ndarray, int, dict[str, np.ndarray]]
+CHECKSUM_BYTES = 32
 """(frames, channels) values, the count of real frames, and the clip's functionals by set (none for copies)."""
 
 
@@ -145,11 +154,32 @@ def code_digest() -> str:
     return digest.hexdigest()
 
 
+class CorruptEntry(ValueError):
+    """A cache entry that fails its checksum or does not unpickle; the message says which."""
+
+
+def seal(value: Features) -> bytes:
+    """``value`` pickled, after the SHA-256 of the pickle: a truncated or altered entry is detected."""
+    payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    return hashlib.sha256(payload).digest() + payload
+
+
+def unseal(entry: bytes) -> Features:
+    """The value :func:`seal` stored, or :class:`CorruptEntry`."""
+    if not isinstance(entry, bytes) or len(entry) <= CHECKSUM_BYTES:
+        raise CorruptEntry("truncated (shorter than its checksum)")
+    checksum, payload = entry[:CHECKSUM_BYTES], entry[CHECKSUM_BYTES:]
+    if hashlib.sha256(payload).digest() != checksum:
+        raise CorruptEntry("corrupt (checksum mismatch)")
+    return pickle.loads(payload)
+
+
 class FeatureCache:
     """Per-clip features on disk (``diskcache``), keyed by audio sha256, params, code and copy number."""
 
     def __init__(self, directory: str, limit_gb: float, settings: Settings):
         self.store = diskcache.Cache(os.path.expanduser(directory), size_limit=int(limit_gb * 1e9)) if directory else None
+        self.corrupt = 0
         shared = {"audio": settings.audio.model_dump(), "code": code_digest()}
         frames = settings.features.model_dump(exclude={"functionals"})  # copies have no functionals
         self.clip_prefix = _digest({**shared, "features": settings.features.model_dump()})
@@ -159,11 +189,23 @@ class FeatureCache:
         return f"{self.copy_prefix if copy else self.clip_prefix}/{sha256}/{copy}"
 
     def get(self, sha256: str, copy: int) -> Features | None:
-        return None if self.store is None else self.store.get(self.key(sha256, copy))
+        """The entry, or None if there is none or it is corrupt (then it is dropped, to be recomputed)."""
+        if self.store is None:
+            return None
+        key = self.key(sha256, copy)
+        if (entry := self.store.get(key)) is None:
+            return None
+        try:
+            return unseal(entry)
+        except CorruptEntry as exc:
+            self.corrupt += 1
+            self.store.delete(key)
+            print(f"feature cache: the entry of clip {sha256} (copy {copy}) is {exc}; recomputing it", file=sys.stderr)
+            return None
 
     def put(self, sha256: str, copy: int, value: Features) -> None:
         if self.store is not None:
-            self.store.set(self.key(sha256, copy), value)
+            self.store.set(self.key(sha256, copy), seal(value))
 
     def transaction(self) -> ContextManager:
         """Group writes (one disk sync for many entries)."""
@@ -289,11 +331,13 @@ class FeaturizeSummary:
     computed: int
     cached: int
     seconds: float
+    corrupt: int = 0
 
     def __str__(self) -> str:
+        corrupt = f" ({self.corrupt} corrupt cache entries recomputed)" if self.corrupt else ""
         return (
             f"featurized {self.clips} clips and {self.copies} augmented copies in {self.seconds:.1f} s: "
-            f"{self.computed} computed, {self.cached} from the cache"
+            f"{self.computed} computed, {self.cached} from the cache{corrupt}"
         )
 
 
@@ -343,13 +387,19 @@ def featurize_corpus(
     has ``augment.copies`` rows per clip, clip by clip, and ``augmented.csv``
     names each row's ``source`` (the clip's row) and ``copy``.
     """
+    with replaced_directory(out_dir) as building:
+        return _featurize_into(manifest, raw_dir, building, settings, params)
+
+
+def _featurize_into(
+    manifest: pd.DataFrame, raw_dir: Path, out_dir: Path, settings: Settings, params: FeaturizeParams
+) -> FeaturizeSummary:
     start = time.perf_counter()
     copies = settings.augment.copies
     variants = tuple(range(copies + 1))
     shape = feature_shape(settings.audio, settings.features)
     kinds = settings.features.functionals
     blank = (np.zeros(shape, np.float32), 0, {k: np.zeros(SIZES[k], np.float32) for k in kinds})  # failed clips' rows: the run fails
-    out_dir.mkdir(parents=True, exist_ok=True)
     valid = np.zeros((len(manifest), len(variants)), dtype=np.int64)
     errors: list[str] = []
     with ExitStack() as stack:
@@ -379,7 +429,9 @@ def featurize_corpus(
         raise FeaturizeError(f"{len(errors)} clip(s) could not be featurized:\n  " + "\n  ".join(errors))
     _write_indexes(manifest, out_dir, valid, settings)
     total = len(manifest) * len(variants)
-    return FeaturizeSummary(len(manifest), len(manifest) * copies, computed, total - computed, time.perf_counter() - start)
+    return FeaturizeSummary(
+        len(manifest), len(manifest) * copies, computed, total - computed, time.perf_counter() - start, cache.corrupt
+    )
 
 
 def _write_indexes(manifest: pd.DataFrame, out_dir: Path, valid: np.ndarray, settings: Settings) -> None:

@@ -23,8 +23,9 @@ import pandas as pd
 import soundfile as sf
 from tqdm import tqdm
 
-from ser.audio import require_finite
+from ser.audio import check_sample_rate, check_samples, read_blocks
 from ser.corpora import Entry, LabelError, Recipe, recipes
+from ser.files import replaced_directory
 from ser.params import SourceParams
 
 MANIFEST_FILE = "manifest.csv"
@@ -134,20 +135,23 @@ def inspect_audio(path: Path) -> dict:
         raise ValueError(reason)
     try:
         with sf.SoundFile(path) as audio:
-            samples = audio.read(dtype="float32", always_2d=True)
+            check_sample_rate(audio.samplerate, path)
+            frames = 0
+            for block in read_blocks(audio):  # block by block: the header's frame count may be a lie
+                check_samples(block, path)
+                frames += len(block)
             described = {
                 "format": audio.format,
                 "subtype": audio.subtype,
                 "sample_rate": audio.samplerate,
                 "channels": audio.channels,
-                "frames": samples.shape[0],
-                "duration": round(samples.shape[0] / audio.samplerate, 6),
+                "frames": frames,
+                "duration": round(frames / audio.samplerate, 6),
             }
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise ValueError(f"cannot decode audio ({getattr(exc, 'error_string', exc)})") from None
-    if samples.shape[0] == 0:
+    if frames == 0:
         raise ValueError("no audio samples")
-    require_finite(samples, path)
     return described
 
 
@@ -214,16 +218,15 @@ def check_rejected(result: FetchResult, max_fraction: float, corpus: str) -> Non
 
 
 def fetch(corpus: str, source: SourceParams, out_dir: Path) -> FetchResult:
-    """Fetch one corpus into a fresh ``out_dir``; write its ``manifest.csv`` and ``rejected.csv`` there."""
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
+    """Fetch one corpus into a fresh ``out_dir``; write its ``manifest.csv`` and ``rejected.csv`` there.
+    The folder appears complete or not at all (:func:`ser.files.replaced_directory`): an interrupted
+    fetch never leaves a half-copied corpus."""
     recipe = recipes()[source.recipe]
-    with source_location(source.source, source.sha256) as root:
+    with replaced_directory(out_dir) as building, source_location(source.source, source.sha256) as root:
         try:
-            result = collect(root, recipe, corpus, out_dir)
+            result = collect(root, recipe, corpus, building)
         except LabelError as exc:  # the source as a whole cannot be read (e.g. a CSV without its columns)
             raise FetchError(str(exc)) from None
-    result.manifest.to_csv(out_dir / MANIFEST_FILE, index=False)
-    result.rejected.to_csv(out_dir / REJECTED_FILE, index=False)
+        result.manifest.to_csv(building / MANIFEST_FILE, index=False)
+        result.rejected.to_csv(building / REJECTED_FILE, index=False)
     return result
