@@ -1,13 +1,13 @@
 """Run the benchmarks and print their figures: ``python -m benchmarks [NAME ...]``.
 
 NAME is any of featurize, functionals, incremental, train, e2e, serving, load,
-screenshot (default: all, in that order). featurize reads the clips of
+pressure, screenshot (default: all, in that order). featurize reads the clips of
 data/manifest.csv and data/raw (all of TESS, and all clips of the corpora),
 functionals a sample of clips of each corpus there, train data/features;
 serving reads models/ (the deployable model and the folds' models) and
-data/features, load models/ (`dvc pull`); incremental copies the project with
-copies of the corpora of its data.sources; e2e clones the committed project
-and runs `make setup` and the pipeline on all its corpora.
+data/features, load and pressure models/ (`dvc pull`); incremental copies the
+project with copies of the corpora of its data.sources; e2e clones the
+committed project and runs `make setup` and the pipeline on all its corpora.
 Each writes reports/benchmarks/NAME.json; `python -m benchmarks.readme` then
 rewrites the README's table from them. screenshot renders the README's
 picture of the web app, reports/webapp.png.
@@ -26,7 +26,7 @@ import importlib
 
 import opensmile  # noqa: F401 - before any benchmark imports TensorFlow: openSMILE, first loaded after it, crashes
 
-NAMES = ("featurize", "functionals", "incremental", "train", "e2e", "serving", "load", "screenshot")
+NAMES = ("featurize", "functionals", "incremental", "train", "e2e", "serving", "load", "pressure", "screenshot")
 
 
 def main() -> None:

@@ -93,7 +93,11 @@ def running_server(*options: str) -> Iterator[tuple[str, subprocess.Popen]]:
         yield url, server
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # uvicorn waits for open requests to end; a stuck one must not outlive us
+            server.kill()
+            server.wait()
 
 
 def load_server(payloads: list[tuple[str, bytes]], workers: int, clients: tuple[int, ...]) -> dict:

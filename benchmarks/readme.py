@@ -199,9 +199,49 @@ def load_rows(result: dict) -> list[Row]:
     )]
 
 
+def pressure_rows(result: dict) -> list[Row]:
+    unlimited, limited, soak = result["unlimited"], result["limited"], result["soak"]
+    answered = all(set(burst["statuses"]) <= {"200", "503"} for burst in (unlimited, limited))
+    timeout = result["body_timeout_s"]
+    cut_offs = (result["stalled"], result["trickling"])
+
+    def burst(figures: dict) -> str:
+        statuses = ", ".join(f"{count} x {status}" for status, count in figures["statuses"].items())
+        return f"{statuses}; peak RSS {figures['peak_rss_mib']:.0f} MiB, +{figures['growth_mib']:.0f} MiB over idle"
+
+    def cut(figures: dict) -> str:
+        return f"{figures['seconds']:.2f} s ({figures['status'] or 'connection closed'})"
+
+    return [
+        (
+            f"**pressure**: {result['uploads']} clients post a {result['upload_mb']:.0f} MB WAV at once "
+            f"(limit {result['max_upload_mb']:g} MB; `pressure.py`)",
+            f"no limit on uploads in flight: {burst(unlimited)}",
+            f"{result['limit']} in flight: {burst(limited)}",
+            f"**{limited['growth_mib'] / unlimited['growth_mib']:.2f}x** the memory growth; every client answered "
+            f"200 or 503: {met(answered)}",
+        ),
+        (
+            f"**slow clients**: headers and part of a body, then nothing / a byte every {result['trickle_s']:g} s",
+            "",
+            f"cut off after {cut(result['stalled'])} / {cut(result['trickling'])}; body timeout {timeout:g} s",
+            f"within 1 s of the timeout: {met(all(timeout - 0.05 <= c['seconds'] <= timeout + 1 for c in cut_offs))}",
+        ),
+        (
+            f"**soak**: {soak['requests']} requests from {soak['clients']} clients (the limit), uploads of real clips "
+            "and health checks",
+            "",
+            f"{soak['requests_per_s']:.1f} requests/s, p50 {soak['p50_ms']:.0f} ms, p95 {soak['p95_ms']:.0f} ms, "
+            f"p99 {soak['p99_ms']:.0f} ms; server RSS {soak['rss_before_mib']:.0f} -> {soak['rss_after_mib']:.0f} MiB; "
+            f"{soak['failed']} failed",
+            f"0 failed: {met(soak['failed'] == 0)}",
+        ),
+    ]
+
+
 FORMATS: dict[str, Callable[[dict], list[Row]]] = {  # in the order the benchmarks run
     "featurize": featurize_rows, "functionals": functionals_rows, "incremental": incremental_rows, "train": train_rows,
-    "e2e": e2e_rows, "serving": serving_rows, "load": load_rows,
+    "e2e": e2e_rows, "serving": serving_rows, "load": load_rows, "pressure": pressure_rows,
 }
 
 

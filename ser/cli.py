@@ -49,7 +49,12 @@ def expand_paths(arguments: Sequence[str]) -> tuple[list[Path], list[str], list[
 
     for argument in arguments:
         path = Path(argument)
-        if path.is_dir():
+        try:
+            is_dir = path.is_dir()
+        except OSError as exc:  # e.g. a name too long for the file system
+            problems.append(f"{argument}: {exc.strerror or exc}")
+            continue
+        if is_dir:
             found = sorted(p for p in path.rglob("*") if p.is_file())
             audio = [p for p in found if p.suffix.lower() in AUDIO_SUFFIXES]
             if skipped := [p for p in found if p.suffix.lower() not in AUDIO_SUFFIXES]:
@@ -192,7 +197,8 @@ def serve_limits(args: argparse.Namespace) -> ServeParams:
             raise UsageError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
         section = raw.get("serve") or {} if isinstance(raw, dict) else raw
     limits = validated_limits(section, f"{path}: invalid serve section").model_dump()
-    options = {"max_upload_mb": args.max_upload_mb, "max_duration_s": args.max_duration, "workers": args.workers}
+    options = {"max_upload_mb": args.max_upload_mb, "max_duration_s": args.max_duration, "workers": args.workers,
+               "max_uploads_in_flight": args.max_uploads_in_flight, "body_timeout_s": args.body_timeout}
     limits.update({key: value for key, value in options.items() if value is not None})
     return validated_limits(limits, "invalid limit")
 
@@ -250,6 +256,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-upload-mb", type=float, help="largest upload (default: serve.max_upload_mb)")
     p.add_argument("--max-duration", type=float, metavar="SECONDS", help="longest clip (default: serve.max_duration_s)")
     p.add_argument("--workers", type=int, help="server processes, each loading the model (default: serve.workers)")
+    p.add_argument("--max-uploads-in-flight", type=int, metavar="N",
+                   help="uploads each process handles at once; more get 503 (default: serve.max_uploads_in_flight)")
+    p.add_argument("--body-timeout", type=float, metavar="SECONDS",
+                   help="time a client has to send a request's body; then 408 (default: serve.body_timeout_s)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(run=serve)
     return main_parser

@@ -244,6 +244,8 @@ class ServeParams(_Section):
     max_upload_mb: float = Field(20.0, gt=0, le=4096, description="largest upload the web app accepts (MB)")
     max_duration_s: float = Field(300.0, gt=0, le=86_400, description="longest clip the web app accepts (s)")
     workers: int = Field(1, gt=0, le=64, description="server processes, each with its own copy of the model")
+    max_uploads_in_flight: int = Field(8, gt=0, le=1024, description="uploads each server process handles at once; more get 503")
+    body_timeout_s: float = Field(60.0, gt=0, le=3600, description="seconds a client has to send a request's whole body; then 408")
 
 
 class Params(_Section):

@@ -9,7 +9,10 @@
 
 Uploads are read into memory (never written under a name the client chose)
 and refused when too large (413), too long (422), not audio (415) or
-unusable (422: empty, silent, shorter than the model's offset).
+unusable (422: empty, silent, shorter than the model's offset). Each server
+process takes at most ``serve.max_uploads_in_flight`` uploads at a time: the
+others get 503 (with Retry-After) before their body is read; a body not
+received within ``serve.body_timeout_s`` gets 408 and its connection closed.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import os
 import re
 from pathlib import Path
 
+import anyio
 import numpy as np
 from fastapi import FastAPI, File, HTTPException, Query, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
@@ -36,6 +40,8 @@ MULTIPART_SLACK = 64 * 1024  # room for the multipart envelope around the file
 WAVEFORM_POINTS = 800
 SPECTROGRAM_FRAMES = 400
 SPECTROGRAM_MELS = 64
+RETRY_AFTER_S = 1  # what a refused upload is told to wait: most clips are scored in well under a second
+CLOSE = {"Connection": "close"}
 
 
 class BodyLimit:
@@ -62,6 +68,69 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted_receive, send)
+
+
+class UploadSlots:
+    """ASGI middleware: at most ``limit`` uploads (POST requests) in flight, each counted from its start
+    until its response is sent, or it fails, or its client leaves; the ones beyond are refused at once
+    with 503 and Retry-After, before their body is read."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit, self.in_flight = app, limit, 0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        if self.in_flight >= self.limit:
+            busy = f"server busy: at its limit of uploads in flight ({self.limit}); retry in {RETRY_AFTER_S} s"
+            headers = {"Retry-After": str(RETRY_AFTER_S), **CLOSE}
+            return await JSONResponse({"detail": busy}, status_code=503, headers=headers)(scope, receive, send)
+        self.in_flight += 1
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held, self.in_flight = False, self.in_flight - 1
+
+        async def send_then_release(message):
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                release()  # before the client can send its next request
+
+        try:
+            await self.app(scope, receive, send_then_release)
+        finally:
+            release()
+
+
+class BodyTimeout:
+    """ASGI middleware: a request's whole body must arrive within ``seconds`` of its headers (a deadline
+    for the body, not for each chunk, so a client trickling bytes is cut off too); a client still
+    sending then gets 408 and its connection is closed."""
+
+    def __init__(self, app, seconds: float):
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        deadline = anyio.current_time() + self.seconds
+        body_done = False
+
+        async def timed_receive():
+            nonlocal body_done
+            if body_done:  # later calls wait for a disconnect: no deadline
+                return await receive()
+            try:
+                with anyio.fail_after(deadline - anyio.current_time()):
+                    message = await receive()
+            except TimeoutError:
+                raise HTTPException(408, f"request body not received within {self.seconds:g} s", headers=CLOSE) from None
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        await self.app(scope, timed_receive, send)
 
 
 class WindowScores(BaseModel):
@@ -136,6 +205,9 @@ def create_app(predictor: Predictor, limits: ServeParams = ServeParams()) -> Fas
     )
     max_bytes = round(limits.max_upload_mb * MB)
     too_large = f"upload larger than {limits.max_upload_mb:g} MB"
+    app.add_middleware(BodyTimeout, seconds=limits.body_timeout_s)
+    app.add_middleware(UploadSlots, limit=limits.max_uploads_in_flight)
+    # outermost: a declared length over the limit gets 413 at once, busy or not
     app.add_middleware(BodyLimit, limit=max_bytes + MULTIPART_SLACK, message=too_large)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     model_info = predictor.info()
@@ -158,8 +230,10 @@ def create_app(predictor: Predictor, limits: ServeParams = ServeParams()) -> Fas
     @app.post(
         "/api/predict",
         response_class=JSONResponse,  # documented by PredictionResponse, not validated per request: the code builds it
-        responses={200: {"model": PredictionResponse}, 413: {"description": "upload too large"}, 415: {"description": "not audio"},
-                   422: {"description": "audio that cannot be scored: empty, silent, too short or too long"}},
+        responses={200: {"model": PredictionResponse}, 408: {"description": "body not received in time"},
+                   413: {"description": "upload too large"}, 415: {"description": "not audio"},
+                   422: {"description": "audio that cannot be scored: empty, silent, too short or too long"},
+                   503: {"description": "as many uploads in flight as the server takes: retry after Retry-After seconds"}},
     )
     def predict(
         file: UploadFile = File(description="a clip: WAV, FLAC, OGG, AIFF or MP3, any rate, mono or stereo"),

@@ -432,6 +432,27 @@ def test_only_missing_paths_print_nothing_and_exit_one(capsys, model, tmp_path):
     assert len(error_lines(err)) == 2
 
 
+def test_a_header_rate_of_1_hz_is_one_error_line_not_minutes_of_windows(capsys, model, clips, tmp_path):
+    """Its 1.5 s of samples became 9 hours at 1 Hz: 11 025 windows to score, many minutes of work (a hang)."""
+    damaged = tmp_path / "slow.wav"
+    data = bytearray(clips[0].read_bytes())
+    data[24:28] = (1).to_bytes(4, "little")  # the fmt chunk's sample rate
+    damaged.write_bytes(bytes(data))
+    code, out, err = run(capsys, "predict", str(clips[1]), str(damaged), "--model", model, "--format", "csv")
+    assert code == 1
+    assert error_lines(err) == [f"ser: error: {damaged}: sample rate 1 Hz is below 4000 Hz (a damaged header?)"]
+    assert [row["file"] for row in read_csv(out)] == [str(clips[1])]
+
+
+def test_a_path_too_long_for_the_file_system_is_one_error_line(capsys, model, clips):
+    """It raised OSError (File name too long) from the check for a directory: a traceback."""
+    too_long = "x" * 300 + ".wav"
+    code, out, err = run(capsys, "predict", too_long, str(clips[0]), "--model", model, "--format", "csv")
+    assert code == 1
+    assert error_lines(err) == [f"ser: error: {too_long}: File name too long"]
+    assert [row["file"] for row in read_csv(out)] == [str(clips[0])]
+
+
 def test_missing_model_dir_is_a_one_line_usage_error(capsys, tmp_path, clips):
     missing = tmp_path / "no_models"
     code, out, err = run(capsys, "predict", str(clips[0]), "--model", str(missing))
@@ -647,7 +668,8 @@ def test_serve_help(capsys):
         main(["serve", "--help"])
     assert caught.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--host", "--port", "--max-upload-mb", "--max-duration", "--params", "--model"):
+    for option in ("--host", "--port", "--max-upload-mb", "--max-duration", "--max-uploads-in-flight", "--body-timeout",
+                   "--params", "--model"):
         assert option in out
 
 
@@ -658,11 +680,13 @@ def test_serve_starts_the_app_with_the_limits(capsys, model, no_server, monkeypa
     real = ser.webapp.create_app
     monkeypatch.setattr(ser.webapp, "create_app", lambda predictor, limits: created.append(limits) or real(predictor, limits))
     params = tmp_path / "params.yaml"
-    params.write_text("serve:\n  max_upload_mb: 7\n  max_duration_s: 60\n")
-    code, _, err = run(capsys, "serve", "--model", model, "--params", str(params), "--max-duration", "30", "--port", "8123")
+    params.write_text("serve:\n  max_upload_mb: 7\n  max_duration_s: 60\n  max_uploads_in_flight: 3\n  body_timeout_s: 20\n")
+    code, _, err = run(capsys, "serve", "--model", model, "--params", str(params), "--max-duration", "30", "--port", "8123",
+                       "--body-timeout", "9.5")
     assert code == 0, err
     (limits,) = created
     assert limits.max_upload_mb == 7 and limits.max_duration_s == 30
+    assert limits.max_uploads_in_flight == 3 and limits.body_timeout_s == 9.5
     ((_, kwargs),) = no_server
     assert kwargs["port"] == 8123 and kwargs["host"] == "127.0.0.1"
 
@@ -675,19 +699,20 @@ def test_serve_with_workers_starts_worker_processes_on_the_same_model_and_limits
     monkeypatch.delenv(ser.webapp.MODEL_DIR_VARIABLE, raising=False)
     monkeypatch.delenv(ser.webapp.LIMITS_VARIABLE, raising=False)
     code, _, err = run(capsys, "serve", "--model", model, "--params", str(tmp_path / "none.yaml"), "--workers", "3",
-                       "--max-upload-mb", "4")
+                       "--max-upload-mb", "4", "--max-uploads-in-flight", "2")
     assert code == 0, err
     ((app, kwargs),) = no_server
     assert app == "ser.webapp:app_from_environment" and kwargs["factory"] is True and kwargs["workers"] == 3
     assert os.environ[ser.webapp.MODEL_DIR_VARIABLE] == str(Path(model).resolve())
     limits = ServeParams.model_validate_json(os.environ[ser.webapp.LIMITS_VARIABLE])
-    assert limits.workers == 3 and limits.max_upload_mb == 4
+    assert limits.workers == 3 and limits.max_upload_mb == 4 and limits.max_uploads_in_flight == 2
 
 
 @pytest.mark.parametrize(
     "option, value, key",
     [("--max-upload-mb", "-1", "max_upload_mb"), ("--max-upload-mb", "0", "max_upload_mb"), ("--max-duration", "-5", "max_duration_s"),
-     ("--workers", "0", "workers")],
+     ("--workers", "0", "workers"), ("--max-uploads-in-flight", "0", "max_uploads_in_flight"),
+     ("--body-timeout", "0", "body_timeout_s"), ("--body-timeout", "-1", "body_timeout_s")],
 )
 def test_serve_invalid_limit_is_a_one_line_error(capsys, model, no_server, tmp_path, option, value, key):
     code, out, err = run(capsys, "serve", "--model", model, "--params", str(tmp_path / "none.yaml"), option, value)

@@ -193,6 +193,8 @@ def test_not_a_mapping():
         (("split", "folds"), "5", "'5'"),
         (("split", "train_corpora"), "tess", "'tess'"),
         (("train", "epochs"), [50], "[50]"),
+        (("serve", "max_uploads_in_flight"), 2.5, "2.5"),
+        (("serve", "body_timeout_s"), "soon", "'soon'"),
     ],
 )
 def test_wrong_type(raw_params, path, value, shown):
@@ -207,6 +209,15 @@ def test_n_mfcc_must_be_positive(raw_params, value):
     raw_params["features"]["n_mfcc"] = value
     message = _errors(raw_params)
     assert "features.n_mfcc" in message
+    assert "greater than 0" in message
+
+
+@pytest.mark.parametrize("key", ["max_upload_mb", "max_duration_s", "workers", "max_uploads_in_flight", "body_timeout_s"])
+@pytest.mark.parametrize("value", [0, -2])
+def test_serve_limits_must_be_positive(raw_params, key, value):
+    raw_params["serve"][key] = value
+    message = _errors(raw_params)
+    assert "serve." + key in message
     assert "greater than 0" in message
 
 

@@ -243,7 +243,8 @@ def test_model_describes_classes_params_and_limits(predictor, repo_params):
     assert body["params"]["model"]["arch"] == "ensemble"
     assert body["params"]["model"]["members"] == list(SERVED_MEMBERS) == ["logreg", "logreg:compare", "bigru"]
     assert {"features", "split", "train"} <= set(body["params"])
-    assert body["limits"] == {"max_upload_mb": 1.5, "max_duration_s": 12, "workers": 1}
+    assert body["limits"] == {"max_upload_mb": 1.5, "max_duration_s": 12, "workers": 1, "max_uploads_in_flight": 8,
+                              "body_timeout_s": 60}
 
 
 def test_model_says_what_it_was_trained_on(client, served_model_dir):
@@ -282,7 +283,7 @@ def test_openapi_lists_the_api(client):
     assert {"/api/predict", "/api/health", "/api/model"} <= set(spec["paths"])
     assert "/" not in spec["paths"]
     predict = spec["paths"]["/api/predict"]["post"]
-    assert {"413", "415", "422"} <= set(predict["responses"])
+    assert {"408", "413", "415", "422", "503"} <= set(predict["responses"])
     assert [p["name"] for p in predict["parameters"]] == ["visuals"]
     assert "multipart/form-data" in predict["requestBody"]["content"]
 
@@ -442,20 +443,32 @@ def test_a_streamed_upload_without_content_length_is_refused_with_413(predictor)
     assert "larger than 0.5 MB" in response.json()["detail"]
 
 
-def _asgi_post(app, headers: list[tuple[bytes, bytes]], receive) -> list[dict]:
-    """One POST /api/predict driven as a server drives the app; the messages it sent back."""
+async def _asgi_request(app, receive, headers: list[tuple[bytes, bytes]] = (), method: str = "POST",
+                        path: str = "/api/predict") -> list[dict]:
+    """One request driven as a server drives the app; the messages it sent back."""
     sent = []
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-        "path": "/api/predict", "raw_path": b"/api/predict", "query_string": b"", "root_path": "",
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
         "headers": [(b"host", b"testserver"), *headers], "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
     }
 
     async def send(message):
         sent.append(message)
 
-    asyncio.run(app(scope, receive, send))
+    await app(scope, receive, send)
     return sent
+
+
+def _asgi_post(app, headers: list[tuple[bytes, bytes]], receive) -> list[dict]:
+    """One POST /api/predict driven as a server drives the app; the messages it sent back."""
+    return asyncio.run(_asgi_request(app, receive, headers))
+
+
+def _answer(sent: list[dict]) -> tuple[int, dict[bytes, bytes], dict]:
+    """The status, headers and JSON body of the response made of the ASGI messages ``sent``."""
+    assert sent[0]["type"] == "http.response.start"
+    return sent[0]["status"], dict(sent[0]["headers"]), json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
 
 
 def test_a_declared_length_over_the_limit_is_refused_before_reading_the_body(predictor):
@@ -538,6 +551,108 @@ def test_a_chunked_upload_over_a_real_socket_is_refused_with_413(predictor):
         assert health.json()["status"] == "ok"
 
 
+def _upload_body(name: str, data: bytes, boundary: str = "b0undary") -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """A multipart body holding ``data`` as ``file``, and the request's content type header."""
+    body = _multipart_head(name, boundary) + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, [(b"content-type", f"multipart/form-data; boundary={boundary}".encode())]
+
+
+def test_uploads_beyond_the_limit_in_flight_get_503_before_their_body_is_read(predictor):
+    app = create_app(predictor, ServeParams(max_uploads_in_flight=1))
+    body, headers = _upload_body("first.wav", tone_wav())
+
+    async def unread():
+        raise AssertionError("the body of a refused upload was read")
+
+    async def scenario():
+        reading, go_on = asyncio.Event(), asyncio.Event()
+
+        async def slow_client():  # the upload in flight: its body comes once the others are answered
+            reading.set()
+            await go_on.wait()
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        first = asyncio.create_task(_asgi_request(app, slow_client, headers))
+        await reading.wait()
+        refused = [await _asgi_request(app, unread, headers) for _ in range(2)]
+        health = await _asgi_request(app, unread, method="GET", path="/api/health")
+        model = await _asgi_request(app, unread, method="GET", path="/api/model")
+        go_on.set()
+        return await first, refused, health, model
+
+    first, refused, health, model = asyncio.run(scenario())
+    for sent in refused:
+        status, response_headers, answer = _answer(sent)
+        assert status == 503
+        assert response_headers[b"retry-after"] == b"1" and response_headers[b"connection"] == b"close"
+        assert answer == {"detail": "server busy: at its limit of uploads in flight (1); retry in 1 s"}
+    assert _answer(health)[0] == _answer(model)[0] == 200  # not limited
+    status, _, answer = _answer(first)
+    assert status == 200 and answer["file"] == "first.wav"
+
+
+@pytest.mark.parametrize("trickle_s", [None, 0.02], ids=["stalls", "trickles"])
+def test_a_body_not_received_in_time_gets_408_and_the_connection_closed(predictor, trickle_s):
+    """A deadline for the whole body: a client sending a byte now and then is cut off as one that stopped."""
+    app = create_app(predictor, ServeParams(body_timeout_s=0.3))
+    body, headers = _upload_body("slow.wav", tone_wav())
+    trickled = iter([body[k:k + 1] for k in range(1000, 1100)])  # 2 s of bytes: a deadline per chunk lets them by
+    started = False
+
+    async def slow_client():
+        nonlocal started
+        if not started:
+            started = True
+            return {"type": "http.request", "body": body[:1000], "more_body": True}
+        chunk = next(trickled, b"") if trickle_s else b""
+        await asyncio.sleep(trickle_s if chunk else 60)  # then nothing more
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    start = time.monotonic()
+    status, response_headers, answer = _answer(_asgi_post(app, headers, slow_client))
+    assert 0.3 <= time.monotonic() - start < 1.5
+    assert status == 408 and response_headers[b"connection"] == b"close"
+    assert answer == {"detail": "request body not received within 0.3 s"}
+
+
+def test_every_upload_frees_its_slot_whatever_its_answer(predictor, monkeypatch):
+    """With one upload at a time, each answer (an error, a refusal, a client that left) leaves the slot free."""
+    app = create_app(predictor, ServeParams(max_upload_mb=0.5, max_uploads_in_flight=1, body_timeout_s=0.3))
+    client = TestClient(app, raise_server_exceptions=False)
+    body, headers = _upload_body("gone.wav", tone_wav())
+
+    def good() -> int:
+        return upload(client, "good.wav", tone_wav()).status_code
+
+    def stalls_then(last: dict | None):
+        """A client that sends the first bytes of ``body``, then ``last`` (None: nothing)."""
+        messages = iter([{"type": "http.request", "body": body[:1000], "more_body": True}, last])
+
+        async def receive():
+            message = next(messages)
+            if message is None:
+                await asyncio.sleep(60)
+            return message
+
+        return receive
+
+    def streamed_over_the_limit():
+        yield _multipart_head("stream.wav", "b0undary")
+        yield bytes(700_000)
+
+    assert upload(client, "notes.txt", b"not audio").status_code == 415 and good() == 200
+    assert upload(client, "empty.wav", b"").status_code == 422 and good() == 200
+    assert client.post("/api/predict", content=streamed_over_the_limit(), headers={
+        "content-type": "multipart/form-data; boundary=b0undary"}).status_code == 413 and good() == 200
+    assert _answer(_asgi_post(app, headers, stalls_then(None)))[0] == 408 and good() == 200
+    _asgi_post(app, headers, stalls_then({"type": "http.disconnect"}))  # the client left mid-body
+    assert good() == 200
+    with monkeypatch.context() as patched:
+        patched.setattr(predictor, "predict_file", lambda *args: 1 / 0)
+        assert upload(client, "fails.wav", tone_wav()).status_code == 500
+    assert good() == 200
+
+
 def _wav_of_exactly(size: int, sr: int) -> bytes:
     """A 16-bit mono WAV of exactly ``size`` bytes (44 of them header)."""
     frames = (size - 44) // 2
@@ -618,6 +733,18 @@ def test_truncated_audio_is_refused_not_a_server_error(predictor):
         response = upload(client, name, data)
         assert response.status_code in (415, 422), (name, response.status_code, response.text)
         assert_refused(response, response.status_code, name)
+
+
+def test_damaged_samples_are_refused_with_422_not_a_server_error(client):
+    """What fuzzing found: finite float samples of 1e30 gave NaN probabilities, and NaN before the offset
+    reached the visuals; either one failed the JSON response (500)."""
+    loud = encode(make_tone(16000, 1.5) * 1e30, 16000, "WAV", "FLOAT")
+    assert_refused(upload(client, "loud.wav", loud), 422, "loud.wav", "far beyond full scale")
+    samples = make_tone(16000, 1.5)
+    samples[1600] = np.nan  # at 0.1 s, before the model's windows
+    early_nan = encode(samples, 16000, "WAV", "FLOAT")
+    assert upload(client, "early-nan.wav", early_nan).status_code == 200
+    assert_refused(upload(client, "early-nan.wav", early_nan, visuals=True), 422, "early-nan.wav", "nan")
 
 
 def test_a_request_without_the_file_field_is_refused_with_422(client):
@@ -738,7 +865,8 @@ def test_concurrent_requests_each_get_their_own_answer(predictor, tess_dir):
         "long.ogg": encode(make_tone(22050, 8.0, seed=10), 22050, "OGG", "VORBIS"),
         "bad.txt": b"no audio here",
     }
-    with TestClient(create_app(predictor, ServeParams(max_upload_mb=5, max_duration_s=60))) as client:
+    limits = ServeParams(max_upload_mb=5, max_duration_s=60, max_uploads_in_flight=16)  # one per client below
+    with TestClient(create_app(predictor, limits)) as client:
         expected = {name: upload(client, name, data) for name, data in clips.items()}
         expected = {name: (r.status_code, r.json()) for name, r in expected.items()}
         assert len({json.dumps(body["probabilities"]) for status, body in expected.values() if status == 200}) == 6
@@ -787,11 +915,13 @@ def test_worker_processes_build_the_app_from_the_environment(served_model_dir, m
     from ser.webapp import LIMITS_VARIABLE, MODEL_DIR_VARIABLE, app_from_environment
 
     monkeypatch.setenv(MODEL_DIR_VARIABLE, str(served_model_dir))
-    monkeypatch.setenv(LIMITS_VARIABLE, ServeParams(max_upload_mb=3, max_duration_s=9, workers=2).model_dump_json())
+    limits = ServeParams(max_upload_mb=3, max_duration_s=9, workers=2, max_uploads_in_flight=5, body_timeout_s=7)
+    monkeypatch.setenv(LIMITS_VARIABLE, limits.model_dump_json())
     client = TestClient(app_from_environment())
     model = client.get("/api/model").json()
     assert model["model_dir"] == str(served_model_dir)
-    assert model["limits"] == {"max_upload_mb": 3, "max_duration_s": 9, "workers": 2}
+    assert model["limits"] == {"max_upload_mb": 3, "max_duration_s": 9, "workers": 2, "max_uploads_in_flight": 5,
+                               "body_timeout_s": 7}
     long_clip = io.BytesIO()
     sf.write(long_clip, make_tone(8000, 10.0), 8000, format="WAV")
     response = client.post("/api/predict", files={"file": ("long.wav", long_clip.getvalue())})
