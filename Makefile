@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup run test lock lock-check experiments tuning clean
+.PHONY: setup run test lock lock-check experiments tuning clean seaweedfs
 
 setup: $(VENV)/.installed
 
@@ -87,3 +87,22 @@ tuning: setup
 
 clean:
 	rm -rf $(VENV)
+
+# A local S3 server to try a shared DVC remote (README: Sharing artifacts): SeaweedFS in the foreground (Ctrl+C
+# stops it), its data in .seaweedfs/, S3 on 127.0.0.1:8333 with bucket ser and the example credentials of
+# seaweedfs.json (for trying on this machine only: they are public). Its other servers listen on 127.0.0.1 too.
+SEAWEEDFS_DIR := .seaweedfs
+SEAWEEDFS_CONFIG := seaweedfs.json
+SEAWEEDFS_URL := http://127.0.0.1:8333
+SEAWEEDFS_CREDENTIAL = $(shell $(BIN)/python -c 'import json; print(json.load(open("$(SEAWEEDFS_CONFIG)"))["identities"][0]["credentials"][0]["$(1)"])')
+seaweedfs: setup
+	mkdir -p $(SEAWEEDFS_DIR)
+	@echo "S3 on $(SEAWEEDFS_URL), bucket ser. To share this project's artifacts there:"
+	@echo "  dvc remote add -d team s3://ser/dvc"
+	@echo "  dvc remote modify team endpointurl $(SEAWEEDFS_URL)"
+	@echo "  dvc remote modify --local team access_key_id $(call SEAWEEDFS_CREDENTIAL,accessKey)"
+	@echo "  dvc remote modify --local team secret_access_key $(call SEAWEEDFS_CREDENTIAL,secretKey)"
+	@echo "  dvc push"
+	weed -logdir=$(SEAWEEDFS_DIR) mini -dir=$(SEAWEEDFS_DIR) -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port=8333 \
+		-s3.config=$(SEAWEEDFS_CONFIG) -bucket=ser -webdav=false -admin.ui=false -s3.port.iceberg=0 -s3.port.lance=0 \
+		-master.telemetry=false -s3.localSocket=$(SEAWEEDFS_DIR)/s3.sock -filer.localSocket=$(SEAWEEDFS_DIR)/filer.sock
