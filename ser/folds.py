@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable, Sequence
 
@@ -73,3 +74,16 @@ def deployable_epochs(folds: dict[str, dict], params: TrainParams) -> dict[str, 
 def deployable_temperature(folds: dict[str, dict]) -> float:
     """The temperature of the model trained on all the data: the folds' median."""
     return round(float(np.median([fold["temperature"] for fold in folds.values()])), 4)
+
+
+def log_fold_scores(folds: dict[str, dict], live_dir: Path) -> None:
+    """Each fold's validation loss and accuracy with dvclive, a step per fold: a plot every model
+    has, networks among its members or not."""
+    from dvclive import Live
+
+    live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False)
+    for scores in folds.values():
+        live.log_metric("val_loss", scores["val_loss"])
+        live.log_metric("val_accuracy", scores["val_accuracy"])
+        live.next_step()
+    (live_dir / "metrics.json").unlink(missing_ok=True)  # the train stage writes the summary

@@ -69,6 +69,16 @@ def plot_confusion(actual: pd.Series, predicted: pd.Series, classes: list[str], 
     _save(fig, path)
 
 
+def plot_fold_scores(folds: dict[str, dict], path: Path) -> None:
+    """Each fold's validation loss and accuracy (the model-selection scores), a bar per fold."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig.suptitle("validation speakers of each fold")
+    for ax, metric in zip(axes, ("val_loss", "val_accuracy")):
+        ax.bar(list(folds), [scores[metric] for scores in folds.values()])
+        ax.set_title(metric)
+    _save(fig, path)
+
+
 def plot_history(history: dict[str, list[float]], path: Path, title: str = "") -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     fig.suptitle(title)

@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from ser.features import load_augmented, load_features, load_functionals
-from ser.folds import deployable_epochs, deployable_temperature, mean_summary, parallel_workers, run_parallel
+from ser.folds import (
+    deployable_epochs, deployable_temperature, log_fold_scores, mean_summary, parallel_workers, run_parallel,
+)
 from ser.inference import DEPLOYABLE_FOLD
 from ser.params import load_params
 from ser.split import TRAIN, fold_parts
@@ -68,8 +70,17 @@ def main() -> None:
     temperature = deployable_temperature(summary)
     run_parallel(fit, [(DEPLOYABLE_FOLD, epochs, temperature)], 1)
     metrics = {**mean_summary(summary), "deployable_epochs": epochs, "deployable_temperature": temperature}
-    REPORT_DIR.mkdir(parents=True, exist_ok=True)  # a model without networks writes no curves there
+    REPORT_DIR.mkdir(parents=True, exist_ok=True)
     (REPORT_DIR / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    report_fold_scores(summary)
+
+
+def report_fold_scores(summary: dict[str, dict]) -> None:
+    """The folds' validation scores as a dvclive log and a PNG (networks also log their epochs there)."""
+    from ser import plots
+
+    log_fold_scores(summary, REPORT_DIR / "live" / "folds")
+    plots.plot_fold_scores(summary, REPORT_DIR / "curves" / "folds.png")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
+import subprocess
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_info
 
-from ser.folds import parallel_workers, run_parallel
+from ser.folds import log_fold_scores, parallel_workers, run_parallel
 
 if TYPE_CHECKING:
     from ser.params import ModelParams, TrainParams
@@ -256,3 +257,17 @@ def test_one_thread_or_several_train_the_same_model_up_to_rounding(parallel_fold
     for arch, (probabilities, _) in here["members"].items():
         np.testing.assert_allclose(probabilities, there["members"][arch][0], rtol=0, atol=1e-5, err_msg=arch)
     assert here["temperature"] == pytest.approx(there["temperature"], abs=1e-3)
+
+
+def test_fold_scores_are_logged_a_step_per_fold(tmp_path, monkeypatch):
+    """Every model gets a plot of its folds' validation scores, networks among its members or not."""
+    monkeypatch.chdir(tmp_path)
+    identity = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    for command in (["git", "init", "-q"], ["git", "commit", "-q", "--allow-empty", "-m", "init"]):  # dvclive reads the repository
+        subprocess.run(command, check=True, env={**os.environ, **identity})
+    folds = {"fold1": {"val_loss": 1.25, "val_accuracy": 0.5}, "fold2": {"val_loss": 0.75, "val_accuracy": 0.625}}
+    log_fold_scores(folds, tmp_path / "live")
+    metrics = tmp_path / "live" / "plots" / "metrics"
+    assert (metrics / "val_loss.tsv").read_text().splitlines() == ["step\tval_loss", "0\t1.25", "1\t0.75"]
+    assert (metrics / "val_accuracy.tsv").read_text().splitlines() == ["step\tval_accuracy", "0\t0.5", "1\t0.625"]
+    assert not (tmp_path / "live" / "metrics.json").exists()

@@ -519,7 +519,7 @@ def test_history_summary_picks_the_best_validation_epoch():
         "epochs": 4, "best_epoch": 2, "n_fit": 120, "val_loss": 0.9, "val_accuracy": 0.55,
     }
     rounded = history_summary({"val_loss": [1 / 3], "val_accuracy": [2 / 3]}, n_fit=1)
-    assert rounded["val_loss"] == 0.333333 and rounded["val_accuracy"] == 0.666667
+    assert rounded["val_loss"] == 0.3333 and rounded["val_accuracy"] == 0.6667  # METRIC_DIGITS
     assert rounded["best_epoch"] == 1 and rounded["epochs"] == 1
 
 
