@@ -44,6 +44,18 @@ RETRY_AFTER_S = 1  # what a refused upload is told to wait: most clips are score
 CLOSE = {"Connection": "close"}
 
 
+class AudioBuffer(io.BytesIO):
+    """An upload's bytes, for libsndfile: a seek before the start (a damaged header can ask for one)
+    leaves the position where it was, as a failed seek on a file does, instead of raising inside
+    libsndfile's callback (where the exception is printed to the server's log, then ignored)."""
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        try:
+            return super().seek(offset, whence)
+        except ValueError:  # a negative position
+            return self.tell()
+
+
 class BodyLimit:
     """ASGI middleware: refuse request bodies over ``limit`` bytes with 413 as soon as they pass it,
     whether or not the client declared their length."""
@@ -246,7 +258,7 @@ def create_app(predictor: Predictor, limits: ServeParams = ServeParams()) -> Fas
             raise HTTPException(413, f"{name}: {too_large}")
         if not data:
             raise HTTPException(422, f"{name}: the upload is empty")
-        source = io.BytesIO(data)
+        source = AudioBuffer(data)
         try:
             duration = clip_duration(source, name)
             if duration > limits.max_duration_s:

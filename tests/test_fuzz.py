@@ -393,6 +393,7 @@ def client(served_model_dir) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")  # nothing raised inside libsndfile's callbacks
 @settings(FUZZ, max_examples=150)
 @given(damaged=damaged_audio(), visuals=st.booleans())
 @found_examples(visuals=True)

@@ -945,3 +945,13 @@ def test_warm_up_scores_through_the_whole_path(predictor, monkeypatch):
     predictor.warm_up()
     (clip,) = seen
     assert clip.name == "warm-up" and clip.values.shape[0] == 1
+
+
+def test_an_upload_buffer_refuses_a_seek_before_its_start_without_raising():
+    """libsndfile seeks where a damaged header points; raising there was printed to the log and ignored."""
+    from ser.webapp import AudioBuffer
+
+    buffer = AudioBuffer(b"0123456789")
+    buffer.seek(4)
+    assert buffer.seek(-3) == 4 and buffer.tell() == 4  # io.BytesIO raises ValueError: negative seek value
+    assert buffer.seek(-1, io.SEEK_END) == 9 and buffer.read() == b"9"
