@@ -17,18 +17,19 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	touch $@
 
 # requirements.lock from the top-level requirements.txt, as PyPI stood on LOCK_DATE (so the same
-# requirements give the same lock on any day). After changing requirements.txt: `make lock`, moving
-# LOCK_DATE forward if a new pin was released after it. `make lock-check` (CI) fails on a stale lock.
+# requirements give the same lock on any day), resolved afresh (not from the old lock's pins).
+# After changing requirements.txt: `make lock`, moving LOCK_DATE forward if a new pin was released
+# after it. `make lock-check` (CI) fails on a stale lock.
 LOCK_DATE := 2026-11-30T00:00:00Z
-LOCK := uv pip compile requirements.txt --quiet --generate-hashes --universal --python-version 3.11 \
-	--exclude-newer $(LOCK_DATE) --custom-compile-command "make lock"
+FRESH_LOCK := $(VENV)/requirements.lock.fresh
+LOCK := rm -f $(FRESH_LOCK) && uv pip compile requirements.txt --quiet --refresh --generate-hashes --universal \
+	--python-version 3.11 --exclude-newer $(LOCK_DATE) --custom-compile-command "make lock" -o $(FRESH_LOCK)
 lock: setup
-	$(LOCK) -o requirements.lock
+	$(LOCK) && mv $(FRESH_LOCK) requirements.lock
 
 lock-check: setup
-	$(LOCK) --no-header -o $(VENV)/requirements.lock
-	@tail -n +3 requirements.lock | diff -u - $(VENV)/requirements.lock \
-		|| (echo "requirements.lock is stale: run make lock"; exit 1)
+	$(LOCK)
+	@diff -u requirements.lock $(FRESH_LOCK) || (echo "requirements.lock is stale: run make lock"; exit 1)
 
 run: setup
 	dvc repro
