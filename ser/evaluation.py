@@ -22,6 +22,7 @@ from ser.tables import read_clips
 
 ECE_BINS = 15
 METRIC_DIGITS = 4
+"""Decimals of a reported score: another CPU's last-bit differences leave them unchanged."""
 ADAPTATION_CLIPS = (5, 20)
 """Clips per group in the adaptation scores: a test speaker's statistics from this many of their clips."""
 
@@ -61,7 +62,7 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
 
 
 def rounded(value: float) -> float:
-    """A score as reported: to METRIC_DIGITS decimals, which another CPU's last-bit differences do not change."""
+    """A score as reported, to :data:`METRIC_DIGITS` decimals."""
     return round(float(value), METRIC_DIGITS)
 
 

@@ -14,9 +14,9 @@
   the code and libraries that compute them. A rerun computes only what is new.
 - **Crash-safe.** Cache entries are committed clip by clip and carry a SHA-256
   checksum: a truncated or altered entry is detected, dropped and recomputed,
-  never used. Outputs are written under temporary names and renamed once
-  complete (:func:`ser.files.replaced_directory`), so a killed run leaves no partial output, and the next run reuses
-  what the cache already holds.
+  never used. The output folder is written under a temporary name and renamed
+  once complete (:func:`ser.files.replaced_directory`), so a killed run leaves
+  no partial output, and the next run reuses what the cache already holds.
 
 The results are the same whichever way they are computed.
 """
@@ -65,8 +65,9 @@ from ser.params import AudioParams, AugmentParams, FeatureParams, FeaturizeParam
 
 BATCHES_PER_WORKER = 4  # batches in flight per worker: enough to keep workers busy, few enough to bound memory
 Features = tuple[np.ndarray, int, dict[str, np.ndarray]]
-CHECKSUM_BYTES = 32
 """(frames, channels) values, the count of real frames, and the clip's functionals by set (none for copies)."""
+CHECKSUM_BYTES = hashlib.sha256().digest_size
+"""The SHA-256 that starts each cache entry (:func:`seal`)."""
 
 
 class FeaturizeError(RuntimeError):
@@ -166,7 +167,9 @@ def seal(value: Features) -> bytes:
 
 def unseal(entry: bytes) -> Features:
     """The value :func:`seal` stored, or :class:`CorruptEntry`."""
-    if not isinstance(entry, bytes) or len(entry) <= CHECKSUM_BYTES:
+    if not isinstance(entry, bytes):
+        raise CorruptEntry("not a sealed entry (an older format)")
+    if len(entry) <= CHECKSUM_BYTES:
         raise CorruptEntry("truncated (shorter than its checksum)")
     checksum, payload = entry[:CHECKSUM_BYTES], entry[CHECKSUM_BYTES:]
     if hashlib.sha256(payload).digest() != checksum:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np

@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import heapq
 import re
-from collections import defaultdict
+from collections import ChainMap, defaultdict
+from typing import Mapping
 
 import onnx
 import onnx.helper
@@ -42,27 +43,24 @@ def canonical(model: onnx.ModelProto) -> onnx.ModelProto:
     result.CopyFrom(model)
     graph = result.graph
     keep = {value.name for value in [*graph.input, *graph.output]}
-    _forget_numbered_dimensions(graph)
     _canonicalize(graph, outer={}, seed="", keep=keep)
     return result
 
 
 def _forget_numbered_dimensions(graph: onnx.GraphProto) -> None:
-    """Leave the dimensions an exporter named from a counter unnamed (unknown), subgraphs included."""
+    """Leave the dimensions an exporter named from a counter unnamed (unknown)."""
     for value in [*graph.input, *graph.output, *graph.value_info]:
         for dimension in value.type.tensor_type.shape.dim:
             if NUMBERED_DIMENSION.fullmatch(dimension.dim_param):
                 dimension.ClearField("dim_param")
-    for node in graph.node:
-        for attribute in node.attribute:
-            for subgraph in _subgraphs(attribute):
-                _forget_numbered_dimensions(subgraph)
 
 
-def _canonicalize(graph: onnx.GraphProto, outer: dict[str, str], seed: str, keep: set[str]) -> set[str]:
-    """Rename and reorder ``graph`` in place; ``outer``: the signatures of the enclosing scopes' values.
-    Returns the names of enclosing values the graph reads (its implicit inputs)."""
+def _canonicalize(graph: onnx.GraphProto, outer: Mapping[str, str], seed: str, keep: set[str]) -> set[str]:
+    """Rename and reorder ``graph`` in place (its subgraphs as their nodes come); ``outer``: the
+    signatures of the enclosing scopes' values. Returns the names of enclosing values the graph reads
+    (its implicit inputs)."""
     graph.ClearField("doc_string")  # exporters note the traced function there, numbered by a counter
+    _forget_numbered_dimensions(graph)
     subgraph = bool(seed)
     if subgraph:
         _outputs_through_identities(graph)
@@ -77,11 +75,11 @@ def _canonicalize(graph: onnx.GraphProto, outer: dict[str, str], seed: str, keep
     implicit_inputs: list[set[str]] = []
     seen: dict[str, int] = defaultdict(int)
     repeats: set[int] = set()
+    visible = ChainMap(signature, outer)  # this graph's values so far, then the enclosing ones
     for position, node in enumerate(graph.node):
         if not node.domain:  # the default domain, written out by some exporters and left unset by others
             node.ClearField("domain")
         node.ClearField("doc_string")
-        visible = {**outer, **signature}
         inputs = [visible[name] if name else "" for name in node.input]
         read_from_outer |= {name for name in node.input if name and name not in signature}
         attributes, implicit = _attributes(node, visible, digest(seed, *inputs), keep)
@@ -124,7 +122,7 @@ def _outputs_through_identities(graph: onnx.GraphProto) -> None:
         graph.node.append(onnx.helper.make_node("Identity", [value], [output.name]))
 
 
-def _attributes(node: onnx.NodeProto, visible: dict[str, str], seed: str, keep: set[str]) -> tuple[list[str], set[str]]:
+def _attributes(node: onnx.NodeProto, visible: Mapping[str, str], seed: str, keep: set[str]) -> tuple[list[str], set[str]]:
     """The node's attributes as signature parts, its subgraphs canonicalized first (seeded by the
     node's inputs, so that sibling subgraphs get distinct names); and the names its subgraphs read."""
     parts, implicit = [], set()
