@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ser.determinism import pinned_environment
 from ser.evaluation import rounded
 from ser.params import TrainParams
 
@@ -25,7 +26,11 @@ def single_threaded() -> None:
     TensorFlow's deterministic ops give the same model on the same number of
     threads, but their sums split by thread count (the last bits differ): one
     thread per model makes every model the same on every machine, whatever its cores.
+    The kernels are pinned too (:mod:`ser.determinism`), whatever the CPU's instruction sets.
     """
+    from ser.determinism import pin_cpu_kernels
+
+    pin_cpu_kernels()  # before TensorFlow loads
     import opensmile  # noqa: F401 - before TensorFlow: imported after it, openSMILE crashes the process
     import tensorflow as tf
 
@@ -35,20 +40,22 @@ def single_threaded() -> None:
 
 
 def parallel_workers(workers: int, jobs: int) -> int:
-    """Processes for ``jobs`` models: ``train.workers`` (0: one per CPU core), at most one per job."""
+    """Processes for ``jobs`` models: ``runtime.train.workers`` (0: one per CPU core), at most one per job."""
     return max(1, min(workers or len(os.sched_getaffinity(0)), jobs))
 
 
 def run_parallel(function: Callable[..., Any], jobs: Sequence[tuple], workers: int) -> list:
     """``function(*job)`` for each job, in order, on ``workers`` fresh processes computing on one thread each.
 
-    ``function`` must be importable (a module-level function): it runs in spawned processes.
+    ``function`` must be importable (a module-level function): it runs in spawned processes,
+    which load numpy (and OpenBLAS) before their initializer runs: they inherit the kernel pins
+    of :func:`ser.determinism.pinned_environment` instead.
     """
     if not jobs:
         return []
     context = multiprocessing.get_context("spawn")  # TensorFlow's threads do not survive a fork
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=single_threaded) as pool:
-        futures = [pool.submit(function, *job) for job in jobs]
+    with pinned_environment(), ProcessPoolExecutor(workers, mp_context=context, initializer=single_threaded) as pool:
+        futures = [pool.submit(function, *job) for job in jobs]  # workers start here, inheriting the pins
         return [future.result() for future in futures]
 
 

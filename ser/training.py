@@ -10,8 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import opensmile  # noqa: F401 - before TensorFlow: imported after it, openSMILE crashes the process
-import keras
+from ser.determinism import pin_cpu_kernels
+
+pin_cpu_kernels()  # before TensorFlow loads: the same kernels, so the same bits, on any x86-64 CPU
+
+import opensmile  # noqa: E402, F401 - before TensorFlow: imported after it, openSMILE crashes the process
+import keras  # noqa: E402
 import numpy as np
 import onnx
 import pandas as pd

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+from ser.determinism import kernel_environment
+
+os.environ.update(kernel_environment())  # before numpy loads: tests train with the train stage's kernels
+
+import numpy as np  # noqa: E402
 import opensmile  # noqa: F401 - before any test module imports TensorFlow: openSMILE, loaded after it, crashes
 import pytest
 import soundfile as sf
@@ -15,6 +20,7 @@ import yaml
 from ser.params import (
     AudioParams, AugmentParams, FeatureParams, ModelParams, Params, SplitParams, TrainParams, validate_params,
 )
+from ser.paths import MODEL_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS_YAML = REPO / "params.yaml"
@@ -234,7 +240,7 @@ def served_model(tmp_path_factory, repo_params) -> ServedModel:
         **repo_params.model_dump(include={"audio", "split", "train"}), "features": features.model_dump(),
         "model": params.model_dump(), "classes": classes, "fold": "all", "folds": list(SERVED_FOLDS),
     }
-    model_dir = tmp_path_factory.mktemp("served") / "models"
+    model_dir = tmp_path_factory.mktemp("served") / MODEL_DIR
     training.save_model(model_dir, members, 1.0, index, parts, meta, reference)
     return ServedModel(model_dir, network, classifiers)
 

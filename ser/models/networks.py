@@ -13,7 +13,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-import keras
+from ser.determinism import pin_cpu_kernels
+
+pin_cpu_kernels()  # before TensorFlow loads (see ser.determinism)
+
+import keras  # noqa: E402
 from keras import layers, ops
 
 from ser.params import ModelParams, SpecAugmentParams
