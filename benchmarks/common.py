@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 
 import psutil
 
+from ser import paths
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -32,10 +34,10 @@ T = TypeVar("T")
 SMOKE = os.environ.get("SER_BENCH_SMOKE", "") not in ("", "0")
 """A smoke run: tiny workloads (``SER_BENCH_SMOKE=1``)."""
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = Path(tempfile.gettempdir()) / "ser-benchmarks-smoke" if SMOKE else REPO / "reports" / "benchmarks"
+RESULTS = Path(tempfile.gettempdir()) / "ser-benchmarks-smoke" if SMOKE else REPO / paths.BENCHMARK_DIR
 """Where each benchmark writes NAME.json: a smoke run never overwrites the measured figures."""
-RAW_DIR = REPO / "data" / "raw"
-MANIFEST = REPO / "data" / "manifest.csv"
+RAW_DIR = REPO / paths.RAW_DIR
+MANIFEST = REPO / paths.MANIFEST
 """The labels stage's manifest of all corpora: ``file`` (under ``RAW_DIR``), ``corpus``, ``speaker``, ``emotion``..."""
 CORPUS = (REPO / ".." / "shared" / "data" / "tess").resolve()
 """The real TESS corpus, read by the benchmarks that write or send clips."""
@@ -181,7 +183,7 @@ def featurize_stage(
         params.features.model_copy(update=features or {}),
         params.augment.model_copy(update={"copies": 0}),
     )
-    run = params.featurize.model_copy(update={"workers": workers, "cache": cache, "scheduler": ""})
+    run = params.runtime.featurize.model_copy(update={"workers": workers, "cache": cache, "scheduler": ""})
     return featurize_corpus(manifest, raw_dir, out_dir, settings, run)
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.common import CORPUS, DVC, REPO, SMOKE, isolated_env, save, timed
+from ser.paths import METRICS
 
 STAGES = ("labels", "eda", "featurize", "train", "evaluate")  # after a fetch@<corpus> per corpus
 TARGET_S = 15 * 60
@@ -78,8 +79,8 @@ def main() -> dict:
         stages = {stage: timed([dvc, "repro", "--force", "--single-item", stage], clone, env)[0] for stage in stage_names(clone)}
         no_op_repro, output = timed([dvc, "repro"], clone, env)
         status, status_output = timed([dvc, "status"], clone, env)
-        metrics = json.loads((clone / "reports" / "metrics.json").read_text())
-    committed = json.loads((REPO / "reports" / "metrics.json").read_text())
+        metrics = json.loads((clone / METRICS).read_text())
+    committed = json.loads((REPO / METRICS).read_text())
     pipeline_s = sum(stages.values())
     result = {
         "smoke": False,

@@ -1,4 +1,7 @@
-"""Rewrite the README's benchmark table from the benchmarks' JSON: ``python -m benchmarks.readme``.
+"""Rewrite the README's generated tables from the committed reports: ``python -m benchmarks.readme``.
+
+The one command that makes README.md current: the benchmark table (below), then the results
+tables and reports/experiments.md (:mod:`benchmarks.results`; ``--benchmarks-only`` skips them).
 
 Replaces the lines between ``<!-- benchmarks:begin -->`` and
 ``<!-- benchmarks:end -->`` of README.md with a table of one or more rows for
@@ -7,7 +10,7 @@ benchmarks run), each figure formatted from its JSON, and the target, met or
 not, where the benchmark has one. Fails if README.md lacks the two lines, or if
 a JSON is not in its benchmark's current format (rerun that benchmark).
 
-    python -m benchmarks.readme [--readme README.md] [--results reports/benchmarks]
+    python -m benchmarks.readme [--readme README.md] [--results reports/benchmarks] [--benchmarks-only]
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from benchmarks import results
 from benchmarks.common import REPO, RESULTS
 
 BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
@@ -268,26 +272,30 @@ def markdown(table: list[Row]) -> str:
     return "".join("| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |\n" for line in lines)
 
 
-def marker_lines(lines: list[str], readme: Path | str = "the README") -> tuple[int, int]:
-    """The numbers of the BEGIN and END lines of ``readme``; fails unless there is one of each, in that order."""
-    found = {mark: [number for number, line in enumerate(lines) if line.strip() == mark] for mark in (BEGIN, END)}
-    if len(found[BEGIN]) != 1 or len(found[END]) != 1 or found[BEGIN][0] > found[END][0]:
-        raise SystemExit(f"{readme} needs one line {BEGIN} and, after it, one line {END} around the benchmark table "
-                         f"(found {len(found[BEGIN])} and {len(found[END])})")
-    return found[BEGIN][0], found[END][0]
+def marker_lines(lines: list[str], readme: Path | str = "the README", begin: str = BEGIN, end: str = END) -> tuple[int, int]:
+    """The numbers of the ``begin`` and ``end`` lines of ``readme`` (the benchmark table's by default);
+    fails unless there is one of each, in that order."""
+    found = {mark: [number for number, line in enumerate(lines) if line.strip() == mark] for mark in (begin, end)}
+    if len(found[begin]) != 1 or len(found[end]) != 1 or found[begin][0] > found[end][0]:
+        raise SystemExit(f"{readme} needs one line {begin} and, after it, one line {end} around a generated table "
+                         f"(found {len(found[begin])} and {len(found[end])})")
+    return found[begin][0], found[end][0]
 
 
-def replace_block(text: str, block: str) -> str:
-    """``text`` with the lines between the BEGIN and END lines replaced by ``block``."""
+def replace_block(text: str, block: str, begin: str = BEGIN, end: str = END) -> str:
+    """``text`` with the lines between the ``begin`` and ``end`` lines (the benchmark table's by default)
+    replaced by ``block``."""
     lines = text.splitlines(keepends=True)
-    begin, end = marker_lines(lines)
-    return "".join(lines[: begin + 1]) + block + "".join(lines[end:])
+    first, last = marker_lines(lines, begin=begin, end=end)
+    return "".join(lines[: first + 1]) + block + "".join(lines[last:])
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.readme", description=__doc__.splitlines()[0])
     parser.add_argument("--readme", type=Path, default=REPO / "README.md")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the benchmarks' NAME.json are")
+    parser.add_argument("--benchmarks-only", action="store_true",
+                        help="leave the results tables and reports/experiments.md alone")
     arguments = parser.parse_args(argv)
     text = arguments.readme.read_text()
     marker_lines(text.splitlines(), arguments.readme)  # before reading any result: a README without the lines fails first
@@ -297,6 +305,8 @@ def main(argv: list[str] | None = None) -> None:
     table = rows(arguments.results)
     arguments.readme.write_text(replace_block(text, markdown(table)))
     print(f"{arguments.readme}: {len(table)} rows from {arguments.results}")
+    if not arguments.benchmarks_only:
+        print(results.write(arguments.readme))
 
 
 if __name__ == "__main__":

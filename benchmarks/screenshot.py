@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from benchmarks.common import CHROMIUM, CHROMIUM_ARGS, CORPUS, REPO, RESULTS, smoke_or
 from benchmarks.load import running_server
+from ser.paths import WEBAPP_SCREENSHOT
 
 CLIP = CORPUS.parent / "emovo" / "m1" / "tri-m1-n5.flac"
-OUTPUT = smoke_or(REPO / "reports", RESULTS) / "webapp.png"  # a smoke run leaves the README's picture alone
+OUTPUT = smoke_or(REPO / WEBAPP_SCREENSHOT, RESULTS / WEBAPP_SCREENSHOT.name)  # a smoke run leaves the README's picture alone
 
 
 def main() -> None:

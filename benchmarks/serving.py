@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import CORPUS, REPO, SMOKE, save, smoke_or
+from ser.paths import FEATURE_DIR, FOLD_MODEL_DIR, MODEL_DIR
 
 RUNS = smoke_or(5, 1)
 CLIPS = smoke_or(100, 5)
@@ -95,7 +96,7 @@ def clip_latency(clips: list[Path]) -> dict:
     """Per-clip seconds through a warm model, ONNX and Keras, on the same clips."""
     from ser.inference import Predictor
 
-    predictor = Predictor(REPO / "models")
+    predictor = Predictor(REPO / MODEL_DIR)
     networks = keras_networks(predictor)
     onnx, keras_times, gaps = [], [], []
     for clip in [clips[0], *clips]:  # the first run warms both up
@@ -123,11 +124,11 @@ def normalization_accuracy(group_sizes: tuple[int, ...] = (5, 20, 100), folds: i
     from ser.inference import Predictor, graph_inputs
     from ser.tables import read_clips
 
-    features, index, _ = load_features(REPO / "data" / "features")
-    functionals = load_functionals(REPO / "data" / "features")
-    folds = sorted(path.parent for path in (REPO / "models" / "folds").glob("*/split.csv"))[:folds]
+    features, index, _ = load_features(REPO / FEATURE_DIR)
+    functionals = load_functionals(REPO / FEATURE_DIR)
+    folds = sorted(path.parent for path in (REPO / FOLD_MODEL_DIR).glob("*/split.csv"))[:folds]
     if not folds:
-        raise RuntimeError(f"no fold models in {REPO / 'models' / 'folds'}: run `dvc pull` or `dvc repro train` first")
+        raise RuntimeError(f"no fold models in {REPO / FOLD_MODEL_DIR}: run `dvc pull` or `dvc repro train` first")
     correct: dict[str, int] = {}
     tested = 0
     for fold_dir in folds:
@@ -156,8 +157,8 @@ def main() -> dict:
     clips = sorted(CORPUS.glob("*/*.*"))[:: max(1, len(list(CORPUS.glob("*/*.*"))) // CLIPS)][:CLIPS]
     one = str(clips[0])
     cold = {
-        "ser_predict_s": median_wall([ser, "predict", one, "--model", "models"]),
-        "keras_s": median_wall([sys.executable, "-c", KERAS_ONE_CLIP, "models", one]),
+        "ser_predict_s": median_wall([ser, "predict", one, "--model", str(MODEL_DIR)]),
+        "keras_s": median_wall([sys.executable, "-c", KERAS_ONE_CLIP, str(MODEL_DIR), one]),
         "import_tensorflow_s": median_wall([sys.executable, "-c", "import tensorflow"]),
     }
     cold["speedup"] = cold["keras_s"] / cold["ser_predict_s"]

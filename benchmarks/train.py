@@ -3,7 +3,7 @@
 - baseline: as the train stage did before folds ran side by side: one fold after
   another in this process, each on every core (TensorFlow's and BLAS's default threads);
 - ours: as the train stage does now (``ser.folds.run_parallel``): the folds on
-  ``train.workers`` processes (one per core), each computing on one thread.
+  ``runtime.train.workers`` processes (one per core), each computing on one thread.
 
 Both train every member of each fold with the stage's code, save the model and
 score it on the fold's test clips. Reports the wall time of all folds, and for
@@ -25,8 +25,9 @@ from pathlib import Path
 from unittest import mock
 
 from benchmarks.common import REPO, SMOKE, save, smoke_or
+from ser import paths
 
-FEATURE_DIR = REPO / "data" / "features"
+FEATURE_DIR = REPO / paths.FEATURE_DIR
 
 
 @functools.cache
@@ -86,7 +87,7 @@ def all_folds(side: str, workdir: Path) -> dict:
     params, _, _, folds = inputs()
     names = list(folds)[: smoke_or(None, 2)]
     jobs = [(fold, str(workdir / side / fold)) for fold in names]
-    workers = parallel_workers(params.train.workers, len(jobs)) if side == "ours" else 1
+    workers = parallel_workers(params.runtime.train.workers, len(jobs)) if side == "ours" else 1
     start = time.perf_counter()
     figures = [fold_model(*job) for job in jobs] if side == "baseline" else run_parallel(fold_model, jobs, workers)
     return {"workers": workers, "seconds": time.perf_counter() - start, "folds": dict(zip(names, figures))}
@@ -102,7 +103,7 @@ def describe(name: str, side: dict, committed: dict) -> None:
 
 def main() -> dict:
     params, _, _, _ = inputs()
-    committed = json.loads((REPO / "reports" / "metrics.json").read_text()).get("folds", {})
+    committed = json.loads((REPO / paths.METRICS).read_text()).get("folds", {})
     with tempfile.TemporaryDirectory() as workdir:
         sides = {side: all_folds(side, Path(workdir)) for side in ("ours", "baseline")}
     for side, label in (("baseline", "one fold after another, every core"), ("ours", "folds side by side, one thread each")):

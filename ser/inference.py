@@ -37,12 +37,13 @@ from ser.features import batch_frame_features
 from ser.functionals import functional_sets
 from ser.inputs import Stats, input_name, member_functionals, model_inputs
 from ser.params import AudioParams, FeatureParams, ModelParams
+from ser.paths import FOLD_MODEL_DIR, METRICS, MODEL_DIR
 
 MODEL_FILE = "model.keras"
 ONNX_FILE = "model.onnx"
 META_FILE = "meta.json"
 SPLIT_FILE = "split.csv"
-METRICS_FILE = Path("reports/metrics.json")
+METRICS_FILE = METRICS
 """Where the evaluate stage writes its scores, relative to the project that holds ``models/``."""
 SILENCE_DBFS = -80.0
 """A clip whose loudest sample is below this level is refused as silent."""
@@ -185,7 +186,7 @@ def scored_metrics(model_dir: Path, fold: str | None) -> dict | None:
     """The evaluate stage's scores, if the project holding ``model_dir`` has them: a fold model's
     own, or, for the deployable model (no test part of its own), the folds' over all their test
     clips, with each corpus's accuracy."""
-    near = list(Path(model_dir).resolve().parents)[:3]  # models/ or models/folds/<fold>/ in a project
+    near = list(Path(model_dir).resolve().parents)[: len(FOLD_MODEL_DIR.parts) + 1]  # models/ or models/folds/<fold>/
     path = next((d / METRICS_FILE for d in near if (d / METRICS_FILE).is_file()), None)
     if path is None:
         return None
@@ -228,7 +229,7 @@ class Predictor:
     the model is a small part of the work, and the web app scores requests in parallel threads.
     """
 
-    def __init__(self, model_dir: str | Path = "models", threads: int = 1):
+    def __init__(self, model_dir: str | Path = MODEL_DIR, threads: int = 1):
         import onnxruntime
 
         self.model_dir = Path(model_dir)

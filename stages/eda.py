@@ -1,14 +1,11 @@
 """Stage eda: counts, durations, waveforms and spectrograms of the fetched corpus."""
 
-from pathlib import Path
-
+from ser import paths
 from ser.eda import write_report
 from ser.params import load_params
 from ser.tables import read_clips
 
-RAW_DIR = Path("data/raw")
-MANIFEST = Path("data/manifest.csv")
-OUT_DIR = Path("reports/eda")
+RAW_DIR, MANIFEST, OUT_DIR = paths.RAW_DIR, paths.MANIFEST, paths.EDA_DIR
 
 
 def main() -> None:

@@ -1,19 +1,17 @@
 """Stage evaluate: score every fold's model on its held-out test part; report per corpus and speaker."""
 
 import json
-from pathlib import Path
 
 import pandas as pd
 
+from ser import paths
 from ser.evaluation import confident_mistakes, evaluate_model, summarize
 from ser.features import load_features, load_functionals
 from ser.inference import load_meta
 from ser.params import RESERVED_CORPUS, load_params
 
-FEATURE_DIR = Path("data/features")
-MODEL_DIR = Path("models")
-METRICS = Path("reports/metrics.json")
-OUT_DIR = Path("reports/eval")
+FEATURE_DIR, MODEL_DIR, FOLD_MODEL_DIR = paths.FEATURE_DIR, paths.MODEL_DIR, paths.FOLD_MODEL_DIR
+METRICS, OUT_DIR = paths.METRICS, paths.EVAL_DIR
 TOP_MISTAKES = 30
 
 
@@ -27,7 +25,7 @@ def main() -> None:
 
     folds, tables = {}, []
     for fold in deployable["folds"]:
-        predictions, folds[fold], _ = evaluate_model(MODEL_DIR / "folds" / fold, features, index, functionals)
+        predictions, folds[fold], _ = evaluate_model(FOLD_MODEL_DIR / fold, features, index, functionals)
         tables.append(predictions)
     predictions = pd.concat(tables, ignore_index=True)
     classes, arch = deployable["classes"], deployable["model"]["arch"]

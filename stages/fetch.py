@@ -1,12 +1,12 @@
 """Stage fetch@<corpus>: copy one corpus of ``data.sources`` into data/raw/<corpus> with its manifest."""
 
 import sys
-from pathlib import Path
 
+from ser import paths
 from ser.fetch import REJECTED_FILE, check_rejected, fetch
 from ser.params import ParamsError, load_params
 
-RAW_DIR = Path("data/raw")
+RAW_DIR = paths.RAW_DIR
 
 
 def main(corpus: str) -> None:

@@ -1,14 +1,12 @@
 """Stage labels: every fetched corpus on one label set, in data/manifest.csv; what was left aside, listed."""
 
 import json
-from pathlib import Path
 
+from ser import paths
 from ser.labels import combine
 from ser.params import load_params
 
-RAW_DIR = Path("data/raw")
-MANIFEST = Path("data/manifest.csv")
-REPORT_DIR = Path("reports/fetch")
+RAW_DIR, MANIFEST, REPORT_DIR = paths.RAW_DIR, paths.MANIFEST, paths.FETCH_REPORT_DIR
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ import yaml
 from conftest import REPO_CLASSES, SERVED_CORPORA, TESS_DIR
 from ser.cli import main
 from ser.inference import Predictor
+from ser.paths import FOLD_MODEL_DIR, METRICS, MODEL_DIR
 
 EMOTIONS = REPO_CLASSES
 
@@ -463,7 +464,7 @@ def test_missing_model_dir_is_a_one_line_usage_error(capsys, tmp_path, clips):
 
 
 def test_model_dir_without_onnx_is_a_one_line_usage_error(capsys, served_model_dir, tmp_path, clips):
-    model_dir = tmp_path / "models"
+    model_dir = tmp_path / MODEL_DIR
     shutil.copytree(served_model_dir, model_dir)
     (model_dir / "model.onnx").unlink()
     code, _, err = run(capsys, "predict", str(clips[0]), "--model", str(model_dir))
@@ -562,18 +563,24 @@ def _metrics() -> dict:
     }
 
 
+def _fold_dir(model_dir: Path, fold: str) -> Path:
+    """Fold ``fold``'s model in the project whose deployable model is ``model_dir``."""
+    return model_dir / FOLD_MODEL_DIR.relative_to(MODEL_DIR) / fold
+
+
 @pytest.fixture
 def project_model(served_model_dir, tmp_path) -> Path:
     """A copy of the served (deployable) model at ``<project>/models``, a fold model at
     ``<project>/models/folds/fold1``, and ``<project>/reports/metrics.json``."""
-    model_dir = tmp_path / "project" / "models"
+    project = tmp_path / "project"
+    model_dir = project / MODEL_DIR
     shutil.copytree(served_model_dir, model_dir)
-    fold_dir = model_dir / "folds" / "fold1"
+    fold_dir = _fold_dir(model_dir, "fold1")
     shutil.copytree(served_model_dir, fold_dir)
     meta = json.loads((fold_dir / "meta.json").read_text())
     (fold_dir / "meta.json").write_text(json.dumps({**meta, "fold": "fold1"}))
-    (model_dir.parent / "reports").mkdir()
-    (model_dir.parent / "reports" / "metrics.json").write_text(json.dumps(_metrics()))
+    (project / METRICS).parent.mkdir(parents=True)
+    (project / METRICS).write_text(json.dumps(_metrics()))
     return model_dir
 
 
@@ -624,7 +631,7 @@ def test_info_json(capsys, project_model, served_model_dir):
 
 
 def test_info_of_a_fold_model_shows_its_own_fold(capsys, project_model):
-    code, out, _ = run(capsys, "info", "--model", str(project_model / "folds" / "fold1"), "--format", "json")
+    code, out, _ = run(capsys, "info", "--model", str(_fold_dir(project_model, "fold1")), "--format", "json")
     assert code == 0
     summary = json.loads(out)
     assert summary["fold"] == "fold1"
@@ -632,11 +639,11 @@ def test_info_of_a_fold_model_shows_its_own_fold(capsys, project_model):
     assert summary["metrics"]["accuracy"] == 0.75 and summary["metrics"]["n_test"] == 40
     assert summary["metrics"]["recall"] == {e: 0.25 for e in EMOTIONS}
     assert "corpus_accuracy" not in summary["metrics"]
-    assert summary["trained_on"] == _trained_on(project_model / "folds" / "fold1")
+    assert summary["trained_on"] == _trained_on(_fold_dir(project_model, "fold1"))
 
 
 def test_info_without_metrics(capsys, served_model_dir, tmp_path):
-    model_dir = tmp_path / "bare" / "models"
+    model_dir = tmp_path / "bare" / MODEL_DIR
     shutil.copytree(served_model_dir, model_dir)
     code, out, _ = run(capsys, "info", "--model", str(model_dir), "--format", "json")
     assert code == 0

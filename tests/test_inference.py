@@ -42,6 +42,7 @@ from ser.inference import (
 )
 from ser.inputs import UTTERANCE, input_kind, input_name, model_inputs, speaker_stats
 from ser.params import AudioParams
+from ser.paths import FOLD_MODEL_DIR, MODEL_DIR
 
 TESS_CLIPS = (
     "YAF_sad/YAF_back_sad.flac",
@@ -257,7 +258,7 @@ def _save_classifiers(served_model, model_dir: Path, model: dict) -> Path:
 def test_two_classifiers_on_other_sets_serve_the_mean_of_their_pipelines(served_model, tmp_path, synthetic_clips, adapt):
     """An ensemble of ``[logreg, 'logreg:compare']`` (model.functionals egemaps): each pipeline reads its
     own set, and the graph serves their mean."""
-    model_dir = _save_classifiers(served_model, tmp_path / "models", {"members": ["logreg", "logreg:compare"], "functionals": "egemaps"})
+    model_dir = _save_classifiers(served_model, tmp_path / MODEL_DIR, {"members": ["logreg", "logreg:compare"], "functionals": "egemaps"})
     predictor = Predictor(model_dir)
     assert predictor.input_names == {"utterance_egemaps", "utterance_compare"}
     assert not (model_dir / "bigru.keras").exists()
@@ -274,7 +275,7 @@ def test_two_classifiers_on_other_sets_serve_the_mean_of_their_pipelines(served_
 @pytest.mark.parametrize("kind", ["egemaps", "compare"])
 def test_a_lone_classifier_computes_and_reads_only_its_set(served_model, tmp_path, synthetic_clips, kind):
     """A served clip is described by the set the model reads, not by every set featurize computed."""
-    model_dir = _save_classifiers(served_model, tmp_path / "models", {"arch": "logreg", "members": [], "functionals": kind})
+    model_dir = _save_classifiers(served_model, tmp_path / MODEL_DIR, {"arch": "logreg", "members": [], "functionals": kind})
     predictor = Predictor(model_dir)
     assert predictor.features.functionals == list(SERVED_FUNCTIONALS)
     assert predictor.input_names == {f"utterance_{kind}"}
@@ -637,7 +638,7 @@ def test_missing_model_dir_is_a_model_error(tmp_path):
 
 
 def test_model_dir_without_onnx_is_a_model_error(served_model_dir, tmp_path):
-    model_dir = _copy_model(served_model_dir, tmp_path / "models")
+    model_dir = _copy_model(served_model_dir, tmp_path / MODEL_DIR)
     (model_dir / "model.onnx").unlink()
     with pytest.raises(ModelError, match="model.onnx"):
         Predictor(model_dir)
@@ -646,7 +647,7 @@ def test_model_dir_without_onnx_is_a_model_error(served_model_dir, tmp_path):
 @pytest.mark.parametrize("missing", [None, *SERVED_INPUTS])
 def test_speaker_normalized_model_without_reference_stats_is_a_model_error(served_model_dir, tmp_path, missing):
     """No reference statistics at all, or none for one of the graph's inputs (a model saved by an older version)."""
-    model_dir = _copy_model(served_model_dir, tmp_path / "models")
+    model_dir = _copy_model(served_model_dir, tmp_path / MODEL_DIR)
     meta = json.loads((model_dir / "meta.json").read_text())
     assert meta["model"]["normalize"] == "speaker"
     if missing is None:
@@ -660,7 +661,7 @@ def test_speaker_normalized_model_without_reference_stats_is_a_model_error(serve
 
 def test_a_model_whose_graph_inputs_are_not_its_members_is_a_model_error(served_model_dir, tmp_path):
     """meta.json's members read other inputs than the graph has (here the compare classifier is gone)."""
-    model_dir = _copy_model(served_model_dir, tmp_path / "models")
+    model_dir = _copy_model(served_model_dir, tmp_path / MODEL_DIR)
     meta = json.loads((model_dir / "meta.json").read_text())
     meta["model"]["members"] = ["logreg", "bigru"]
     del meta["reference_stats"]["utterance_compare"]
@@ -672,7 +673,7 @@ def test_a_model_whose_graph_inputs_are_not_its_members_is_a_model_error(served_
 def test_a_model_saved_before_functional_sets_is_a_model_error(served_model_dir, tmp_path):
     """A model of the previous version: one functionals set in features, no model.functionals, inputs
     named by kind. Its meta.json is refused with the advice to retrain, not a validation traceback."""
-    model_dir = _copy_model(served_model_dir, tmp_path / "models")
+    model_dir = _copy_model(served_model_dir, tmp_path / MODEL_DIR)
     meta = json.loads((model_dir / "meta.json").read_text())
     meta["features"]["functionals"] = "egemaps"
     meta["model"]["members"] = ["logreg", "bigru"]
@@ -716,13 +717,13 @@ def _metrics() -> dict:
 @pytest.fixture
 def project_model(served_model_dir, tmp_path) -> Path:
     """A copy of the served (deployable) model at ``<project>/models``, with no reports yet."""
-    return _copy_model(served_model_dir, tmp_path / "project" / "models")
+    return _copy_model(served_model_dir, tmp_path / "project" / MODEL_DIR)
 
 
 def _fold_model(project_model: Path, fold: str) -> Path:
     """A fold model at ``<project>/models/folds/<fold>``, as the train stage writes them."""
-    model_dir = project_model / "folds" / fold
-    shutil.copytree(project_model, model_dir, ignore=shutil.ignore_patterns("folds"))
+    model_dir = project_model / FOLD_MODEL_DIR.relative_to(MODEL_DIR) / fold
+    shutil.copytree(project_model, model_dir, ignore=shutil.ignore_patterns(FOLD_MODEL_DIR.name))
     meta = json.loads((model_dir / "meta.json").read_text())
     (model_dir / "meta.json").write_text(json.dumps({**meta, "fold": fold}))
     return model_dir
@@ -776,9 +777,9 @@ def test_scored_metrics_finds_the_report_from_a_relative_model_dir(project_model
     _write_report(project_model)
     _fold_model(project_model, "fold1")
     monkeypatch.chdir(project_model.parent)
-    assert scored_metrics(Path("models"), "all")["accuracy"] == 0.7
-    assert scored_metrics(Path("models/folds/fold1"), "fold1")["accuracy"] == 0.75
-    assert scored_metrics(Path("models"), "all")["file"] == str(METRICS_FILE)
+    assert scored_metrics(MODEL_DIR, "all")["accuracy"] == 0.7
+    assert scored_metrics(FOLD_MODEL_DIR / "fold1", "fold1")["accuracy"] == 0.75
+    assert scored_metrics(MODEL_DIR, "all")["file"] == str(METRICS_FILE)
 
 
 def test_info_describes_the_model_and_its_scores(project_model, served_model_dir):

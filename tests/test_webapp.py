@@ -27,6 +27,7 @@ from fastapi.testclient import TestClient
 from conftest import REPO_CLASSES, SERVED_MEMBERS, make_tone
 from ser.inference import Predictor
 from ser.params import ServeParams
+from ser.paths import METRICS, MODEL_DIR
 from ser.webapp import STATIC_DIR, create_app, display_name
 
 CLASSES = REPO_CLASSES
@@ -264,10 +265,10 @@ def test_model_says_what_it_was_trained_on(client, served_model_dir):
 def test_model_shows_the_scores_of_the_deployable_model_over_all_folds(served_model_dir, tmp_path):
     import shutil
 
-    model_dir = tmp_path / "project" / "models"
+    model_dir = tmp_path / "project" / MODEL_DIR
     shutil.copytree(served_model_dir, model_dir)
-    (tmp_path / "project" / "reports").mkdir()
-    (tmp_path / "project" / "reports" / "metrics.json").write_text(json.dumps({
+    (tmp_path / "project" / METRICS).parent.mkdir(parents=True)
+    (tmp_path / "project" / METRICS).write_text(json.dumps({
         "protocol": "corpus", "n_test": 30, "accuracy": 0.6, "serving_accuracy": 0.55,
         "by_corpus": {"emovo": {"accuracy": 0.4}, "tess": {"accuracy": 0.8}},
         "folds": {"test_emovo": {"n_test": 10, "accuracy": 0.4}, "test_tess": {"n_test": 20, "accuracy": 0.8}},

@@ -1,0 +1,303 @@
+"""The README's results tables and reports/experiments.md, generated from the committed reports.
+
+Sources (all committed):
+
+- ``reports/metrics.json`` (the evaluate stage of the committed default run): the default model's
+  rows, and the table of the default run per corpus and class;
+- ``reports/experiments.json``: the DVC experiments behind the other rows (``make experiments``,
+  ``make tuning``), one entry per experiment with its settings and scores as shown; written once
+  from the markdown table that ``reports/experiments.md`` held, which is now generated from it.
+
+Each table goes between the lines ``<!-- results:NAME:begin -->`` and ``<!-- results:NAME:end -->``
+of README.md (NAME: one of ``TABLES``). Figures are the reports' values rounded half up (the
+reports hold 4 decimals; a README figure is never more precise than its report). A row whose
+experiment is missing from experiments.json fails loudly, naming it.
+
+Refresh the README (these tables, experiments.md and the benchmark table) in one command:
+
+    python -m benchmarks.readme
+
+After ``dvc repro`` (or ``dvc pull``) of the default run nothing else is needed. After new
+experiments (``make experiments``, ``make tuning``), refresh reports/experiments.json first:
+``dvc exp show --json -A > exps.json`` and, for each experiment to keep, write an entry of
+``experiments`` with ``name`` (the experiment's name), from its params.yaml ``protocol``
+(``split.protocol``), ``train_corpora`` (``split.train_corpora``), ``arch``, ``members``,
+``logreg_c`` and ``functionals`` (``model.*``), ``realistic_augmentation`` (true when any of
+``augment.reverb_prob``, ``telephone_prob``, ``codec_prob`` is above 0) and ``balance``
+(``train.balance``); from reports/train/metrics.json ``val_loss``; from reports/metrics.json
+``accuracy``, ``macro_f1``, ``ece``, ``min_recall``, ``serving_accuracy``, ``corpus_mean_accuracy``
+and ``corpus_accuracy`` (``by_corpus.<corpus>.accuracy``); a param or score the experiment lacks
+is null (a corpus it did not test is left out). Round the scores as experiments.md shows them
+(``FORMATS``). Then point the README's rows (``SPEAKER_ROWS``, ``CORPUS_ROWS``, ``KNOWN_VOICES_ROWS``
+below) at the experiments' names if these changed, and run ``python -m benchmarks.readme``.
+
+    python -m benchmarks.results [--readme README.md]   # the results tables and experiments.md only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+from benchmarks.common import REPO
+from ser import paths
+
+CORPORA = ("tess", "ravdess", "emovo")
+"""The corpora of the tables' columns, in the README's order (any other in a report comes after them)."""
+TARGETS = ("80%", "0.80", "0.05", "0.60", "", "70%", "TESS speakers 85% each", "", "")
+"""The targets, in the speaker table's columns after the first (typed: they are no measurement)."""
+
+
+# ------------------------------------------------------------------ figures
+
+def rounded(value: float, places: int, scale: int = 0) -> Decimal:
+    """``value`` as written in its report (JSON's shortest repr), times ``10**scale``, rounded half up
+    to ``places`` decimals (in decimal arithmetic: 0.5335 is 53.4%, not the float 53.349999...)."""
+    return Decimal(repr(value)).scaleb(scale).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def pct(value: float | None) -> str:
+    """A share as a percentage with one decimal; '' when there is none."""
+    return "" if value is None else f"{rounded(value, 1, scale=2)}%"
+
+
+def dec(value: float | None, places: int = 3) -> str:
+    """A score with ``places`` decimals; '' when there is none."""
+    return "" if value is None else str(rounded(value, places))
+
+
+def bold(text: str) -> str:
+    return f"**{text}**" if text else text
+
+
+def markdown(header: tuple[str, ...], rows: list[tuple[str, ...]], empty: str = " ") -> str:
+    """A markdown table; an empty cell is written ``|<empty>|``."""
+    def line(cells: tuple[str, ...]) -> str:
+        return "|" + "|".join(f" {cell} " if cell else empty for cell in cells) + "|\n"
+
+    return line(header) + "|" + "|".join("---" for _ in header) + "|\n" + "".join(line(row) for row in rows)
+
+
+# ------------------------------------------------------------------ sources
+
+def load(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SystemExit(f"{path}: not found (the README's results tables are generated from it)") from None
+
+
+class Experiments:
+    """reports/experiments.json: each experiment by name."""
+
+    def __init__(self, data: dict, path: Path | str = paths.EXPERIMENTS):
+        self.data, self.path = data, path
+        self.by_name = {entry["name"]: entry for entry in data["experiments"]}
+
+    def __getitem__(self, name: str) -> dict:
+        if name not in self.by_name:
+            raise SystemExit(f"{self.path}: no experiment {name!r}, which the README's tables show "
+                             f"(experiments: {', '.join(self.by_name)})")
+        return self.by_name[name]
+
+
+def corpus_accuracy(scores: dict) -> dict[str, float]:
+    """An experiment's, or reports/metrics.json's, accuracy per corpus."""
+    if "corpus_accuracy" in scores:
+        return scores["corpus_accuracy"]
+    return {corpus: figures["accuracy"] for corpus, figures in scores.get("by_corpus", {}).items()}
+
+
+def corpora_of(metrics: dict) -> list[str]:
+    found = list(metrics.get("by_corpus", {}))
+    return [c for c in CORPORA if c in found] + sorted(c for c in found if c not in CORPORA)
+
+
+def lowest_recall(metrics: dict) -> str:
+    """The lowest class recall, with its class where the report has the recalls."""
+    recall = metrics.get("recall")
+    if not recall:
+        return dec(metrics.get("min_recall"), 2)
+    worst = min(recall, key=recall.get)
+    return f"{dec(recall[worst], 2)} ({worst})"
+
+
+# ------------------------------------------------------------------ the README's tables
+
+SPEAKER_HEADER = ("model", "accuracy", "macro F1", "ECE", "lowest class recall", "adapted (5 / 20 clips)",
+                  "serving accuracy", "TESS", "RAVDESS", "EMOVO")
+SPEAKER_ROWS = (("`seed_lstm` (tutorial baseline)", "seed_lstm-speaker"), ("`bigru` (the previous default)", "bigru-speaker"))
+DEFAULT_SPEAKER_LABEL = "**`ensemble`** (default): `logreg` on eGeMAPS + `logreg` on ComParE + `bigru`"
+
+
+def speaker_scores(label: str, scores: dict, default: bool = False) -> tuple[str, ...]:
+    adapted = scores.get("adapted_accuracy") or {}
+    five, twenty = adapted.get("5"), adapted.get("20")
+    by_corpus = corpus_accuracy(scores)
+    emphasis = bold if default else str
+    return (
+        label, emphasis(pct(scores["accuracy"])), emphasis(dec(scores["macro_f1"])), dec(scores["ece"]), lowest_recall(scores),
+        f"{pct(five)} / {pct(twenty)}" if five is not None and twenty is not None else "",
+        emphasis(pct(scores["serving_accuracy"])), *(pct(by_corpus.get(corpus)) for corpus in CORPORA),
+    )
+
+
+def speaker_table(metrics: dict, experiments: Experiments) -> str:
+    rows = [speaker_scores(label, experiments[name]) for label, name in SPEAKER_ROWS]
+    rows.append(speaker_scores(DEFAULT_SPEAKER_LABEL, metrics, default=True))
+    rows.append(("target", *TARGETS))
+    return markdown(SPEAKER_HEADER, rows)
+
+
+CORPUS_HEADER = ("model", "trained on", "tested on TESS", "RAVDESS", "EMOVO", "mean")
+OTHERS, TESS_ALONE = "the two other corpora", "**TESS alone**"
+CORPUS_ROWS = (  # (label, trained on, experiment); the last of the corpus protocol's rows is the default
+    ("`seed_lstm`", OTHERS, "seed_lstm-corpus"),
+    ("`bigru`", OTHERS, "bigru-corpus"),
+    ("`ensemble` of `logreg` (eGeMAPS) + `bigru`", OTHERS, "ensemble-corpus"),
+    ("`ensemble` of three, without realistic augmentation", OTHERS, "ensemble3-corpus"),
+    ("`ensemble` of three, with realistic augmentation, clips weighted equally", OTHERS, "default-corpus"),
+    ("**`ensemble`** (default)", OTHERS, "balanced-corpus-protocol"),
+    ("`seed_lstm`", TESS_ALONE, "seed_lstm-tess-only"),
+    ("`bigru`", TESS_ALONE, "bigru-tess-only"),
+)
+DEFAULT_CORPUS_EXPERIMENT = "balanced-corpus-protocol"
+
+
+def corpus_table(experiments: Experiments) -> str:
+    rows = []
+    for label, trained_on, name in CORPUS_ROWS:
+        scores = experiments[name]
+        by_corpus = corpus_accuracy(scores)
+        mean = pct(scores["corpus_mean_accuracy"])
+        rows.append((label, trained_on, *(pct(by_corpus.get(corpus)) for corpus in CORPORA),
+                     bold(mean) if name == DEFAULT_CORPUS_EXPERIMENT else mean))
+    return markdown(CORPUS_HEADER, rows)
+
+
+KNOWN_VOICES_HEADER = ("setting", "accuracy", "TESS", "RAVDESS", "EMOVO")
+KNOWN_VOICES_ROWS = (
+    ("`text`: 20% of each corpus's words or sentences held out, every speaker in training", "bigru-text"),
+    ("`random`: 20% of the clips held out", "bigru-random"),
+    ("TESS alone, speaker protocol (2 folds, one TESS speaker each; lowest class recall {min_recall})", "bigru-tess-speaker"),
+)
+
+
+def known_voices_table(experiments: Experiments) -> str:
+    rows = []
+    for label, name in KNOWN_VOICES_ROWS:
+        scores = experiments[name]
+        by_corpus = corpus_accuracy(scores)
+        label = label.format(min_recall=dec(scores["min_recall"], 2))
+        rows.append((label, pct(scores["accuracy"]), *(pct(by_corpus.get(corpus)) for corpus in CORPORA)))
+    return markdown(KNOWN_VOICES_HEADER, rows)
+
+
+def per_corpus_table(metrics: dict) -> str:
+    """The default run per corpus and class (recall), from reports/metrics.json alone."""
+    classes = list(metrics["recall"])
+    header = ("test clips", "clips", "accuracy", "macro F1", "ECE", "serving accuracy", *classes)
+    speakers: dict[str, int] = {}
+    for speaker in metrics.get("by_speaker", {}):
+        corpus = speaker.split("/", 1)[0]
+        speakers[corpus] = speakers.get(corpus, 0) + 1
+
+    def row(label: str, scores: dict) -> tuple[str, ...]:
+        return (label, str(scores["n_test"]), pct(scores["accuracy"]), dec(scores["macro_f1"]), dec(scores["ece"]),
+                pct(scores["serving_accuracy"]), *(dec(scores["recall"][c], 2) for c in classes))
+
+    rows = []
+    for corpus in corpora_of(metrics):
+        count = speakers.get(corpus)
+        label = f"{corpus.upper()} ({count} speaker{'s' if count != 1 else ''})" if count else corpus.upper()
+        rows.append(row(label, metrics["by_corpus"][corpus]))
+    rows.append(row("all", metrics))
+    return markdown(header, rows)
+
+
+TABLES = ("speaker", "corpus", "known-voices", "per-corpus")
+"""The README's generated results tables, by marker name."""
+
+
+def tables(metrics: dict, experiments: Experiments) -> dict[str, str]:
+    """Each of ``TABLES``' markdown, from reports/metrics.json and reports/experiments.json."""
+    return {
+        "speaker": speaker_table(metrics, experiments),
+        "corpus": corpus_table(experiments),
+        "known-voices": known_voices_table(experiments),
+        "per-corpus": per_corpus_table(metrics),
+    }
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- results:{name}:begin -->", f"<!-- results:{name}:end -->"
+
+
+# ------------------------------------------------------------------ reports/experiments.md
+
+FORMATS = {  # experiments.md's columns after the settings: how each score is shown
+    "val_loss": "{:.4g}", "accuracy": "{:.4f}", "macro_f1": "{:.4f}", "ece": "{:.4f}", "min_recall": "{:.3f}",
+    "serving_accuracy": "{:.4f}", "corpus_mean_accuracy": "{:.4f}",
+}
+GENERATED = "Generated from `reports/experiments.json` by `python -m benchmarks.readme` (`benchmarks/results.py`): edit that file, not this one."
+SETTINGS = ("protocol", "train_corpora", "arch", "members", "logreg_c", "functionals", "realistic aug.", "balance")
+
+
+def setting(entry: dict, column: str) -> str:
+    if column == "realistic aug.":
+        return "yes" if entry["realistic_augmentation"] else "no"
+    value = entry[column]
+    if column in ("members", "train_corpora"):
+        return " + ".join(value) if value else "-"
+    return str(value)
+
+
+def experiments_markdown(data: dict) -> str:
+    """reports/experiments.md: reports/experiments.json as one table."""
+    corpora = data["corpora"]
+    header = ("experiment", *SETTINGS, *FORMATS, *corpora)
+    rows = []
+    for entry in data["experiments"]:
+        scores = [fmt.format(entry[key]) for key, fmt in FORMATS.items()]
+        by_corpus = entry["corpus_accuracy"]
+        rows.append((entry["name"], *(setting(entry, c) for c in SETTINGS), *scores,
+                     *(f"{by_corpus[c]:.4f}" if c in by_corpus else "" for c in corpora)))
+    return f"# {data['title']}\n\n{data['description']}\n{GENERATED}\n\n{markdown(header, rows, empty='  ')}"
+
+
+# ------------------------------------------------------------------ the README
+
+def replace_blocks(text: str, blocks: dict[str, str]) -> str:
+    """``text`` with each table of ``blocks`` between its marker lines."""
+    from benchmarks.readme import replace_block
+
+    for name, block in blocks.items():
+        text = replace_block(text, block, *markers(name))
+    return text
+
+
+def current(root: Path = REPO) -> tuple[dict[str, str], str]:
+    """The results tables and experiments.md as the committed reports under ``root`` give them."""
+    data = load(root / paths.EXPERIMENTS)
+    return tables(load(root / paths.METRICS), Experiments(data, paths.EXPERIMENTS)), experiments_markdown(data)
+
+
+def write(readme: Path, root: Path = REPO) -> str:
+    """Rewrite ``readme``'s results tables and ``root``'s experiments.md; a line saying what was done."""
+    blocks, experiments = current(root)
+    readme.write_text(replace_blocks(readme.read_text(), blocks))
+    (root / paths.EXPERIMENTS_TABLE).write_text(experiments)
+    return (f"{readme}: {len(blocks)} results tables from {paths.METRICS} and {paths.EXPERIMENTS}; "
+            f"{paths.EXPERIMENTS_TABLE} rewritten")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.results", description=__doc__.splitlines()[0])
+    parser.add_argument("--readme", type=Path, default=REPO / "README.md")
+    print(write(parser.parse_args(argv).readme))
+
+
+if __name__ == "__main__":
+    main()
