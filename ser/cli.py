@@ -20,6 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from ser.params import ParamsError, ServeParams, describe_error
+from ser.paths import MODEL_DIR
 
 CHUNK = 256  # clips scored per model call
 EXIT_FAILED_FILES, EXIT_USAGE = 1, 2
@@ -204,9 +205,12 @@ def serve_limits(args: argparse.Namespace) -> ServeParams:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    try:
+        import uvicorn
 
-    from ser import webapp
+        from ser import webapp
+    except ModuleNotFoundError as exc:  # installed without the serve extra
+        raise UsageError(f"ser serve needs the serve extra ({exc.name} is not installed): pip install '.[serve]'") from None
 
     limits = serve_limits(args)
     predictor = load_predictor(args.model)  # a bad model fails here, before any server starts
@@ -231,7 +235,7 @@ def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(prog="ser", description="Speech emotion recognition with the trained model.")
     commands = main_parser.add_subparsers(dest="command", required=True)
     model = argparse.ArgumentParser(add_help=False)
-    model.add_argument("--model", default="models", metavar="DIR", help="model directory (default: %(default)s)")
+    model.add_argument("--model", default=str(MODEL_DIR), metavar="DIR", help="model directory (default: %(default)s)")
 
     p = commands.add_parser("predict", parents=[model], help="predict the emotion of audio files",
                             description="Predict the emotion of audio files, directories (recursive) or glob patterns.")

@@ -33,8 +33,11 @@ from pydantic import BaseModel, Field
 from ser.audio import AudioError, read_window
 from ser.inference import Predictor, UndecodableAudio, clip_duration
 from ser.params import ServeParams
+from ser.paths import MODEL_DIR
 
 STATIC_DIR = Path(__file__).parent / "static"
+AMIN, TOP_DB = 1e-10, 80.0
+"""The spectrogram's floor (power) and range below its peak (dB), as ``librosa.power_to_db``'s defaults."""
 MB = 1_000_000
 MULTIPART_SLACK = 64 * 1024  # room for the multipart envelope around the file
 WAVEFORM_POINTS = 800
@@ -191,13 +194,16 @@ def waveform(samples: np.ndarray, points: int = WAVEFORM_POINTS) -> dict:
 
 
 def mel_spectrogram(samples: np.ndarray, sr: int) -> dict:
-    """Log-mel power (dB below the peak) with at most ``SPECTROGRAM_FRAMES`` frames."""
-    import librosa
+    """Log-mel power (dB below the peak) with at most ``SPECTROGRAM_FRAMES`` frames: librosa's
+    ``power_to_db(melspectrogram(...), ref=np.max, top_db=80)``, through :mod:`ser.dsp` (the serving
+    install has no librosa)."""
+    from ser.dsp import mel_filters, power_to_db, stft_power
 
     hop = max(256, len(samples) // SPECTROGRAM_FRAMES + 1)
-    power = librosa.feature.melspectrogram(y=samples, sr=sr, n_fft=max(1024, 2 ** math.ceil(math.log2(hop))),
-                                           hop_length=hop, n_mels=SPECTROGRAM_MELS)
-    decibels = librosa.power_to_db(power, ref=np.max, top_db=80.0)
+    n_fft = max(1024, 2 ** math.ceil(math.log2(hop)))
+    power = mel_filters(sr, n_fft, SPECTROGRAM_MELS) @ stft_power([samples], len(samples), n_fft, hop)[0].T
+    decibels = power_to_db(power, AMIN) - power_to_db(power.max(), AMIN)
+    decibels = np.maximum(decibels, decibels.max() - TOP_DB)
     return {"db": np.round(decibels, 1).tolist(), "hop_s": hop / sr, "fmax": sr / 2}
 
 
@@ -282,4 +288,4 @@ def app_from_environment() -> FastAPI:
     """The app for ``uvicorn --factory`` worker processes: the model directory and limits (JSON)
     come from ``SER_MODEL_DIR`` and ``SER_SERVE_LIMITS``, which ``ser serve --workers`` sets."""
     limits = ServeParams.model_validate_json(os.environ.get(LIMITS_VARIABLE, "{}"))
-    return create_app(Predictor(os.environ.get(MODEL_DIR_VARIABLE, "models")), limits)
+    return create_app(Predictor(os.environ.get(MODEL_DIR_VARIABLE, MODEL_DIR)), limits)
