@@ -5,34 +5,50 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup run test lock lock-check experiments tuning clean seaweedfs
+.PHONY: setup run test deps lock lock-upgrade lock-check experiments tuning clean seaweedfs
 
 setup: $(VENV)/.installed
 
-# Every package, dependencies of dependencies included, at the version and hashes of requirements.lock.
+# Every package of every extra, dependencies of dependencies included, at the version and hashes of requirements.lock.
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-# requirements.lock from the top-level requirements.txt, as PyPI stood on LOCK_DATE (so the same
-# requirements give the same lock on any day), resolved afresh (not from the old lock's pins).
-# After changing requirements.txt: `make lock`, moving LOCK_DATE forward if a new pin was released
-# after it. `make lock-check` (CI) fails on a stale lock.
+# The locks from pyproject.toml's dependencies, as PyPI stood on LOCK_DATE: requirements.lock with every
+# extra (what setup installs), requirements-serve.lock with the serve extra alone, at the same versions.
+# The resolver starts from the locked versions and keeps every one that still satisfies pyproject.toml, so
+# a lock changes only where pyproject.toml did, whatever PyPI has published (or back-dated) since.
+# After changing pyproject.toml's dependencies: `make lock`. To move every package to its newest release
+# before LOCK_DATE: move LOCK_DATE, then `make lock-upgrade`. `make lock-check` (CI) fails on a stale lock.
 LOCK_DATE := 2026-11-30T00:00:00Z
 FRESH_LOCK := $(VENV)/requirements.lock.fresh
-LOCK := rm -f $(FRESH_LOCK) && uv pip compile requirements.txt --quiet --refresh --generate-hashes --universal \
-	--python-version 3.11 --exclude-newer $(LOCK_DATE) --custom-compile-command "make lock" -o $(FRESH_LOCK)
+FRESH_SERVE_LOCK := $(VENV)/requirements-serve.lock.fresh
+COMPILE := uv pip compile pyproject.toml --quiet --generate-hashes --universal \
+	--python-version 3.11 --exclude-newer $(LOCK_DATE) --custom-compile-command "make lock"
+LOCK := cp requirements.lock $(FRESH_LOCK) && $(COMPILE) --all-extras -o $(FRESH_LOCK)
+SERVE_LOCK := cp requirements-serve.lock $(FRESH_SERVE_LOCK) && $(COMPILE) --extra serve -c requirements.lock -o $(FRESH_SERVE_LOCK)
 lock: setup
 	$(LOCK) && mv $(FRESH_LOCK) requirements.lock
+	$(SERVE_LOCK) && mv $(FRESH_SERVE_LOCK) requirements-serve.lock
+
+lock-upgrade: setup
+	$(COMPILE) --refresh --upgrade --all-extras -o requirements.lock
+	$(COMPILE) --refresh --upgrade --extra serve -c requirements.lock -o requirements-serve.lock
 
 lock-check: setup
 	$(LOCK)
 	@diff -u requirements.lock $(FRESH_LOCK) || (echo "requirements.lock is stale: run make lock"; exit 1)
+	$(SERVE_LOCK)
+	@diff -u requirements-serve.lock $(FRESH_SERVE_LOCK) || (echo "requirements-serve.lock is stale: run make lock"; exit 1)
 
 run: setup
 	dvc repro
+
+# Each stage's code deps in dvc.yaml: its script's import closure; and the README's table of reruns.
+deps: setup
+	python -m ser.pipeline write
 
 test: setup
 	python -m pytest

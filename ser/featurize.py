@@ -1,8 +1,8 @@
 """Featurize a whole corpus: parallel, streamed to disk, and cached per clip.
 
-- **Parallel.** Clips go to workers in batches of ``featurize.batch_size``:
-  local processes (``featurize.workers``, BLAS pinned to one thread each), or
-  the workers of a Dask cluster (``featurize.scheduler``). Local workers read
+- **Parallel.** Clips go to workers in batches of ``runtime.featurize.batch_size``:
+  local processes (``runtime.featurize.workers``, BLAS pinned to one thread each), or
+  the workers of a Dask cluster (``runtime.featurize.scheduler``). Local workers read
   the files themselves; cluster workers receive the audio's bytes, so they need
   no shared file system. Each clip is read and resampled once for all its
   features (frames, functionals, augmented copies).
@@ -48,11 +48,6 @@ import soxr
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-import ser.audio
-import ser.augment
-import ser.dsp
-import ser.features
-import ser.functionals
 from ser.audio import AudioError, load_window
 from ser.augment import augment_clip, copy_rng
 from ser.features import (
@@ -61,7 +56,8 @@ from ser.features import (
 )
 from ser.files import replaced_directory
 from ser.functionals import SIZES, functional_sets
-from ser.params import AudioParams, AugmentParams, FeatureParams, FeaturizeParams
+from ser.imports import ROOT, closure
+from ser.params import AudioParams, AugmentParams, FeatureParams, FeaturizeRuntime
 
 BATCHES_PER_WORKER = 4  # batches in flight per worker: enough to keep workers busy, few enough to bound memory
 Features = tuple[np.ndarray, int, dict[str, np.ndarray]]
@@ -145,11 +141,14 @@ def pin_blas_threads() -> None:
     threadpool_limits(limits=1)
 
 
-def code_digest() -> str:
-    """Digest of the code and library versions that compute features: a change invalidates the cache."""
+def code_digest(root: Path = ROOT) -> str:
+    """Digest of the code and library versions that compute features: a change invalidates the cache.
+
+    The code is this module's import closure under ``root`` (:func:`ser.imports.closure`): every project file it runs.
+    """
     digest = hashlib.sha256()
-    for source in (ser.audio.__file__, ser.dsp.__file__, ser.features.__file__, ser.augment.__file__, ser.functionals.__file__, __file__):
-        digest.update(Path(source).read_bytes())
+    for source in closure(__name__, root):
+        digest.update(source.relative_to(root).as_posix().encode() + b"\0" + source.read_bytes())
     versions = [np.__version__, librosa.__version__, soxr.__version__, sf.__libsndfile_version__, importlib.metadata.version("opensmile")]
     digest.update(" ".join(versions).encode())
     return digest.hexdigest()
@@ -235,8 +234,8 @@ class InlineExecutor(Executor):
         return future
 
 
-def worker_count(params: FeaturizeParams) -> int:
-    """Local workers: ``featurize.workers``, or one per CPU core this process may use."""
+def worker_count(params: FeaturizeRuntime) -> int:
+    """Local workers: ``runtime.featurize.workers``, or one per CPU core this process may use."""
     return params.workers or len(os.sched_getaffinity(0))
 
 
@@ -258,7 +257,7 @@ class LazyProcessPool(Executor):
 
 
 @contextmanager
-def worker_pool(params: FeaturizeParams) -> Iterator[tuple[Executor, int]]:
+def worker_pool(params: FeaturizeRuntime) -> Iterator[tuple[Executor, int]]:
     """Where batches run, and how many run at once: a Dask cluster, local processes, or this process.
 
     BLAS runs on one thread wherever batches run: the workers are the parallelism.
@@ -382,7 +381,7 @@ def _complete(batch: Batch, results: list[ClipResult], cache: FeatureCache, vari
 
 
 def featurize_corpus(
-    manifest: pd.DataFrame, raw_dir: Path, out_dir: Path, settings: Settings, params: FeaturizeParams
+    manifest: pd.DataFrame, raw_dir: Path, out_dir: Path, settings: Settings, params: FeaturizeRuntime
 ) -> FeaturizeSummary:
     """Features of every clip of ``manifest`` and of its augmented copies, written to ``out_dir``.
 
@@ -395,7 +394,7 @@ def featurize_corpus(
 
 
 def _featurize_into(
-    manifest: pd.DataFrame, raw_dir: Path, out_dir: Path, settings: Settings, params: FeaturizeParams
+    manifest: pd.DataFrame, raw_dir: Path, out_dir: Path, settings: Settings, params: FeaturizeRuntime
 ) -> FeaturizeSummary:
     start = time.perf_counter()
     copies = settings.augment.copies

@@ -1,7 +1,7 @@
 """One label set over all corpora: the fetched corpora's manifests, combined.
 
-Each corpus's emotion names are mapped onto ``data.emotions`` (a source's
-``map``, then its recipe's mapping, then the name itself if it is a class).
+Each corpus's emotion names are mapped onto ``data.emotions`` (its map in
+``data.maps``, then its recipe's mapping, then the name itself if it is a class).
 Clips whose emotion has no class are left out and listed, with counts by corpus
 and label; audio found in two corpora (same sha256) is kept once, from the
 corpus listed first in ``data.sources``, and listed.
@@ -58,7 +58,7 @@ def combine(raw_dir: Path, data: DataParams) -> Combined:
         manifest, fetch_rejected = _corpus_tables(raw_dir, name)
         rejected.append(fetch_rejected)
         recipe = by_name[source.recipe]
-        emotion = manifest["label"].map(lambda label: standard_emotion(recipe, label, source.map, classes))
+        emotion = manifest["label"].map(lambda label: standard_emotion(recipe, label, data.map_of(name), classes))
         unmapped = manifest[emotion.isna()]
         for label, rows in unmapped.groupby("label", sort=True):
             left_out.setdefault(name, {})[label] = len(rows)

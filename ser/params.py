@@ -49,15 +49,26 @@ class SourceParams(_Section):
     recipe: Literal[RECIPES]  # type: ignore[valid-type]
     source: str = Field(min_length=1, description="directory, .zip file, http(s) URL of a zip, or a CSV (recipe csv)")
     sha256: str = Field("", pattern=r"^([0-9a-fA-F]{64})?$", description="expected sha256 of a zip")
-    map: dict[str, str | None] = Field(
-        default_factory=dict, description="the corpus's emotion names -> a class of data.emotions, or null to leave out"
-    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_map(cls, raw: object) -> object:
+        if isinstance(raw, dict) and "map" in raw:
+            raise ValueError("map is not a source key: a corpus's label map goes in data.maps.<corpus>")
+        return raw
 
 
 class DataParams(_Section):
     sources: dict[str, SourceParams] = Field(min_length=1, description="corpora by name, in this order")
     emotions: list[str] = Field(min_length=2, max_length=64, description="the classes, in the models' output order")
+    maps: dict[str, dict[str, str | None]] = Field(
+        default_factory=dict, description="per corpus: its emotion names -> a class of data.emotions, or null to leave out"
+    )
     max_rejected_fraction: float = Field(ge=0, le=1)
+
+    def map_of(self, corpus: str) -> dict[str, str | None]:
+        """The label map of ``corpus`` (empty: its recipe's own mapping)."""
+        return self.maps.get(corpus, {})
 
     @model_validator(mode="after")
     def _names_and_mappings(self) -> DataParams:
@@ -68,10 +79,12 @@ class DataParams(_Section):
             raise ValueError(f"a source may not be named {RESERVED_CORPUS!r}: the reports use it for all corpora together")
         if len(set(self.emotions)) != len(self.emotions):
             raise ValueError(f"emotions must not repeat, got {self.emotions}")
-        for name, source in self.sources.items():
-            if wrong := {label: target for label, target in source.map.items() if target is not None and target not in self.emotions}:
+        if unknown := sorted(set(self.maps) - set(self.sources)):
+            raise ValueError(f"maps names corpora not in data.sources: {unknown} (sources: {', '.join(self.sources)})")
+        for name, mapping in self.maps.items():
+            if wrong := {label: target for label, target in mapping.items() if target is not None and target not in self.emotions}:
                 raise ValueError(
-                    f"sources.{name}.map maps onto classes not in data.emotions: {wrong} (emotions: {', '.join(self.emotions)})"
+                    f"maps.{name} maps onto classes not in data.emotions: {wrong} (emotions: {', '.join(self.emotions)})"
                 )
         return self
 
@@ -148,14 +161,25 @@ class AugmentParams(_Section):
         return self
 
 
-class FeaturizeParams(_Section):
-    workers: int = Field(ge=0, le=1024, description="local worker processes; 0 = one per CPU core")
+class FeaturizeRuntime(_Section):
+    workers: int = Field(0, ge=0, le=1024, description="local worker processes; 0 = one per CPU core")
     scheduler: str = Field(
-        pattern=r"^((tcp|tls|ucx)://\S+)?$", description="'' = local processes, or a Dask scheduler address"
+        "", pattern=r"^((tcp|tls|ucx)://\S+)?$", description="'' = local processes, or a Dask scheduler address"
     )
-    batch_size: int = Field(gt=0, le=4096, description="clips per task sent to a worker")
-    cache: str = Field(description="directory of the per-clip feature cache; '' = no cache")
-    cache_limit_gb: float = Field(gt=0, le=1_000_000, description="size of the cache before old entries go")
+    batch_size: int = Field(16, gt=0, le=4096, description="clips per task sent to a worker")
+    cache: str = Field("~/.cache/ser/features", description="directory of the per-clip feature cache; '' = no cache")
+    cache_limit_gb: float = Field(20.0, gt=0, le=1_000_000, description="size of the cache before old entries go")
+
+
+class TrainRuntime(_Section):
+    workers: int = Field(0, ge=0, le=256, description="folds trained at once, one process each; 0 = one per CPU core")
+
+
+class RuntimeParams(_Section):
+    """How the stages run, not what they compute: no stage tracks this section (changing it reruns nothing)."""
+
+    featurize: FeaturizeRuntime = FeaturizeRuntime()
+    train: TrainRuntime = TrainRuntime()
 
 
 class SplitParams(_Section):
@@ -237,7 +261,6 @@ class TrainParams(_Section):
     seed: int = Field(ge=0, le=MAX_SEED)
     balance: Literal[BALANCES] = "none"  # type: ignore[valid-type]
     calibrate: bool = False
-    workers: int = Field(0, ge=0, le=256, description="folds trained at once, one process each; 0 = one per CPU core")
 
 
 class ServeParams(_Section):
@@ -253,10 +276,10 @@ class Params(_Section):
     audio: AudioParams
     features: FeatureParams
     augment: AugmentParams
-    featurize: FeaturizeParams
     split: SplitParams
     model: ModelParams
     train: TrainParams
+    runtime: RuntimeParams = RuntimeParams()
     serve: ServeParams = ServeParams()
 
     @model_validator(mode="after")

@@ -5,16 +5,16 @@ with no clips left to validate on, its networks train for the folds' median best
 epoch (or for ``train.epochs`` when early stopping is off, as the folds did), and
 it is calibrated with the folds' median temperature.
 
-The folds train side by side, on ``train.workers`` processes computing on one
+The folds train side by side, on ``runtime.train.workers`` processes computing on one
 thread each; the models are the same however many run at once.
 """
 
 import functools
 import json
-from pathlib import Path
 
 import numpy as np
 
+from ser import paths
 from ser.features import load_augmented, load_features, load_functionals
 from ser.folds import (
     deployable_epochs, deployable_temperature, log_fold_scores, mean_summary, parallel_workers, run_parallel,
@@ -23,9 +23,10 @@ from ser.inference import DEPLOYABLE_FOLD
 from ser.params import load_params
 from ser.split import TRAIN, fold_parts
 
-FEATURE_DIR = Path("data/features")
-MODEL_DIR = Path("models")
-REPORT_DIR = Path("reports/train")
+FEATURE_DIR, MODEL_DIR, FOLD_MODEL_DIR = paths.FEATURE_DIR, paths.MODEL_DIR, paths.FOLD_MODEL_DIR
+REPORT_DIR, LIVE_DIR, CURVES_DIR, METRICS = (
+    paths.TRAIN_REPORT_DIR, paths.TRAIN_LIVE_DIR, paths.TRAIN_CURVES_DIR, paths.TRAIN_METRICS,
+)
 
 
 @functools.cache
@@ -52,26 +53,26 @@ def fit(name: str, epochs: dict | None = None, temperature: float | None = None)
     params, _, index, feature_params, folds = inputs()
     deployable = name == DEPLOYABLE_FOLD
     parts = np.full(len(index), TRAIN, dtype=object) if deployable else folds[name]
-    trained = training.train_fold(clips(), parts, params.model, params.train, params.data.emotions, REPORT_DIR / "live" / name,
+    trained = training.train_fold(clips(), parts, params.model, params.train, params.data.emotions, LIVE_DIR / name,
                                   epochs, temperature)
-    training.save_model(MODEL_DIR if deployable else MODEL_DIR / "folds" / name, trained.members, trained.temperature, index,
+    training.save_model(MODEL_DIR if deployable else FOLD_MODEL_DIR / name, trained.members, trained.temperature, index,
                         parts, training.model_meta(feature_params, params, name, folds), trained.reference)
     for member in trained.members:
         if member.history is not None:
-            plots.plot_history(member.history, REPORT_DIR / "curves" / f"{name}-{member.params.arch}.png", title=f"{name}, {member.params.arch}")
+            plots.plot_history(member.history, CURVES_DIR / f"{name}-{member.params.arch}.png", title=f"{name}, {member.params.arch}")
     return trained.summary
 
 
 def main() -> None:
     params, _, _, _, folds = inputs()
-    workers = parallel_workers(params.train.workers, len(folds))
+    workers = parallel_workers(params.runtime.train.workers, len(folds))
     summary = dict(zip(folds, run_parallel(fit, [(fold,) for fold in folds], workers)))
     epochs = deployable_epochs(summary, params.train)
     temperature = deployable_temperature(summary)
     run_parallel(fit, [(DEPLOYABLE_FOLD, epochs, temperature)], 1)
     metrics = {**mean_summary(summary), "deployable_epochs": epochs, "deployable_temperature": temperature}
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
-    (REPORT_DIR / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    METRICS.write_text(json.dumps(metrics, indent=2) + "\n")
     report_fold_scores(summary)
 
 
@@ -79,8 +80,8 @@ def report_fold_scores(summary: dict[str, dict]) -> None:
     """The folds' validation scores as a dvclive log and a PNG (networks also log their epochs there)."""
     from ser import plots
 
-    log_fold_scores(summary, REPORT_DIR / "live" / "folds")
-    plots.plot_fold_scores(summary, REPORT_DIR / "curves" / "folds.png")
+    log_fold_scores(summary, LIVE_DIR / "folds")
+    plots.plot_fold_scores(summary, CURVES_DIR / "folds.png")
 
 
 if __name__ == "__main__":

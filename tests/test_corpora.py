@@ -637,8 +637,8 @@ def test_csv_unknown_labels_are_left_out_by_combine(tmp_path, write_tone):
     assert left.loc["b.wav", "reason"] == "emotion 'bored' has no class in data.emotions (left out)"
     # a map gives them a class
     data = DataParams(
-        sources={"own": SourceParams(recipe="csv", source=str(root), map={"bored": "neutral", "Sad": "sad", "anger": None})},
-        emotions=list(CLASSES), max_rejected_fraction=0,
+        sources={"own": SourceParams(recipe="csv", source=str(root))},
+        maps={"own": {"bored": "neutral", "Sad": "sad", "anger": None}}, emotions=list(CLASSES), max_rejected_fraction=0,
     )
     combined = combine(raw, data)
     assert combined.manifest.set_index("source")["emotion"].to_dict() == {

@@ -23,6 +23,10 @@ import pytest
 import yaml
 
 from benchmarks.common import project_copy, set_params
+from ser.paths import (
+    EDA_DIR, EVAL_DIR, FEATURE_DIR, FETCH_REPORT_DIR, FOLD_MODEL_DIR, MANIFEST, METRICS, MODEL_DIR, RAW_DIR, TRAIN_CURVES_DIR,
+    TRAIN_LIVE_DIR, TRAIN_METRICS,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -131,10 +135,12 @@ def make_subsets(base: Path) -> dict[str, Path]:
 
 def sources(repo: Path, subsets: dict[str, Path], corpora: tuple[str, ...] = CORPORA) -> dict:
     """``data.sources`` on the subsets, named by relative paths as in the real layout."""
-    named = {corpus: {"recipe": corpus, "source": os.path.relpath(subsets[corpus], repo)} for corpus in corpora}
-    if "ravdess" in named:
-        named["ravdess"]["map"] = {"calm": None}
-    return named
+    return {corpus: {"recipe": corpus, "source": os.path.relpath(subsets[corpus], repo)} for corpus in corpora}
+
+
+def maps(corpora: tuple[str, ...] = CORPORA) -> dict:
+    """``data.maps``: RAVDESS's calm left out, as in params.yaml."""
+    return {"ravdess": {"calm": None}} if "ravdess" in corpora else {}
 
 
 @pytest.fixture(scope="module")
@@ -151,9 +157,9 @@ def repo(subsets: dict[str, Path]) -> Path:
     # the corpora beside the project, named by relative paths; two epochs, no augmented copies,
     # two speaker folds; a feature cache of the test's own, never the user's ~/.cache
     set_params(
-        repo, data__sources=sources(repo, subsets), data__emotions=EMOTIONS, split__protocol="speaker",
+        repo, data__sources=sources(repo, subsets), data__maps=maps(), data__emotions=EMOTIONS, split__protocol="speaker",
         split__folds=2, split__train_corpora=[], train__epochs=2, augment__copies=0,
-        featurize__cache=str(base / "feature-cache"),
+        runtime__featurize__cache=str(base / "feature-cache"),
     )
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "init"], repo)
@@ -170,12 +176,12 @@ def test_full_pipeline_runs_every_stage_and_writes_outputs(repo: Path, first_run
         "fetch@tess", "fetch@ravdess", "fetch@emovo", "labels", "eda", "featurize", "train", "evaluate",
     }
     for corpus in CORPORA:
-        folder = repo / "data/raw" / corpus
+        folder = repo / RAW_DIR / corpus
         fetched = read_csv(folder / "manifest.csv")
         assert len(fetched) == KEPT[corpus] + (CALM if corpus == "ravdess" else 0)
         assert all((folder / row["file"]).is_file() for row in fetched)
         assert read_csv(folder / "rejected.csv") == []  # the quirky TESS files are all read
-    manifest = read_csv(repo / "data/manifest.csv")
+    manifest = read_csv(repo / MANIFEST)
     assert Counter(row["corpus"] for row in manifest) == KEPT
     assert {row["speaker"] for row in manifest} == set().union(*SPEAKERS.values())
     assert {row["emotion"] for row in manifest} == set(EMOTIONS)
@@ -187,33 +193,33 @@ def test_full_pipeline_runs_every_stage_and_writes_outputs(repo: Path, first_run
     clips = sum(KEPT.values())
     # a fresh cache of the test's own: everything computed, and cached there
     assert featurized(first_run) == (clips, 0, clips, 0)
-    cache = Path(yaml.safe_load((repo / "params.yaml").read_text())["featurize"]["cache"])
+    cache = Path(yaml.safe_load((repo / "params.yaml").read_text())["runtime"]["featurize"]["cache"])
     assert cache.is_relative_to(repo.parent) and any(cache.iterdir())
-    train = read_json(repo / "reports/train/metrics.json")
+    train = read_json(repo / TRAIN_METRICS)
     assert list(train["folds"]) == ["fold1", "fold2"]
     for fold in ("fold1", "fold2"):
-        assert (repo / "models/folds" / fold / "model.onnx").stat().st_size > 0
-        assert read_json(repo / "models/folds" / fold / "meta.json")["fold"] == fold
-        curve = (repo / f"reports/train/live/{fold}/{NETWORK}/plots/metrics/train/accuracy.tsv").read_text().splitlines()
+        assert (repo / FOLD_MODEL_DIR / fold / "model.onnx").stat().st_size > 0
+        assert read_json(repo / FOLD_MODEL_DIR / fold / "meta.json")["fold"] == fold
+        curve = (repo / TRAIN_LIVE_DIR / fold / NETWORK / "plots/metrics/train/accuracy.tsv").read_text().splitlines()
         assert len(curve) == 1 + 2  # header + one row per epoch
-    fold_scores = (repo / "reports/train/live/folds/plots/metrics/val_accuracy.tsv").read_text().splitlines()
+    fold_scores = (repo / TRAIN_LIVE_DIR / "folds/plots/metrics/val_accuracy.tsv").read_text().splitlines()
     assert len(fold_scores) == 1 + 2  # header + one row per fold
-    deployable = read_json(repo / "models/meta.json")
+    deployable = read_json(repo / MODEL_DIR / "meta.json")
     assert deployable["fold"] == "all" and deployable["classes"] == EMOTIONS
     assert deployable["trained_on"] == {"corpora": KEPT, "speakers": 6, "clips": clips}
-    split = read_csv(repo / "models/split.csv")
+    split = read_csv(repo / MODEL_DIR / "split.csv")
     assert len(split) == clips and {row["part"] for row in split} == {"train"}  # all the data, nothing held out
     check_functionals_and_inputs(repo, clips)
     for png in [
-        "reports/eval/confusion/all.png", *(f"reports/eval/confusion/{c}.png" for c in CORPORA),
-        f"reports/train/curves/fold1-{NETWORK}.png", f"reports/train/curves/all-{NETWORK}.png", "reports/train/curves/folds.png",
-        "reports/eda/spectrogram_surprise.png",
+        EVAL_DIR / "confusion/all.png", *(EVAL_DIR / f"confusion/{c}.png" for c in CORPORA),
+        TRAIN_CURVES_DIR / f"fold1-{NETWORK}.png", TRAIN_CURVES_DIR / f"all-{NETWORK}.png", TRAIN_CURVES_DIR / "folds.png",
+        EDA_DIR / "spectrogram_surprise.png",
     ]:
         assert (repo / png).read_bytes()[:8] == PNG, png
     for corpus in CORPORA:
-        by_corpus = read_csv(repo / "reports/eval/by_corpus" / f"{corpus}.csv")
+        by_corpus = read_csv(repo / EVAL_DIR / "by_corpus" / f"{corpus}.csv")
         assert len(by_corpus) == KEPT[corpus] and set(by_corpus[0]) == {"actual", "predicted"}
-    assert "reports/metrics.json" in run(["dvc", "metrics", "show", "--json"], repo)
+    assert str(METRICS) in run(["dvc", "metrics", "show", "--json"], repo)
 
 
 def check_functionals_and_inputs(repo: Path, clips: int) -> None:
@@ -227,14 +233,14 @@ def check_functionals_and_inputs(repo: Path, clips: int) -> None:
 
     params = load_params(repo / "params.yaml")
     computed = params.features.functionals
-    assert computed and read_json(repo / "data/features/params.json")["features"]["functionals"] == computed
-    assert sorted(p.name for p in (repo / "data/features").glob("functionals_*.npy")) == sorted(f"functionals_{k}.npy" for k in computed)
+    assert computed and read_json(repo / FEATURE_DIR / "params.json")["features"]["functionals"] == computed
+    assert sorted(p.name for p in (repo / FEATURE_DIR).glob("functionals_*.npy")) == sorted(f"functionals_{k}.npy" for k in computed)
     for kind in computed:
-        described = np.load(repo / "data/features" / f"functionals_{kind}.npy")
+        described = np.load(repo / FEATURE_DIR / f"functionals_{kind}.npy")
         assert described.shape == (clips, SIZES[kind]) and np.isfinite(described).all()
     names = [input_name(member) for member in params.model.member_params()]
     assert any(name.startswith("utterance_") for name in names)
-    for model_dir in ("models", "models/folds/fold1", "models/folds/fold2"):
+    for model_dir in (MODEL_DIR, FOLD_MODEL_DIR / "fold1", FOLD_MODEL_DIR / "fold2"):
         graph = onnx.load(repo / model_dir / "model.onnx").graph
         assert {i.name for i in graph.input} == set(names), model_dir
         meta = read_json(repo / model_dir / "meta.json")
@@ -242,13 +248,13 @@ def check_functionals_and_inputs(repo: Path, clips: int) -> None:
 
 
 def test_calm_clips_are_left_out_and_counted(repo: Path, first_run: str) -> None:
-    summary = read_json(repo / "reports/fetch/summary.json")
+    summary = read_json(repo / FETCH_REPORT_DIR / "summary.json")
     assert summary["clips"] == sum(KEPT.values()) and summary["speakers"] == 6
     assert summary["left_out"] == {"ravdess": {"calm": CALM}}
     assert {corpus: sum(counts.values()) for corpus, counts in summary["kept"].items()} == KEPT
     assert "calm" not in summary["kept"]["ravdess"] and "surprise" in summary["kept"]["ravdess"]
     assert summary["rejected"] == {} and summary["repeated_audio"] == 0
-    rejected = read_csv(repo / "reports/fetch/rejected.csv")
+    rejected = read_csv(repo / FETCH_REPORT_DIR / "rejected.csv")
     assert len(rejected) == CALM
     assert all(row["corpus"] == "ravdess" and "'calm'" in row["reason"] and row["counts_as_rejected"] == "False"
                for row in rejected)
@@ -256,7 +262,7 @@ def test_calm_clips_are_left_out_and_counted(repo: Path, first_run: str) -> None
 
 
 def test_every_speaker_is_tested_once_and_scored_by_corpus_and_speaker(repo: Path, first_run: str) -> None:
-    metrics = read_json(repo / "reports/metrics.json")
+    metrics = read_json(repo / METRICS)
     assert metrics["protocol"] == "speaker" and list(metrics["folds"]) == ["fold1", "fold2"]
     assert set(metrics["by_corpus"]) == set(CORPORA)
     assert set(metrics["by_speaker"]) == set().union(*SPEAKERS.values())
@@ -270,7 +276,7 @@ def test_every_speaker_is_tested_once_and_scored_by_corpus_and_speaker(repo: Pat
         assert 0 <= fold["accuracy"] <= 1 and 0 <= fold["macro_f1"] <= 1 and 0 <= fold["ece"] <= 1
         assert fold["n_val"] > 0 and fold["n_train"] > 0
         assert fold["n_train"] + fold["n_val"] + fold["n_test"] == sum(KEPT.values())
-    predictions = read_csv(repo / "reports/eval/predictions.csv")
+    predictions = read_csv(repo / EVAL_DIR / "predictions.csv")
     columns = ["fold", "file", "corpus", "speaker", "actual", "predicted", "confidence", "served", "adapted_5", "adapted_20"]
     assert list(predictions[0]) == columns + [f"p_{e}" for e in EMOTIONS]
     files = Counter(row["file"] for row in predictions)
@@ -290,7 +296,7 @@ def test_ser_predict_and_info(repo: Path, first_run: str) -> None:
     model reproduces evaluate's probabilities on its held-out TESS speaker through the ONNX export
     (normalized as one speaker, ``--adapt``, as evaluate does; TESS clips fit one window)."""
     ser = str(Path(sys.executable).with_name("ser"))
-    clips = [sorted((repo / "data/raw" / corpus / "audio").rglob("*.*"))[0] for corpus in CORPORA]
+    clips = [sorted((repo / RAW_DIR / corpus / "audio").rglob("*.*"))[0] for corpus in CORPORA]
     predicted = json.loads(run([ser, "predict", "--format", "json", *map(str, clips)], repo))
     assert [p["file"] for p in predicted] == list(map(str, clips))
     for prediction in predicted:
@@ -299,20 +305,20 @@ def test_ser_predict_and_info(repo: Path, first_run: str) -> None:
     info = yaml.safe_load(run([ser, "info"], repo))
     assert info["fold"] == "all" and info["classes"] == EMOTIONS
     assert info["trained_on"]["corpora"] == KEPT
-    metrics = read_json(repo / "reports/metrics.json")
+    metrics = read_json(repo / METRICS)
     assert info["metrics"]["fold"] == "all folds" and info["metrics"]["accuracy"] == metrics["accuracy"]
     assert info["metrics"]["corpus_accuracy"] == {c: s["accuracy"] for c, s in metrics["by_corpus"].items()}
 
-    evaluated = [row for row in read_csv(repo / "reports/eval/predictions.csv") if row["speaker"] == "tess/YAF"]
+    evaluated = [row for row in read_csv(repo / EVAL_DIR / "predictions.csv") if row["speaker"] == "tess/YAF"]
     fold = evaluated[0]["fold"]
-    speaker_clips = sorted((repo / "data/raw/tess/audio").glob("YAF_*/*"))
+    speaker_clips = sorted((repo / RAW_DIR / "tess/audio").glob("YAF_*/*"))
     assert len(speaker_clips) == len(evaluated)
-    model = f"models/folds/{fold}"
+    model = str(FOLD_MODEL_DIR / fold)
     command = [ser, "predict", "--model", model, "--adapt", "--format", "json", *map(str, speaker_clips)]
     predicted = json.loads(run(command, repo))
     rows = {row["file"]: row for row in evaluated}
     for result in predicted:
-        row = rows[str(Path(result["file"]).relative_to(repo / "data/raw"))]
+        row = rows[str(Path(result["file"]).relative_to(repo / RAW_DIR))]
         for label, probability in result["probabilities"].items():
             assert probability == pytest.approx(float(row[f"p_{label}"]), abs=1e-4), (result["file"], label)
     fold_info = yaml.safe_load(run([ser, "info", "--model", model], repo))
@@ -347,8 +353,8 @@ def test_a_clip_added_to_one_corpus_reruns_only_its_fetch(repo: Path, first_run:
     assert stages_run(output) == {"fetch@tess", "labels", "featurize"}
     clips = sum(KEPT.values()) + 1
     assert featurized(output) == (clips, 0, 1, clips - 1)
-    assert f"tess/audio/{NEW_CLIP_FOLDER}/{new.name}," in (repo / "data/features/index.csv").read_text()
-    assert read_json(repo / "reports/fetch/summary.json")["kept"]["tess"]["happy"] == 2 * TESS_PER_FOLDER + 1
+    assert f"tess/audio/{NEW_CLIP_FOLDER}/{new.name}," in (repo / FEATURE_DIR / "index.csv").read_text()
+    assert read_json(repo / FETCH_REPORT_DIR / "summary.json")["kept"]["tess"]["happy"] == 2 * TESS_PER_FOLDER + 1
     assert "up to date" in run(["dvc", "status", "featurize"], repo)
 
 
@@ -369,20 +375,20 @@ def test_queued_corpus_protocol_experiment_tests_each_corpus_once(repo: Path, fi
         assert f"Stage 'fetch@{corpus}' didn't change, skipping" in logs, logs
     assert stages_run(logs) == {"eda", "train", "evaluate"}, logs  # eda: the clip added above
     run(["dvc", "exp", "apply", name], repo)
-    metrics = read_json(repo / "reports/metrics.json")
+    metrics = read_json(repo / METRICS)
     assert metrics["protocol"] == "corpus"
-    assert read_json(repo / "models/meta.json")["model"]["arch"] == "cnn1d"
+    assert read_json(repo / MODEL_DIR / "meta.json")["model"]["arch"] == "cnn1d"
     assert list(metrics["folds"]) == [f"test_{c}" for c in sorted(CORPORA)]
-    predictions = read_csv(repo / "reports/eval/predictions.csv")
+    predictions = read_csv(repo / EVAL_DIR / "predictions.csv")
     assert len({row["file"] for row in predictions}) == len(predictions) == sum(KEPT.values()) + 1
     assert {row["corpus"]: row["fold"] for row in predictions} == {c: f"test_{c}" for c in CORPORA}
     assert Counter((row["corpus"], row["fold"]) for row in predictions) == {
         (c, f"test_{c}"): KEPT[c] + (c == "tess") for c in CORPORA
     }
     for corpus in CORPORA:  # each fold's model learned from the other corpora only
-        trained_on = read_json(repo / "models/folds" / f"test_{corpus}" / "meta.json")["trained_on"]["corpora"]
+        trained_on = read_json(repo / FOLD_MODEL_DIR / f"test_{corpus}" / "meta.json")["trained_on"]["corpora"]
         assert set(trained_on) == set(CORPORA) - {corpus}
-    assert read_json(repo / "models/meta.json")["trained_on"]["corpora"].keys() == set(CORPORA)
+    assert read_json(repo / MODEL_DIR / "meta.json")["trained_on"]["corpora"].keys() == set(CORPORA)
 
 
 def test_a_corpus_removed_from_the_sources_leaves_the_metrics(
@@ -391,21 +397,21 @@ def test_a_corpus_removed_from_the_sources_leaves_the_metrics(
     """labels and what follows rerun (no fetch: the other corpora did not change) and the corpus is gone
     from the manifest, the models and every report."""
     kept = ("tess", "ravdess")
-    set_params(repo, data__sources=sources(repo, subsets, kept), split__protocol="speaker")  # model: cnn1d, as applied
+    set_params(repo, data__sources=sources(repo, subsets, kept), data__maps=maps(kept), split__protocol="speaker")  # model: cnn1d, as applied
     status = run(["dvc", "status"], repo)
     assert "labels:" in status and "fetch@" not in status
     output = run(["dvc", "repro"], repo)
     assert stages_run(output) == {"labels", "eda", "featurize", "train", "evaluate"}
     clips = KEPT["tess"] + 1 + KEPT["ravdess"]
     assert featurized(output) == (clips, 0, 0, clips)  # every clip from the cache
-    manifest = read_csv(repo / "data/manifest.csv")
+    manifest = read_csv(repo / MANIFEST)
     assert {row["corpus"] for row in manifest} == set(kept) and len(manifest) == clips
-    assert set(read_json(repo / "reports/fetch/summary.json")["kept"]) == set(kept)
-    metrics = read_json(repo / "reports/metrics.json")
+    assert set(read_json(repo / FETCH_REPORT_DIR / "summary.json")["kept"]) == set(kept)
+    metrics = read_json(repo / METRICS)
     assert metrics["protocol"] == "speaker" and set(metrics["by_corpus"]) == set(kept)
     assert set(metrics["by_speaker"]) == SPEAKERS["tess"] | SPEAKERS["ravdess"]
-    assert {row["corpus"] for row in read_csv(repo / "reports/eval/predictions.csv")} == set(kept)
-    assert not (repo / "reports/eval/confusion/emovo.png").exists()
-    assert not (repo / "reports/eval/by_corpus/emovo.csv").exists()
-    assert read_json(repo / "models/meta.json")["trained_on"]["corpora"].keys() == set(kept)
+    assert {row["corpus"] for row in read_csv(repo / EVAL_DIR / "predictions.csv")} == set(kept)
+    assert not (repo / EVAL_DIR / "confusion/emovo.png").exists()
+    assert not (repo / EVAL_DIR / "by_corpus/emovo.csv").exists()
+    assert read_json(repo / MODEL_DIR / "meta.json")["trained_on"]["corpora"].keys() == set(kept)
     assert "up to date" in run(["dvc", "status"], repo)

@@ -52,7 +52,7 @@ from ser.featurize import (
 from conftest import write_tone_file
 from ser.corpora import tess
 from ser.fetch import sha256_of
-from ser.params import AudioParams, AugmentParams, FeatureParams, FeaturizeParams, ParamsError, validate_params
+from ser.params import AudioParams, AugmentParams, FeatureParams, FeaturizeRuntime, ParamsError, validate_params
 
 SR = 16_000
 AUDIO = AudioParams(sr=SR, offset=0.1, duration=0.8, res_type="soxr_hq")
@@ -116,8 +116,8 @@ def corpus(tmp_path) -> tuple[Path, pd.DataFrame]:
 
 
 def run_params(cache: str | Path = "", workers: int = 1, batch_size: int = 2, scheduler: str = "",
-               limit_gb: float = 1.0) -> FeaturizeParams:
-    return FeaturizeParams(workers=workers, scheduler=scheduler, batch_size=batch_size, cache=str(cache),
+               limit_gb: float = 1.0) -> FeaturizeRuntime:
+    return FeaturizeRuntime(workers=workers, scheduler=scheduler, batch_size=batch_size, cache=str(cache),
                            cache_limit_gb=limit_gb)
 
 
@@ -699,10 +699,11 @@ def _errors(raw) -> str:
     return str(info.value)
 
 
-def test_params_yaml_featurize_section(repo_params):
-    assert repo_params.featurize.scheduler == ""
-    assert repo_params.featurize.cache  # on by default
-    assert repo_params.featurize.batch_size > 0 and repo_params.featurize.workers >= 0
+def test_params_yaml_featurize_runtime(repo_params):
+    runtime = repo_params.runtime.featurize
+    assert runtime.scheduler == ""
+    assert runtime.cache  # on by default
+    assert runtime.batch_size > 0 and runtime.workers >= 0
 
 
 @pytest.mark.parametrize(
@@ -728,8 +729,8 @@ def test_params_yaml_featurize_section(repo_params):
     ],
 )
 def test_bad_featurize_params_name_the_key(raw_params, key, value):
-    raw_params["featurize"][key] = value
-    assert f"featurize.{key}" in _errors(raw_params)
+    raw_params["runtime"]["featurize"][key] = value
+    assert f"runtime.featurize.{key}" in _errors(raw_params)
 
 
 @pytest.mark.parametrize(
@@ -739,20 +740,25 @@ def test_bad_featurize_params_name_the_key(raw_params, key, value):
      ("cache", ""), ("cache", "/tmp/features"), ("cache_limit_gb", 0.5), ("cache_limit_gb", 1)],
 )
 def test_good_featurize_params(raw_params, key, value):
-    raw_params["featurize"][key] = value
-    assert getattr(validate_params(raw_params).featurize, key) == value
+    raw_params["runtime"]["featurize"][key] = value
+    assert getattr(validate_params(raw_params).runtime.featurize, key) == value
 
 
 def test_unknown_featurize_key(raw_params):
-    raw_params["featurize"]["threads"] = 2
-    assert "featurize.threads: unknown key" in _errors(raw_params)
+    raw_params["runtime"]["featurize"]["threads"] = 2
+    assert "runtime.featurize.threads: unknown key" in _errors(raw_params)
 
 
-def test_missing_featurize_key_and_section(raw_params):
-    del raw_params["featurize"]["cache"]
-    assert "featurize.cache: missing" in _errors(raw_params)
-    del raw_params["featurize"]
-    assert "featurize: missing" in _errors(raw_params)
+def test_a_missing_featurize_setting_takes_its_default(raw_params):
+    del raw_params["runtime"]["featurize"]["cache"]
+    assert validate_params(raw_params).runtime.featurize.cache == "~/.cache/ser/features"
+    del raw_params["runtime"]["featurize"]
+    assert validate_params(raw_params).runtime.featurize.workers == 0
+
+
+def test_the_old_featurize_section_is_refused(raw_params):
+    raw_params["featurize"] = raw_params["runtime"]["featurize"]
+    assert "featurize: unknown key" in _errors(raw_params)
 
 
 def test_a_rerun_from_the_cache_starts_no_worker_process(corpus, tmp_path, monkeypatch):

@@ -22,7 +22,7 @@ from ser.features import FEATURES_FILE, FUNCTIONALS_FILE, INDEX_FILE, load_funct
 from ser.fetch import sha256_of
 from ser.functionals import FEATURE_SETS, MIN_SECONDS, SIZES, extractor, functional_sets, functionals
 from ser.featurize import FeatureCache, FeaturizeError, Settings, featurize_corpus
-from ser.params import AudioParams, AugmentParams, FeatureParams, FeaturizeParams
+from ser.params import AudioParams, AugmentParams, FeatureParams, FeaturizeRuntime
 from ser.tables import read_clips
 
 SR = 16_000
@@ -35,8 +35,8 @@ def feature_params(sets: tuple[str, ...] = ("egemaps",)) -> FeatureParams:
     return FeatureParams(kind="mfcc", n_mfcc=13, n_mels=40, n_fft=512, hop_length=256, functionals=list(sets))
 
 
-def run_params(cache: str | Path = "") -> FeaturizeParams:
-    return FeaturizeParams(workers=1, scheduler="", batch_size=2, cache=str(cache), cache_limit_gb=1.0)
+def run_params(cache: str | Path = "") -> FeaturizeRuntime:
+    return FeaturizeRuntime(workers=1, scheduler="", batch_size=2, cache=str(cache), cache_limit_gb=1.0)
 
 
 @pytest.fixture(autouse=True)

@@ -62,8 +62,8 @@ def raw(tmp_path_factory, write_tone) -> Path:
 def _data(order=("tess", "ravdess", "emovo"), emotions=CLASSES, maps=None) -> DataParams:
     maps = maps or {}
     return DataParams(
-        sources={name: SourceParams(recipe=name, source=f"unused/{name}", map=maps.get(name, {})) for name in order},
-        emotions=list(emotions), max_rejected_fraction=0.01,
+        sources={name: SourceParams(recipe=name, source=f"unused/{name}") for name in order},
+        emotions=list(emotions), maps=maps, max_rejected_fraction=0.01,
     )
 
 

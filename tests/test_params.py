@@ -74,8 +74,8 @@ def test_load_params_on_repo_file():
     assert params.model_dump(exclude_unset=True) == raw
     assert list(params.data.sources) == list(raw["data"]["sources"])  # order kept: it decides repeated audio
     tess = params.data.sources["tess"]
-    assert (tess.recipe, tess.sha256, tess.map) == ("tess", "", {})
-    assert params.data.sources["ravdess"].map == {"calm": None}
+    assert (tess.recipe, tess.sha256, params.data.map_of("tess")) == ("tess", "", {})
+    assert params.data.map_of("ravdess") == {"calm": None}
     assert params.audio.n_samples == round(raw["audio"]["duration"] * raw["audio"]["sr"])
 
 
@@ -184,8 +184,10 @@ def test_not_a_mapping():
         (("data", "sources", "tess"), "../shared/data/tess", "'../shared/data/tess'"),
         (("data", "sources", "tess", "source"), 42, "42"),
         (("data", "sources", "tess", "recipe"), None, "None"),
-        (("data", "sources", "ravdess", "map"), ["calm"], "['calm']"),
-        (("data", "sources", "ravdess", "map", "calm"), 1, "1"),
+        (("data", "maps", "ravdess"), ["calm"], "['calm']"),
+        (("data", "maps", "ravdess", "calm"), 1, "1"),
+        (("runtime", "featurize", "workers"), "2", "'2'"),
+        (("runtime", "train", "workers"), 1.5, "1.5"),
         (("data", "emotions"), "angry", "'angry'"),
         (("data", "emotions", 0), 1, "1"),
         (("data", "max_rejected_fraction"), "0.01", "'0.01'"),
@@ -375,30 +377,47 @@ def test_unknown_recipe_lists_the_recipes(raw_params, recipe):
     ("label", "target"), [("calm", "relaxed"), ("calm", "Neutral"), ("surprised", "surprised"), ("ps", "")],
 )
 def test_map_onto_a_class_not_in_emotions(raw_params, label, target):
-    raw_params["data"]["sources"]["ravdess"]["map"] = {"fearful": "fear", label: target}
+    raw_params["data"]["maps"]["ravdess"] = {"fearful": "fear", label: target}
     message = _errors(raw_params)
-    assert "data: sources.ravdess.map maps onto classes not in data.emotions" in message
+    assert "data: maps.ravdess maps onto classes not in data.emotions" in message
     assert repr({label: target}) in message  # only the wrong entry, by its key
     assert "fearful" not in message.split("(got")[0]
     assert ", ".join(raw_params["data"]["emotions"]) in message  # what the classes are
 
 
 def test_map_onto_a_class_removed_from_emotions(raw_params):
-    raw_params["data"]["sources"]["ravdess"]["map"] = {"calm": "neutral"}
+    raw_params["data"]["maps"]["ravdess"] = {"calm": "neutral"}
     raw_params["data"]["emotions"].remove("neutral")
-    assert "sources.ravdess.map maps onto classes not in data.emotions: {'calm': 'neutral'}" in _errors(raw_params)
+    assert "maps.ravdess maps onto classes not in data.emotions: {'calm': 'neutral'}" in _errors(raw_params)
+
+
+def test_a_map_for_a_corpus_not_in_the_sources(raw_params):
+    raw_params["data"]["maps"]["crema"] = {"calm": None}
+    assert "data: maps names corpora not in data.sources: ['crema']" in _errors(raw_params)
+
+
+def test_a_map_inside_a_source_points_to_data_maps(raw_params):
+    raw_params["data"]["sources"]["ravdess"]["map"] = {"calm": None}
+    assert "map is not a source key: a corpus's label map goes in data.maps.<corpus>" in _errors(raw_params)
 
 
 @pytest.mark.parametrize("mapping", [{}, {"calm": None}, {"calm": "neutral"}, {"surprised": None, "calm": "neutral", "bored": "sad"}])
 def test_good_maps(raw_params, mapping):
-    raw_params["data"]["sources"]["ravdess"]["map"] = mapping
-    assert validate_params(raw_params).data.sources["ravdess"].map == mapping
+    raw_params["data"]["maps"]["ravdess"] = mapping
+    assert validate_params(raw_params).data.map_of("ravdess") == mapping
 
 
-def test_map_and_sha256_are_optional(raw_params):
+def test_maps_and_sha256_are_optional(raw_params):
     raw_params["data"]["sources"]["ravdess"] = {"recipe": "ravdess", "source": "corpus.zip"}
-    source = validate_params(raw_params).data.sources["ravdess"]
-    assert (source.sha256, source.map) == ("", {})
+    del raw_params["data"]["maps"]
+    params = validate_params(raw_params)
+    assert (params.data.sources["ravdess"].sha256, params.data.map_of("ravdess")) == ("", {})
+
+
+def test_runtime_settings_are_optional(raw_params):
+    del raw_params["runtime"]
+    runtime = validate_params(raw_params).runtime
+    assert (runtime.featurize.workers, runtime.featurize.scheduler, runtime.train.workers) == (0, "", 0)
 
 
 @pytest.mark.parametrize("name", ["TESS", "1tess", "my-corpus", "my corpus", "_tess", "tess\n", "crema.d", "é"])
@@ -438,14 +457,13 @@ def test_repeated_emotions(raw_params):
 @pytest.mark.parametrize("emotions", [[], ["angry"], [f"e{k}" for k in range(65)]])
 def test_number_of_emotions(raw_params, emotions):
     raw_params["data"]["emotions"] = emotions
-    for source in raw_params["data"]["sources"].values():
-        source["map"] = {}
+    raw_params["data"]["maps"] = {}
     assert "data.emotions" in _errors(raw_params)
 
 
 def test_emotions_order_is_kept(raw_params):
     raw_params["data"]["emotions"] = ["sad", "angry", "calm"]
-    raw_params["data"]["sources"]["ravdess"]["map"] = {"calm": "calm"}
+    raw_params["data"]["maps"]["ravdess"] = {"calm": "calm"}
     assert validate_params(raw_params).data.emotions == ["sad", "angry", "calm"]
 
 

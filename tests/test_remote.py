@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.common import project_copy, set_params
+from ser.paths import FEATURE_DIR, MANIFEST, METRICS, MODEL_DIR, RAW_DIR
 from s3server import WEED, S3Server, seaweedfs
 from test_e2e import command_env, read_json, run, run_queue, sources, stages_run, subsets  # noqa: F401 - subsets: the fixture
 
@@ -28,7 +29,7 @@ pytestmark = [
 BUCKET = "ser"
 REMOTE, REMOTE_URL = "team", f"s3://{BUCKET}/dvc"
 ACCESS_KEY, SECRET_KEY = "ser-test", "ser-test-secret"
-CACHED = ("data/raw", "data/manifest.csv", "data/features", "models")
+CACHED = (RAW_DIR, MANIFEST, FEATURE_DIR, MODEL_DIR)
 """The pipeline's outputs that DVC caches (and pushes); the reports are in git."""
 EXPERIMENT, FILTERS = "filters-32", 32
 
@@ -50,8 +51,8 @@ def source(subsets: dict[str, Path], s3: S3Server) -> Path:
     # user's ~/.cache
     set_params(
         repo, data__sources=sources(repo, subsets), features__functionals=[], augment__copies=0,
-        model__arch="cnn1d", model__members=[], train__epochs=2, train__workers=1, split__folds=2,
-        featurize__cache=str(base / "feature-cache"),
+        model__arch="cnn1d", model__members=[], train__epochs=2, runtime__train__workers=1, split__folds=2,
+        runtime__featurize__cache=str(base / "feature-cache"),
     )
     run(["dvc", "remote", "add", "--default", REMOTE, REMOTE_URL], repo)
     run(["dvc", "remote", "modify", REMOTE, "endpointurl", s3.endpoint], repo)
@@ -135,9 +136,9 @@ def test_a_queued_experiment_pushed_and_pulled_applies_in_the_clone_as_it_ran(so
     run(["dvc", "exp", "push", "origin", EXPERIMENT], source)
     run(["dvc", "exp", "pull", "origin", EXPERIMENT], clone)
     run(["dvc", "exp", "apply", EXPERIMENT], clone)
-    for path in ("dvc.lock", "params.yaml", "reports/metrics.json"):
+    for path in ("dvc.lock", "params.yaml", str(METRICS)):
         assert (clone / path).read_text() == experiment_file(source, EXPERIMENT, path), path
-    assert read_json(clone / "models/meta.json")["model"]["filters"] == FILTERS
+    assert read_json(clone / MODEL_DIR / "meta.json")["model"]["filters"] == FILTERS
     assert "up to date" in run(["dvc", "status"], clone)
     assert stages_run(run(["dvc", "repro"], clone)) == set()
 

@@ -3,8 +3,8 @@
 A recipe reads the speaker, the text (word or sentence id) and the emotion *as
 the corpus names it* (``ps``, ``fearful``, ``gio``...) from each file; the
 ``labels`` step later maps those names onto ``data.emotions`` with the
-recipe's default mapping (:attr:`Recipe.emotions`), which a source's ``map`` in
-``params.yaml`` can change. A file a recipe cannot label becomes an entry with
+recipe's default mapping (:attr:`Recipe.emotions`), which the corpus's map in
+``data.maps`` can change. A file a recipe cannot label becomes an entry with
 the reason, never a silent omission.
 
 Recipes: ``tess``, ``ravdess``, ``emovo``, ``cremad``, ``savee``, ``emodb``
@@ -109,7 +109,7 @@ def recipes() -> dict[str, Recipe]:
 def standard_emotion(recipe: Recipe, label: str, overrides: Mapping[str, str | None], classes: tuple[str, ...]) -> str | None:
     """The class in ``classes`` that a corpus's ``label`` maps onto, or None (left out).
 
-    ``overrides`` (a source's ``map``) comes first, then the recipe's mapping; a
+    ``overrides`` (the corpus's map in ``data.maps``) comes first, then the recipe's mapping; a
     label that is itself one of ``classes`` maps onto itself.
     """
     for mapping in (overrides, recipe.emotions):
