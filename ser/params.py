@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 RESAMPLERS = ("soxr_vhq", "soxr_hq", "soxr_mq", "soxr_lq", "soxr_qq", "polyphase", "fft", "scipy")
 PROTOCOLS = ("speaker", "corpus", "text", "random")
-RECIPES = ("tess", "ravdess", "emovo", "cremad", "savee", "emodb", "csv")
+RECIPES = ("tess", "ravdess", "emovo", "cremad", "savee", "emodb", "ased", "nemo", "csv")
 """The corpus recipes of :mod:`ser.corpora`, by name."""
 RESERVED_CORPUS = "all"
 """What the reports call all corpora together (``confusion/all.png``): not a corpus name."""

@@ -254,7 +254,7 @@ def create_app(predictor: Predictor, limits: ServeParams = ServeParams()) -> Fas
                    503: {"description": "as many uploads in flight as the server takes: retry after Retry-After seconds"}},
     )
     def predict(
-        file: UploadFile = File(description="a clip: WAV, FLAC, OGG, AIFF or MP3, any rate, mono or stereo"),
+        file: UploadFile = File(description="a clip: WAV, FLAC, OGG (Vorbis or Opus), AIFF or MP3, any rate, mono or stereo"),
         visuals: bool = Query(False, description="also return the waveform and mel spectrogram for display"),
     ) -> JSONResponse:
         """The emotion of the uploaded clip, every class's probability, and its windows'."""

@@ -188,6 +188,36 @@ def test_a_second_upload_replaces_the_first_answer(page, base_url, tess_dir, wri
     assert page.text_content("#clip").startswith(tone.name)
 
 
+def test_uploading_an_ogg_opus_clip_shows_the_apis_answer(page, base_url, tmp_path):
+    """Ogg Opus (nEMO's and ASED's shared copies): the file input offers it, and the page shows the API's answer."""
+    import soundfile as sf
+
+    from conftest import make_tone
+
+    path = tmp_path / "voice.opus"
+    sf.write(path, make_tone(16000, 2.5, seed=7), 16000, format="OGG", subtype="OPUS")
+    expected = api_predict(base_url, path)
+    accept = page.get_attribute("#file", "accept").split(",")
+    assert ".opus" in accept and ".oga" in accept
+
+    page.set_input_files("#file", str(path))
+    page.wait_for_function("document.getElementById('status').textContent === 'Scored voice.opus.'")
+    assert page.is_visible("#result")
+    assert page.is_hidden("#error")
+    assert page.text_content("#emotion").lower() == expected["emotion"]
+    assert page.text_content("#clip") == f"voice.opus, {expected['duration']:.2f} s"
+    bars = chart(page)
+    assert sorted(bar["label"] for bar in bars) == list(CLASSES)
+    assert [bar["label"] for bar in bars if bar["top"]] == [expected["emotion"]]
+    for bar in bars:
+        assert bar["p"] == pytest.approx(expected["probabilities"][bar["label"]], abs=1e-6)
+    for canvas in ("waveform", "spectrogram"):
+        pixels = page.evaluate(CANVAS_PIXELS, canvas)
+        assert pixels["painted"] > 0.01 * pixels["pixels"], (canvas, pixels)
+    assert page.recorded.console_errors == []
+    assert page.recorded.page_errors == []
+
+
 def test_the_page_says_what_the_model_was_trained_on(page):
     """Corpora, speakers and classes of the deployable model, from /api/model."""
     info = page.text_content("#model-info")

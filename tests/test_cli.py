@@ -167,6 +167,30 @@ def test_predict_directory_recursively(capsys, model, tmp_path, write_tone):
     assert ".txt" in notes[0] and "(no suffix)" in notes[0]
 
 
+def test_predict_ogg_opus_clips(capsys, model, predictor, tmp_path):
+    """Ogg Opus (nEMO's and ASED's shared copies, most voice calls): a file and a folder of them are
+    scored as the library scores them, ``.opus`` and ``.oga`` alike."""
+    from conftest import make_tone
+
+    root = tmp_path / "opus"
+    root.mkdir()
+    paths = [root / "voice.opus", root / "other.oga"]
+    for seed, path in enumerate(paths, start=30):
+        sf.write(path, make_tone(16000, 4.0, seed=seed), 16000, format="OGG", subtype="OPUS")
+        assert sf.info(str(path)).subtype == "OPUS"
+    code, out, err = run(capsys, "predict", str(paths[0]), "--model", model, "--format", "json")
+    assert (code, error_lines(err)) == (0, [])
+    (row,) = json.loads(out)
+    expected = predictor.predict_file(paths[0])
+    assert row["file"] == str(paths[0])
+    assert row["emotion"] == expected.emotion
+    assert row["duration"] == pytest.approx(4.0, abs=1e-3)
+    assert [row["probabilities"][e] for e in expected.classes] == pytest.approx(expected.probabilities.tolist(), abs=1e-6)
+    code, out, err = run(capsys, "predict", str(root), "--model", model, "--format", "csv")
+    assert (code, error_lines(err)) == (0, [])
+    assert sorted(r["file"] for r in read_csv(out)) == sorted(str(p) for p in paths)
+
+
 def test_directory_note_lists_only_the_suffixes_it_skipped(capsys, model, tmp_path, write_tone):
     """Audio files with an upper-case suffix are scored, so the note must not call them skipped."""
     root = tmp_path / "upper"

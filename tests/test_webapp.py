@@ -145,6 +145,25 @@ def test_synthetic_uploads_of_any_format_rate_and_channels_match_the_library(
     assert_same_as_library(body, predictor, path)
 
 
+@pytest.mark.parametrize(("name", "sr"), [("voice.opus", 16000), ("call.oga", 48000), ("nemo-like.opus", 24000)])
+def test_an_ogg_opus_upload_matches_the_library(client, predictor, tmp_path, name, sr):
+    """Ogg Opus (nEMO's and ASED's shared copies, most voice calls) is scored as the library scores it."""
+    path = tmp_path / name
+    sf.write(path, make_tone(sr, 2.5, seed=6), sr, format="OGG", subtype="OPUS")
+    assert sf.info(str(path)).subtype == "OPUS"
+    response = upload(client, name, path.read_bytes())
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert_prediction(body, name)
+    assert body["duration"] == pytest.approx(2.5, abs=2e-3)
+    assert_same_as_library(body, predictor, path)
+
+
+def test_the_pages_file_input_accepts_ogg_opus(client):
+    accept = re.search(r'<input id="file" type="file" accept="([^"]*)"', client.get("/").text)[1].split(",")
+    assert {".opus", ".oga", ".ogg", ".wav", ".flac", ".mp3"} <= set(accept)
+
+
 def test_stereo_is_scored_as_the_mean_of_its_channels(client, tmp_path):
     stereo = make_tone(22050, 1.5, channels=2, seed=5)
     mono = stereo.mean(axis=1)

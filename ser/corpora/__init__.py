@@ -7,8 +7,9 @@ recipe's default mapping (:attr:`Recipe.emotions`), which the corpus's map in
 ``data.maps`` can change. A file a recipe cannot label becomes an entry with
 the reason, never a silent omission.
 
-Recipes: ``tess``, ``ravdess``, ``emovo``, ``cremad``, ``savee``, ``emodb``
-(labels from file names) and ``csv`` (labels from a CSV, for any other corpus
+Recipes: ``tess``, ``ravdess``, ``emovo``, ``cremad``, ``savee``, ``emodb``, ``ased``
+(labels from file names), ``nemo`` (labels from file names, transcripts from
+its ``data.tsv``) and ``csv`` (labels from a CSV, for any other corpus
 and for your own recordings).
 """
 
@@ -101,9 +102,9 @@ class Recipe(Protocol):
 
 def recipes() -> dict[str, Recipe]:
     """Every recipe by name."""
-    from ser.corpora import cremad, emodb, emovo, ravdess, savee, table, tess
+    from ser.corpora import ased, cremad, emodb, emovo, nemo, ravdess, savee, table, tess
 
-    return {module.RECIPE.name: module.RECIPE for module in (tess, ravdess, emovo, cremad, savee, emodb, table)}
+    return {module.RECIPE.name: module.RECIPE for module in (tess, ravdess, emovo, cremad, savee, emodb, ased, nemo, table)}
 
 
 def standard_emotion(recipe: Recipe, label: str, overrides: Mapping[str, str | None], classes: tuple[str, ...]) -> str | None:

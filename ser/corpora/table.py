@@ -52,22 +52,29 @@ def decoded(path: Path) -> str:
         raise LabelError(f"{path} line {line}: not a readable CSV (byte 0x{byte:02x} is not UTF-8; save it as UTF-8)") from None
 
 
-def read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
-    """The CSV's rows as (line where the row starts, dict), blank lines skipped; ``LabelError`` naming
-    the file (and the line) if it cannot be read or lacks a column."""
-    reader = csv.reader(io.StringIO(decoded(path), newline=""), strict=True)
-    rows: list[tuple[int, dict[str, str]]] = []
-    columns: list[str] = []
+def delimited_lines(path: Path, delimiter: str = ",") -> Iterator[tuple[int, list[str]]]:
+    """Each line of a CSV (or, with ``delimiter="\\t"``, a TSV) but blank ones, as (the line where it
+    starts, its fields); ``LabelError`` naming the file and the line if it cannot be read."""
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    reader = csv.reader(io.StringIO(decoded(path), newline=""), delimiter=delimiter, strict=True)
     while True:
         line = reader.line_num + 1
         try:
             fields = next(reader, None)
         except csv.Error as exc:
-            raise LabelError(f"{path} line {line}: not a readable CSV ({exc})") from None
+            raise LabelError(f"{path} line {line}: not a readable {kind} ({exc})") from None
         if fields is None:
-            break
-        if not fields:  # a blank line
-            continue
+            return
+        if fields:
+            yield line, fields
+
+
+def read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """The CSV's rows as (line where the row starts, dict), blank lines skipped; ``LabelError`` naming
+    the file (and the line) if it cannot be read or lacks a column."""
+    rows: list[tuple[int, dict[str, str]]] = []
+    columns: list[str] = []
+    for line, fields in delimited_lines(path):
         if not columns:
             columns = [c.strip() for c in fields]
             continue
