@@ -9,7 +9,10 @@ Protocols (``split.protocol``):
   each corpus is tested on a model trained on all the others; otherwise the
   models train on the named corpora only and each other corpus is tested.
 - ``text``: about ``split.test_fraction`` of each corpus's texts (words or
-  sentences) are held out, for every speaker.
+  sentences) are held out, for every speaker. A text that its corpus speaks
+  in a single emotion (ASED's emotion-specific sentences) gives its label
+  away to anything that hears the words: it is never held out (test or
+  validation) and stays in training (:func:`single_emotion_texts` counts them).
 - ``random``: a share of clips, stratified by corpus and emotion (the same
   speakers and texts on both sides: no measure of new voices).
 
@@ -54,20 +57,43 @@ def speaker_folds(index: pd.DataFrame, folds: int, seed: int) -> list[list[str]]
     return [sorted(fold) for fold in dealt]
 
 
+def single_emotion_texts(index: pd.DataFrame) -> pd.DataFrame:
+    """The texts that their corpus speaks in a single emotion, per corpus: columns ``corpus``,
+    ``texts`` (how many) and ``clips`` (theirs); only corpora that have some, sorted by corpus."""
+    emotions = index.groupby(["corpus", "text"], sort=True)["emotion"].agg(["nunique", "size"])
+    single = emotions[emotions["nunique"] == 1]
+    summary = single.groupby(level="corpus", sort=True)["size"].agg(["count", "sum"])
+    return summary.rename(columns={"count": "texts", "sum": "clips"}).reset_index().astype({"texts": int, "clips": int})
+
+
+def single_emotion_note(index: pd.DataFrame) -> str:
+    """What the text protocol keeps in training because its words give the emotion away ("" if nothing)."""
+    kept = single_emotion_texts(index)
+    if kept.empty:
+        return ""
+    counts = "; ".join(f"{row.corpus}: {row.texts} texts, {row.clips} clips" for row in kept.itertuples())
+    return f"split: texts spoken in a single emotion stay in training, never held out ({counts})"
+
+
 def held_out_texts(index: pd.DataFrame, fraction: float, seed: int, key: str) -> np.ndarray:
     """Mask of the rows whose text is among about ``fraction`` of its corpus's texts (at least one
-    for a corpus with two texts or more, none for a corpus with a single text)."""
+    for a corpus with two texts or more, none for a corpus with a single text).
+
+    Only texts that the corpus speaks in several emotions can be held out: one spoken in a single
+    emotion gives its label away to anything that hears the words, so it stays unmasked (see
+    :func:`single_emotion_texts`); ``fraction`` is a share of the others."""
     mask = np.zeros(len(index), dtype=bool)
     rng = np.random.default_rng(seed)
     for corpus, rows in index.groupby("corpus", sort=True):
-        texts = np.array(sorted(rows["text"].unique()))
+        emotions = rows.groupby("text", sort=True)["emotion"].nunique()
+        texts = np.array(sorted(emotions.index[emotions > 1]))
         count = max(1, _share(fraction, len(texts))) if len(texts) > 1 else 0
         if count >= len(texts) > 1:
             raise ParamsError(f"{key}: {fraction} of {corpus}'s {len(texts)} texts leaves none for training")
         held_out = rng.permutation(texts)[:count]
         mask[rows.index[rows["text"].isin(held_out)].to_numpy()] = True
     if not mask.any():
-        raise ParamsError(f"{key}: no corpus has two texts or more to hold some out")
+        raise ParamsError(f"{key}: no corpus has two texts or more, each spoken in several emotions, to hold some out")
     return mask
 
 

@@ -21,7 +21,7 @@ from ser.folds import (
 )
 from ser.inference import DEPLOYABLE_FOLD
 from ser.params import load_params
-from ser.split import TRAIN, fold_parts
+from ser.split import TRAIN, fold_parts, single_emotion_note
 
 FEATURE_DIR, MODEL_DIR, FOLD_MODEL_DIR = paths.FEATURE_DIR, paths.MODEL_DIR, paths.FOLD_MODEL_DIR
 REPORT_DIR, LIVE_DIR, CURVES_DIR, METRICS = (
@@ -64,7 +64,9 @@ def fit(name: str, epochs: dict | None = None, temperature: float | None = None)
 
 
 def main() -> None:
-    params, _, _, _, folds = inputs()
+    params, _, index, _, folds = inputs()
+    if params.split.protocol == "text" and (note := single_emotion_note(index)):
+        print(note)
     workers = parallel_workers(params.runtime.train.workers, len(folds))
     summary = dict(zip(folds, run_parallel(fit, [(fold,) for fold in folds], workers)))
     epochs = deployable_epochs(summary, params.train)

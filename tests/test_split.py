@@ -12,8 +12,8 @@ import pytest
 
 from ser.params import ParamsError, SplitParams
 from ser.split import (
-    TEST, TRAIN, UNUSED, VALIDATION, assign_parts, fold_parts, fold_tests, held_out_texts, speaker_folds,
-    validation_speakers,
+    TEST, TRAIN, UNUSED, VALIDATION, assign_parts, fold_parts, fold_tests, held_out_texts, single_emotion_note,
+    single_emotion_texts, speaker_folds, validation_speakers,
 )
 
 CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
@@ -389,6 +389,99 @@ def test_text_protocol_needs_training_texts():
     few = make_index({"tess": (("OAF", "YAF"), ("a", "b"))})
     with pytest.raises(ParamsError, match="split.test_fraction"):
         fold_parts(few, _split("text", test_fraction=0.8))
+
+
+# --- text: texts spoken in a single emotion ---------------------------------------------------------
+
+
+def _old_held_out_texts(index: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
+    """held_out_texts before texts spoken in a single emotion were kept in training (the reference)."""
+    mask = np.zeros(len(index), dtype=bool)
+    rng = np.random.default_rng(seed)
+    for _, rows in index.groupby("corpus", sort=True):
+        texts = np.array(sorted(rows["text"].unique()))
+        count = max(1, _share(fraction, len(texts))) if len(texts) > 1 else 0
+        mask[rows.index[rows["text"].isin(rng.permutation(texts)[:count])].to_numpy()] = True
+    return mask
+
+
+# what the text protocol held out of make_index() before the rule (seed -> part -> corpus -> texts)
+BEFORE_THE_RULE = {
+    0: {TEST: {"emovo": ["l1"], "ravdess": ["kids"], "tess": ["w02", "w08"]},
+        VALIDATION: {"emovo": ["b1"], "ravdess": [], "tess": ["w03", "w05"]}},
+    42: {TEST: {"emovo": ["l1"], "ravdess": ["dogs"], "tess": ["w00", "w07"]},
+         VALIDATION: {"emovo": ["b2"], "ravdess": [], "tess": ["w01", "w04"]}},
+}
+
+
+@pytest.mark.parametrize("seed", sorted(BEFORE_THE_RULE))
+def test_corpora_whose_texts_are_spoken_in_several_emotions_split_as_before(index, seed):
+    """TESS, RAVDESS, EMOVO: every text in every emotion, so the rule changes nothing, row for row."""
+    assert single_emotion_texts(index).empty and single_emotion_note(index) == ""
+    parts = fold_parts(index, _split("text", seed=seed))["text"]
+    for part, corpora in BEFORE_THE_RULE[seed].items():
+        for corpus, texts in corpora.items():
+            rows = (index["corpus"] == corpus).to_numpy() & (parts == part)
+            assert sorted(index.loc[rows, "text"].unique()) == texts, (part, corpus)
+    for fraction in (0.1, 0.2, 0.3, 0.5):
+        np.testing.assert_array_equal(held_out_texts(index, fraction, seed, "k"), _old_held_out_texts(index, fraction, seed))
+        pool = index[parts != TEST].reset_index(drop=True)
+        np.testing.assert_array_equal(held_out_texts(pool, fraction, seed, "k"), _old_held_out_texts(pool, fraction, seed))
+
+
+ASED_LIKE = ("angry", "fear", "happy", "neutral", "sad")
+
+
+def _ased_like(speakers=("01", "02", "03", "04")) -> pd.DataFrame:
+    """Two common sentences in every emotion, five emotion-specific ones per emotion (as ASED)."""
+    rows = []
+    for number, emotion in enumerate(ASED_LIKE, 1):
+        for speaker in speakers:
+            for text in ["01", "02", *(f"{number:02d}-{s:02d}" for s in range(3, 8))]:
+                rows += [{"file": f"ased/{number}/{speaker}-{text}-{r}.opus", "corpus": "ased", "speaker": f"ased/{speaker}",
+                          "text": text, "emotion": emotion} for r in (1, 2)]
+    return pd.DataFrame(rows)
+
+
+def test_single_emotion_texts_counts_texts_and_clips_per_corpus(index):
+    mixed = pd.concat([index, _ased_like()], ignore_index=True)
+    kept = single_emotion_texts(mixed)
+    assert kept.to_dict("records") == [{"corpus": "ased", "texts": 25, "clips": 25 * 4 * 2}]
+    assert single_emotion_note(mixed) == (
+        "split: texts spoken in a single emotion stay in training, never held out (ased: 25 texts, 200 clips)"
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 42])
+def test_texts_spoken_in_a_single_emotion_are_never_held_out(index, seed):
+    mixed = pd.concat([index, _ased_like()], ignore_index=True).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    parts = fold_parts(mixed, _split("text", seed=seed))["text"]
+    ased = (mixed["corpus"] == "ased").to_numpy()
+    specific = ased & mixed["text"].str.contains("-").to_numpy()
+    assert (parts[specific] == TRAIN).all()  # never tested nor validated
+    assert set(mixed.loc[ased & (parts == TEST), "text"]) in ({"01"}, {"02"})  # 1 of the 2 common sentences
+    assert set(mixed.loc[ased & (parts == TEST), "emotion"]) == set(ASED_LIKE)
+    assert not (ased & (parts == VALIDATION)).any()  # the other common sentence is ASED's only one left to validate
+    for corpus in CORPORA:  # the other corpora still hold out texts of their own
+        rows = (mixed["corpus"] == corpus).to_numpy()
+        assert {TRAIN, TEST} <= set(parts[rows]), corpus
+
+
+def test_held_out_texts_never_masks_a_single_emotion_text():
+    ased = _ased_like()
+    for seed in range(5):
+        mask = held_out_texts(ased, 0.5, seed, "split.test_fraction")
+        assert set(ased.loc[mask, "text"]) in ({"01"}, {"02"})
+
+
+def test_a_corpus_whose_texts_are_all_single_emotion_cannot_be_held_out():
+    only = _ased_like()
+    only = only[only["text"].str.contains("-")]
+    with pytest.raises(ParamsError, match="several emotions"):
+        held_out_texts(only, 0.2, 0, "split.test_fraction")
+    # alone, ASED's two common sentences give a test text but none to validate on: the error says so
+    with pytest.raises(ParamsError, match="split.validation_fraction.*several emotions"):
+        fold_parts(_ased_like(), _split("text"))
 
 
 # --- random -----------------------------------------------------------------------------------------
