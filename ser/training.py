@@ -137,6 +137,24 @@ def fold_data(clips: Clips, parts: np.ndarray, params: ModelParams, classes: Seq
     )
 
 
+class FoldLive(Live):
+    """dvclive's logger for one of several training processes run side by side.
+
+    Inside ``dvc repro`` every dvclive logger writes one shared signal file
+    (``.dvc/tmp/exps/run/DVCLIVE_STEP_COMPLETED``) at each step and removes it at
+    its end, checking first that it exists: two folds ending together can both
+    see it and one fails to remove it. That file is removed either way, so
+    its absence is no error here.
+    """
+
+    def end(self) -> None:
+        try:
+            super().end()
+        except FileNotFoundError as exc:
+            if Path(exc.filename or "").name != "DVCLIVE_STEP_COMPLETED":
+                raise
+
+
 def _callbacks(params: TrainParams, live_dir: Path | None, validate: bool) -> list[keras.callbacks.Callback]:
     callbacks: list[keras.callbacks.Callback] = []
     if params.early_stopping and validate:
@@ -144,7 +162,7 @@ def _callbacks(params: TrainParams, live_dir: Path | None, validate: bool) -> li
     if params.reduce_lr and validate:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=params.reduce_lr, min_lr=1e-5))
     if live_dir is not None:
-        callbacks.append(DVCLiveCallback(live=Live(str(live_dir), dvcyaml=False, save_dvc_exp=False)))
+        callbacks.append(DVCLiveCallback(live=FoldLive(str(live_dir), dvcyaml=False, save_dvc_exp=False)))
     return callbacks
 
 

@@ -21,6 +21,7 @@ from ser.folds import deployable_epochs, mean_summary
 from ser.training import (  # noqa: E402
     Clips,
     FoldData,
+    FoldLive,
     Member,
     _callbacks,
     encode_labels,
@@ -673,3 +674,22 @@ def test_evaluate_model_serves_each_classifier_its_own_set(trained_classifiers, 
     expected = ensemble.calibrated(np.mean(outputs, axis=0), trained.temperature)
     np.testing.assert_allclose(predictions[[f"p_{c}" for c in CLASSES]].to_numpy(), expected, atol=1e-4)
     assert np.abs(outputs[0] - outputs[1]).max() > 1e-3
+
+
+@pytest.mark.parametrize(("missing", "tolerated"), [("DVCLIVE_STEP_COMPLETED", True), ("metrics.json", False)])
+def test_a_fold_logger_tolerates_another_fold_removing_dvclives_signal_file(tmp_path, monkeypatch, missing, tolerated):
+    """Folds trained side by side share dvclive's step signal file: whichever ends second finds it gone."""
+    import dvclive.live
+
+    def removed_already() -> None:
+        raise FileNotFoundError(2, "No such file or directory", str(tmp_path / ".dvc/tmp/exps/run" / missing))
+
+    monkeypatch.setattr(dvclive.live, "cleanup_dvclive_step_completed", removed_already)
+    live = FoldLive(str(tmp_path / "live"), dvcyaml=False, save_dvc_exp=False)
+    live.log_metric("loss", 1.0)
+    live.next_step()
+    if tolerated:
+        live.end()
+    else:
+        with pytest.raises(FileNotFoundError, match=missing):
+            live.end()
