@@ -46,9 +46,10 @@ lock-check: setup
 run: setup
 	dvc repro
 
-# Each stage's code deps in dvc.yaml: its script's import closure; and the README's table of reruns.
+# Each stage's code deps in dvc.yaml: its script's import closure; then the README's generated tables (reruns among them).
 deps: setup
 	python -m ser.pipeline write
+	python -m benchmarks.readme
 
 test: setup
 	python -m pytest

@@ -1,7 +1,8 @@
 """Rewrite the README's generated tables from the committed reports: ``python -m benchmarks.readme``.
 
 The one command that makes README.md current: the benchmark table (below), then the results
-tables and reports/experiments.md (:mod:`benchmarks.results`; ``--benchmarks-only`` skips them).
+tables and reports/experiments.md (:mod:`benchmarks.results`) and the table of what a change
+reruns (from dvc.yaml: :func:`ser.pipeline.rerun_rows`); ``--benchmarks-only`` skips all but the first.
 
 Replaces the lines between ``<!-- benchmarks:begin -->`` and
 ``<!-- benchmarks:end -->`` of README.md with a table of one or more rows for
@@ -21,11 +22,16 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+import yaml
+
 from benchmarks import results
 from benchmarks.common import REPO, RESULTS
+from ser.pipeline import rerun_rows
 
 BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
 HEADER = ("benchmark", "baseline (same run)", "ours", "ratio / target")
+RERUNS = ("<!-- reruns:begin -->", "<!-- reruns:end -->")
+RERUNS_HEADER = ("a change to", "reruns", "then reruns, if their outputs change")
 Row = tuple[str, str, str, str]
 
 
@@ -268,8 +274,22 @@ def rows(results: Path) -> list[Row]:
 
 
 def markdown(table: list[Row]) -> str:
-    lines = [HEADER, ("---",) * len(HEADER), *table]
-    return "".join("| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |\n" for line in lines)
+    """The benchmark table."""
+    return results.markdown(HEADER, table)
+
+
+def rerun_table(dvc_yaml: dict, params: dict) -> str:
+    """The table of what a change reruns (:func:`ser.pipeline.rerun_rows`)."""
+    def names(stages: list[str]) -> str:
+        return ", ".join(f"`{stage}`" for stage in stages) or "none"
+
+    rows = [(what, names(stages), names(after) if stages else "") for what, stages, after in rerun_rows(dvc_yaml, params)]
+    return results.markdown(RERUNS_HEADER, rows, empty="  ")
+
+
+def current_rerun_table(root: Path = REPO) -> str:
+    """The table of reruns that ``root``'s dvc.yaml and params.yaml give."""
+    return rerun_table(*(yaml.safe_load((root / name).read_text()) for name in ("dvc.yaml", "params.yaml")))
 
 
 def marker_lines(lines: list[str], readme: Path | str = "the README", begin: str = BEGIN, end: str = END) -> tuple[int, int]:
@@ -307,6 +327,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{arguments.readme}: {len(table)} rows from {arguments.results}")
     if not arguments.benchmarks_only:
         print(results.write(arguments.readme))
+        arguments.readme.write_text(replace_block(arguments.readme.read_text(), current_rerun_table(), *RERUNS))
+        print(f"{arguments.readme}: the table of reruns from dvc.yaml and params.yaml")
 
 
 if __name__ == "__main__":

@@ -73,9 +73,9 @@ def bold(text: str) -> str:
 
 
 def markdown(header: tuple[str, ...], rows: list[tuple[str, ...]], empty: str = " ") -> str:
-    """A markdown table; an empty cell is written ``|<empty>|``."""
+    """A markdown table (``|`` in a cell escaped); an empty cell is written ``|<empty>|``."""
     def line(cells: tuple[str, ...]) -> str:
-        return "|" + "|".join(f" {cell} " if cell else empty for cell in cells) + "|\n"
+        return "|" + "|".join(f" {cell.replace('|', chr(92) + '|')} " if cell else empty for cell in cells) + "|\n"
 
     return line(header) + "|" + "|".join("---" for _ in header) + "|\n" + "".join(line(row) for row in rows)
 

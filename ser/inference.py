@@ -43,8 +43,6 @@ MODEL_FILE = "model.keras"
 ONNX_FILE = "model.onnx"
 META_FILE = "meta.json"
 SPLIT_FILE = "split.csv"
-METRICS_FILE = METRICS
-"""Where the evaluate stage writes its scores, relative to the project that holds ``models/``."""
 SILENCE_DBFS = -80.0
 """A clip whose loudest sample is below this level is refused as silent."""
 PROBE_S = 0.01
@@ -187,7 +185,7 @@ def scored_metrics(model_dir: Path, fold: str | None) -> dict | None:
     own, or, for the deployable model (no test part of its own), the folds' over all their test
     clips, with each corpus's accuracy."""
     near = list(Path(model_dir).resolve().parents)[: len(FOLD_MODEL_DIR.parts) + 1]  # models/ or models/folds/<fold>/
-    path = next((d / METRICS_FILE for d in near if (d / METRICS_FILE).is_file()), None)
+    path = next((d / METRICS for d in near if (d / METRICS).is_file()), None)
     if path is None:
         return None
     metrics = json.loads(path.read_text())

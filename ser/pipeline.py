@@ -4,10 +4,10 @@ A stage's code dependencies are the import closure of its script
 (:func:`ser.imports.relative_closure`): :func:`code_problems` names every stage
 whose ``deps`` miss a file of it, list a file outside it, or list a file that
 does not exist; :func:`write_code_deps` rewrites them (``make deps``).
-:func:`rerun_table` tells, for each param section and each source file, which
-stages rerun, for the README.
+:func:`rerun_rows` tells, for each param section and each source file, which
+stages rerun (the README's table: ``python -m benchmarks.readme``).
 
-    python -m ser.pipeline check | write | table
+    python -m ser.pipeline check | write
 """
 
 from __future__ import annotations
@@ -22,9 +22,6 @@ import yaml
 from ser.imports import PACKAGES, ROOT, relative_closure
 
 DVC_YAML = ROOT / "dvc.yaml"
-PARAMS = ROOT / "params.yaml"
-README = ROOT / "README.md"
-RERUNS_BEGIN, RERUNS_END = "<!-- reruns:begin -->", "<!-- reruns:end -->"
 STAGE_COMMAND = re.compile(r"\bpython -m (stages\.\w+)")
 
 
@@ -125,38 +122,13 @@ def rerun_rows(dvc_yaml: dict, params: dict, root: Path = ROOT) -> list[tuple[st
     return rows
 
 
-def rerun_table(dvc_yaml: dict, params: dict, root: Path = ROOT) -> str:
-    """The README's table of reruns, in Markdown."""
-    def names(stages: list[str]) -> str:
-        return ", ".join(f"`{s}`" for s in stages) or "none"
-
-    lines = ["| a change to | reruns | then reruns, if their outputs change |", "|---|---|---|"]
-    lines += [f"| {what} | {names(stages)} | {names(after) if stages else ''} |" for what, stages, after in rerun_rows(dvc_yaml, params, root)]
-    return "\n".join(lines)
-
-
-def readme_with_table(readme: str, table: str) -> str:
-    """``readme`` with the text between the reruns markers replaced by ``table``."""
-    start, end = readme.find(RERUNS_BEGIN), readme.find(RERUNS_END)
-    if start < 0 or end < start:
-        raise ValueError(f"README lacks the lines {RERUNS_BEGIN} and {RERUNS_END}")
-    return readme[: start + len(RERUNS_BEGIN)] + "\n" + table + "\n" + readme[end:]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ser.pipeline", description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["check", "write", "table"],
-                        help="check: list stale code deps (exit 1 if any); write: rewrite them and the README's table; table: print it")
-    action = parser.parse_args(argv).action
-    if action == "write":
+    parser.add_argument("action", choices=["check", "write"],
+                        help="check: list stale code deps (exit 1 if any); write: rewrite them")
+    if parser.parse_args(argv).action == "write":
         write_code_deps()
-    dvc_yaml, params = yaml.safe_load(DVC_YAML.read_text()), yaml.safe_load(PARAMS.read_text())
-    table = rerun_table(dvc_yaml, params)
-    if action == "table":
-        print(table)
-    elif action == "write":
-        README.write_text(readme_with_table(README.read_text(), table))
-    elif problems := code_problems(dvc_yaml):
+    elif problems := code_problems(yaml.safe_load(DVC_YAML.read_text())):
         print("\n".join(problems + ["run `make deps`"]), file=sys.stderr)
         return 1
     return 0

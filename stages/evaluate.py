@@ -4,14 +4,12 @@ import json
 
 import pandas as pd
 
-from ser import paths
 from ser.evaluation import confident_mistakes, evaluate_model, summarize
 from ser.features import load_features, load_functionals
 from ser.inference import load_meta
 from ser.params import RESERVED_CORPUS, load_params
+from ser.paths import EVAL_DIR, FEATURE_DIR, FOLD_MODEL_DIR, METRICS, MODEL_DIR
 
-FEATURE_DIR, MODEL_DIR, FOLD_MODEL_DIR = paths.FEATURE_DIR, paths.MODEL_DIR, paths.FOLD_MODEL_DIR
-METRICS, OUT_DIR = paths.METRICS, paths.EVAL_DIR
 TOP_MISTAKES = 30
 
 
@@ -29,17 +27,17 @@ def main() -> None:
         tables.append(predictions)
     predictions = pd.concat(tables, ignore_index=True)
     classes, arch = deployable["classes"], deployable["model"]["arch"]
-    (OUT_DIR / "by_corpus").mkdir(parents=True, exist_ok=True)
+    (EVAL_DIR / "by_corpus").mkdir(parents=True, exist_ok=True)
     for corpus, rows in [(RESERVED_CORPUS, predictions), *predictions.groupby("corpus", sort=True)]:
-        plot_confusion(rows["actual"], rows["predicted"], classes, OUT_DIR / "confusion" / f"{corpus}.png",
+        plot_confusion(rows["actual"], rows["predicted"], classes, EVAL_DIR / "confusion" / f"{corpus}.png",
                        title=f"{arch}, {deployable['split']['protocol']} protocol, test clips of {corpus}")
         if corpus != RESERVED_CORPUS:
-            rows[["actual", "predicted"]].to_csv(OUT_DIR / "by_corpus" / f"{corpus}.csv", index=False)
+            rows[["actual", "predicted"]].to_csv(EVAL_DIR / "by_corpus" / f"{corpus}.csv", index=False)
 
-    predictions.to_csv(OUT_DIR / "predictions.csv", index=False)
+    predictions.to_csv(EVAL_DIR / "predictions.csv", index=False)
     mistakes = confident_mistakes(predictions, TOP_MISTAKES)
-    mistakes.to_csv(OUT_DIR / "mistakes.csv", index=False)
-    (OUT_DIR / "mistakes.md").write_text(
+    mistakes.to_csv(EVAL_DIR / "mistakes.csv", index=False)
+    (EVAL_DIR / "mistakes.md").write_text(
         f"# The {len(mistakes)} most confident mistakes\n\n" + mistakes.to_markdown(index=False) + "\n"
     )
     metrics = summarize(deployable["split"]["protocol"], predictions, folds, classes)

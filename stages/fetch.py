@@ -2,11 +2,9 @@
 
 import sys
 
-from ser import paths
 from ser.fetch import REJECTED_FILE, check_rejected, fetch
 from ser.params import ParamsError, load_params
-
-RAW_DIR = paths.RAW_DIR
+from ser.paths import RAW_DIR
 
 
 def main(corpus: str) -> None:

@@ -2,11 +2,9 @@
 
 import json
 
-from ser import paths
 from ser.labels import combine
 from ser.params import load_params
-
-RAW_DIR, MANIFEST, REPORT_DIR = paths.RAW_DIR, paths.MANIFEST, paths.FETCH_REPORT_DIR
+from ser.paths import FETCH_REPORT_DIR, MANIFEST, RAW_DIR
 
 
 def main() -> None:
@@ -15,9 +13,9 @@ def main() -> None:
         print(f"note: {RAW_DIR / stale} is not in data.sources (left from an earlier run): not used; remove it to save space")
     combined = combine(RAW_DIR, data)
     combined.manifest.to_csv(MANIFEST, index=False)
-    REPORT_DIR.mkdir(parents=True, exist_ok=True)
-    combined.rejected.to_csv(REPORT_DIR / "rejected.csv", index=False)
-    (REPORT_DIR / "summary.json").write_text(json.dumps(combined.summary, indent=2) + "\n")
+    FETCH_REPORT_DIR.mkdir(parents=True, exist_ok=True)
+    combined.rejected.to_csv(FETCH_REPORT_DIR / "rejected.csv", index=False)
+    (FETCH_REPORT_DIR / "summary.json").write_text(json.dumps(combined.summary, indent=2) + "\n")
     print(json.dumps(combined.summary, indent=2))
 
 

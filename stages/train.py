@@ -14,19 +14,14 @@ import json
 
 import numpy as np
 
-from ser import paths
 from ser.features import load_augmented, load_features, load_functionals
 from ser.folds import (
     deployable_epochs, deployable_temperature, log_fold_scores, mean_summary, parallel_workers, run_parallel,
 )
 from ser.inference import DEPLOYABLE_FOLD
 from ser.params import load_params
+from ser.paths import FEATURE_DIR, FOLD_MODEL_DIR, MODEL_DIR, TRAIN_CURVES_DIR, TRAIN_LIVE_DIR, TRAIN_METRICS, TRAIN_REPORT_DIR
 from ser.split import TRAIN, fold_parts, single_emotion_note
-
-FEATURE_DIR, MODEL_DIR, FOLD_MODEL_DIR = paths.FEATURE_DIR, paths.MODEL_DIR, paths.FOLD_MODEL_DIR
-REPORT_DIR, LIVE_DIR, CURVES_DIR, METRICS = (
-    paths.TRAIN_REPORT_DIR, paths.TRAIN_LIVE_DIR, paths.TRAIN_CURVES_DIR, paths.TRAIN_METRICS,
-)
 
 
 @functools.cache
@@ -53,13 +48,13 @@ def fit(name: str, epochs: dict | None = None, temperature: float | None = None)
     params, _, index, feature_params, folds = inputs()
     deployable = name == DEPLOYABLE_FOLD
     parts = np.full(len(index), TRAIN, dtype=object) if deployable else folds[name]
-    trained = training.train_fold(clips(), parts, params.model, params.train, params.data.emotions, LIVE_DIR / name,
+    trained = training.train_fold(clips(), parts, params.model, params.train, params.data.emotions, TRAIN_LIVE_DIR / name,
                                   epochs, temperature)
     training.save_model(MODEL_DIR if deployable else FOLD_MODEL_DIR / name, trained.members, trained.temperature, index,
                         parts, training.model_meta(feature_params, params, name, folds), trained.reference)
     for member in trained.members:
         if member.history is not None:
-            plots.plot_history(member.history, CURVES_DIR / f"{name}-{member.params.arch}.png", title=f"{name}, {member.params.arch}")
+            plots.plot_history(member.history, TRAIN_CURVES_DIR / f"{name}-{member.params.arch}.png", title=f"{name}, {member.params.arch}")
     return trained.summary
 
 
@@ -73,8 +68,8 @@ def main() -> None:
     temperature = deployable_temperature(summary)
     run_parallel(fit, [(DEPLOYABLE_FOLD, epochs, temperature)], 1)
     metrics = {**mean_summary(summary), "deployable_epochs": epochs, "deployable_temperature": temperature}
-    REPORT_DIR.mkdir(parents=True, exist_ok=True)
-    METRICS.write_text(json.dumps(metrics, indent=2) + "\n")
+    TRAIN_REPORT_DIR.mkdir(parents=True, exist_ok=True)
+    TRAIN_METRICS.write_text(json.dumps(metrics, indent=2) + "\n")
     report_fold_scores(summary)
 
 
@@ -82,8 +77,8 @@ def report_fold_scores(summary: dict[str, dict]) -> None:
     """The folds' validation scores as a dvclive log and a PNG (networks also log their epochs there)."""
     from ser import plots
 
-    log_fold_scores(summary, LIVE_DIR / "folds")
-    plots.plot_fold_scores(summary, CURVES_DIR / "folds.png")
+    log_fold_scores(summary, TRAIN_LIVE_DIR / "folds")
+    plots.plot_fold_scores(summary, TRAIN_CURVES_DIR / "folds.png")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ from ser import features as ser_features
 from ser.audio import AudioError, load_window
 from ser.functionals import functionals
 from ser.inference import (
-    METRICS_FILE,
     SILENCE_DBFS,
     ClipFeatures,
     ModelError,
@@ -42,7 +41,7 @@ from ser.inference import (
 )
 from ser.inputs import UTTERANCE, input_kind, input_name, model_inputs, speaker_stats
 from ser.params import AudioParams
-from ser.paths import FOLD_MODEL_DIR, MODEL_DIR
+from ser.paths import FOLD_MODEL_DIR, METRICS, MODEL_DIR
 
 TESS_CLIPS = (
     "YAF_sad/YAF_back_sad.flac",
@@ -730,7 +729,7 @@ def _fold_model(project_model: Path, fold: str) -> Path:
 
 
 def _write_report(project_model: Path, metrics: dict | None = None) -> Path:
-    path = project_model.parent / METRICS_FILE
+    path = project_model.parent / METRICS
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(metrics or _metrics()))
     return path
@@ -779,7 +778,7 @@ def test_scored_metrics_finds_the_report_from_a_relative_model_dir(project_model
     monkeypatch.chdir(project_model.parent)
     assert scored_metrics(MODEL_DIR, "all")["accuracy"] == 0.7
     assert scored_metrics(FOLD_MODEL_DIR / "fold1", "fold1")["accuracy"] == 0.75
-    assert scored_metrics(MODEL_DIR, "all")["file"] == str(METRICS_FILE)
+    assert scored_metrics(MODEL_DIR, "all")["file"] == str(METRICS)
 
 
 def test_info_describes_the_model_and_its_scores(project_model, served_model_dir):

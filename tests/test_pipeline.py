@@ -22,9 +22,8 @@ from test_e2e import command_env
 from ser.featurize import code_digest
 from ser.imports import PACKAGES, closure, relative_closure
 from ser.params import RuntimeParams
-from ser.pipeline import (
-    RERUNS_BEGIN, RERUNS_END, code_problems, readme_with_table, rerun_table, stage_definitions, write_code_deps,
-)
+from benchmarks.readme import RERUNS, current_rerun_table, replace_block
+from ser.pipeline import code_problems, stage_definitions, write_code_deps
 
 DVC_YAML = yaml.safe_load((REPO / "dvc.yaml").read_text())
 CORPORA = tuple(yaml.safe_load((REPO / "params.yaml").read_text())["data"]["sources"])
@@ -205,13 +204,12 @@ def test_a_real_param_reruns_exactly_the_stages_that_read_it(project, unchanged_
 
 def test_the_readme_rerun_table_is_current():
     readme = (REPO / "README.md").read_text()
-    table = rerun_table(DVC_YAML, yaml.safe_load((REPO / "params.yaml").read_text()))
-    assert readme_with_table(readme, table) == readme, "the README's table of reruns is stale: run `make deps`"
-    assert readme.index(RERUNS_BEGIN) < readme.index(RERUNS_END)
+    assert replace_block(readme, current_rerun_table(), *RERUNS) == readme, "the README's table of reruns is stale: run `make deps`"
+    assert readme.index(RERUNS[0]) < readme.index(RERUNS[1])
 
 
 def test_the_rerun_table_says_what_reruns():
-    rows = {line.split(" | ")[0].strip("| "): line for line in rerun_table(DVC_YAML, yaml.safe_load((REPO / "params.yaml").read_text())).splitlines()}
+    rows = {line.split(" | ")[0].strip("| "): line for line in current_rerun_table().splitlines()}
     assert rows["`data.maps`"] == "| `data.maps` | `labels` | `eda`, `featurize`, `train`, `evaluate` |"
     assert rows["`runtime`"] == "| `runtime` | none |  |"
     assert rows["`train`"] == "| `train` | `train` | `evaluate` |"
