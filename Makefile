@@ -69,6 +69,7 @@ BIGRU := -S model.arch=bigru -S 'model.members=[]'
 LOGREG := -S model.arch=logreg -S 'model.members=[]'
 CORPUS := -S split.protocol=corpus
 TESS_ONLY := -S split.protocol=corpus -S 'split.train_corpora=[tess]'
+TESS_ALONE := $(foreach corpus,ravdess emovo ased nemo,-S '~data.sources.$(corpus)')
 experiments: setup
 	$(QUEUE) -n default-speaker
 	$(QUEUE) -n default-corpus $(CORPUS)
@@ -78,7 +79,7 @@ experiments: setup
 	$(QUEUE) -n seed_lstm-tess-only $(TUTORIAL) $(TESS_ONLY)
 	$(QUEUE) -n ensemble-text -S split.protocol=text
 	$(QUEUE) -n ensemble-random -S split.protocol=random
-	$(QUEUE) -n ensemble-tess-speaker -S '~data.sources.ravdess' -S '~data.sources.emovo' -S split.folds=2
+	$(QUEUE) -n ensemble-tess-speaker $(TESS_ALONE) -S split.folds=2
 	dvc queue start -j 1
 
 # The study behind the default params (speaker protocol): each idea on its own, with the settings

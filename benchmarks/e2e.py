@@ -9,7 +9,9 @@ otherwise count as up to date), with an empty DVC cache (the clone's own) and
 an empty per-clip feature cache (a fresh HOME). pip keeps this machine's own
 cache (``PIP_CACHE_DIR``): the setup time is that of a machine that has
 installed the requirements before; one without a pip cache downloads more.
-The total (setup + pipeline) is set against 15 minutes. Then it times a no-op
+The total (setup + pipeline) is set against 15 minutes, and each stage's peak
+resident memory (``dvc`` and the stage's processes, workers included, sampled;
+this process's own ~100 MiB too) against 4 GiB. Then it times a no-op
 ``dvc repro`` and ``dvc status``, and checks that the clone's metrics equal
 the committed ones.
 
@@ -30,11 +32,13 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.common import CORPUS, DVC, REPO, SMOKE, isolated_env, save, timed
+from benchmarks.common import CORPUS, DVC, REPO, SMOKE, PeakMemory, isolated_env, save, timed
 from ser.paths import METRICS
 
 STAGES = ("labels", "eda", "featurize", "train", "evaluate")  # after a fetch@<corpus> per corpus
 TARGET_S = 15 * 60
+MEMORY_TARGET_MIB = 4 * 1024
+"""Each stage's peak RSS, its worker processes included, at most this."""
 
 
 def stage_names(project: Path) -> list[str]:
@@ -76,7 +80,11 @@ def main() -> dict:
             return smoke(clone, env)
         setup_s, _ = timed(["make", "setup"], clone, env)
         dvc = str(clone / ".venv" / "bin" / "dvc")
-        stages = {stage: timed([dvc, "repro", "--force", "--single-item", stage], clone, env)[0] for stage in stage_names(clone)}
+        stages, memory = {}, {}
+        for stage in stage_names(clone):
+            with PeakMemory() as peak:
+                stages[stage], _ = timed([dvc, "repro", "--force", "--single-item", stage], clone, env)
+            memory[stage] = peak.peak_mib
         no_op_repro, output = timed([dvc, "repro"], clone, env)
         status, status_output = timed([dvc, "status"], clone, env)
         metrics = json.loads((clone / METRICS).read_text())
@@ -86,6 +94,9 @@ def main() -> dict:
         "smoke": False,
         "setup_s": setup_s,
         "stages_s": stages,
+        "stages_peak_rss_mib": memory,
+        "memory_target_mib": MEMORY_TARGET_MIB,
+        "memory_within_target": max(memory.values()) <= MEMORY_TARGET_MIB,
         "pipeline_s": pipeline_s,
         "total_s": setup_s + pipeline_s,
         "target_s": TARGET_S,
@@ -98,6 +109,8 @@ def main() -> dict:
     }
     print(f"make setup {setup_s:.0f} s; " + "  ".join(f"{stage} {seconds:.1f} s" for stage, seconds in stages.items())
           + f"; pipeline {pipeline_s:.0f} s; total {result['total_s']:.0f} s (target <= {TARGET_S} s)")
+    print("peak RSS (MiB, with workers): " + "  ".join(f"{stage} {mib:.0f}" for stage, mib in memory.items())
+          + f" (target <= {MEMORY_TARGET_MIB} each)")
     print(f"no-op dvc repro {no_op_repro:.1f} s (target <= 2 s; ran nothing: {result['no_op_ran_nothing']}), "
           f"dvc status {status:.1f} s (clean: {result['status_clean']}); "
           f"metrics equal the committed ones: {result['metrics_equal_committed']}")

@@ -164,6 +164,12 @@ def e2e_rows(result: dict) -> list[Row]:
             f"{result['status_s']:.1f} s (clean: {yes(result['status_clean'])})",
             f"target <= 2 s: {met(result['no_op_repro_s'] <= 2 and result['no_op_ran_nothing'])}",
         ),
+        (
+            "**peak memory** of each stage in that run (RSS, `dvc` and the stage's worker processes together)",
+            "",
+            ", ".join(f"{stage} {mib / 1024:.2f} GiB" for stage, mib in result["stages_peak_rss_mib"].items()),
+            f"target <= {result['memory_target_mib'] / 1024:.0f} GiB each: {met(result['memory_within_target'])}",
+        ),
     ]
 
 

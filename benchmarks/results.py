@@ -4,9 +4,10 @@ Sources (all committed):
 
 - ``reports/metrics.json`` (the evaluate stage of the committed default run): the default model's
   rows, and the table of the default run per corpus and class;
+- ``reports/train/folds.csv`` (the train stage of the same run): the folds per corpus;
 - ``reports/experiments.json``: the DVC experiments behind the other rows (``make experiments``,
-  ``make tuning``), one entry per experiment with its settings and scores as shown; written once
-  from the markdown table that ``reports/experiments.md`` held, which is now generated from it.
+  ``make tuning``), one entry per experiment with its settings and scores, written by
+  ``python -m benchmarks.experiments NAME...`` from ``dvc exp show``.
 
 Each table goes between the lines ``<!-- results:NAME:begin -->`` and ``<!-- results:NAME:end -->``
 of README.md (NAME: one of ``TABLES``). Figures are the reports' values rounded half up (the
@@ -18,18 +19,9 @@ Refresh the README (these tables, experiments.md and the benchmark table) in one
     python -m benchmarks.readme
 
 After ``dvc repro`` (or ``dvc pull``) of the default run nothing else is needed. After new
-experiments (``make experiments``, ``make tuning``), refresh reports/experiments.json first:
-``dvc exp show --json -A > exps.json`` and, for each experiment to keep, write an entry of
-``experiments`` with ``name`` (the experiment's name), from its params.yaml ``protocol``
-(``split.protocol``), ``train_corpora`` (``split.train_corpora``), ``arch``, ``members``,
-``logreg_c`` and ``functionals`` (``model.*``), ``realistic_augmentation`` (true when any of
-``augment.reverb_prob``, ``telephone_prob``, ``codec_prob`` is above 0) and ``balance``
-(``train.balance``); from reports/train/metrics.json ``val_loss``; from reports/metrics.json
-``accuracy``, ``macro_f1``, ``ece``, ``min_recall``, ``serving_accuracy``, ``corpus_mean_accuracy``
-and ``corpus_accuracy`` (``by_corpus.<corpus>.accuracy``); a param or score the experiment lacks
-is null (a corpus it did not test is left out). Round the scores as experiments.md shows them
-(``FORMATS``). Then point the README's rows (``SPEAKER_ROWS``, ``CORPUS_ROWS``, ``KNOWN_VOICES_ROWS``
-below) at the experiments' names if these changed, and run ``python -m benchmarks.readme``.
+experiments: ``python -m benchmarks.experiments NAME...`` first, then point the README's rows
+(``SPEAKER_ROWS``, ``CORPUS_ROWS``, ``KNOWN_VOICES_ROWS`` below) at the experiments' names if
+these changed, and run ``python -m benchmarks.readme``.
 
     python -m benchmarks.results [--readme README.md]   # the results tables and experiments.md only
 """
@@ -37,6 +29,7 @@ below) at the experiments' names if these changed, and run ``python -m benchmark
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -44,9 +37,11 @@ from pathlib import Path
 from benchmarks.common import REPO
 from ser import paths
 
-CORPORA = ("tess", "ravdess", "emovo")
+CORPORA = ("tess", "ravdess", "emovo", "ased", "nemo")
 """The corpora of the tables' columns, in the README's order (any other in a report comes after them)."""
-TARGETS = ("80%", "0.80", "0.05", "0.60", "", "70%", "TESS speakers 85% each", "", "")
+NAMES = {"tess": "TESS", "ravdess": "RAVDESS", "emovo": "EMOVO", "ased": "ASED", "nemo": "nEMO"}
+"""How the tables name each corpus."""
+TARGETS = ("80%", "0.80", "0.05", "0.60", "", "70%", "TESS speakers 85% each", "", "", "", "")
 """The targets, in the speaker table's columns after the first (typed: they are no measurement)."""
 
 
@@ -89,6 +84,14 @@ def load(path: Path) -> dict:
         raise SystemExit(f"{path}: not found (the README's results tables are generated from it)") from None
 
 
+def read_rows(path: Path) -> list[dict]:
+    try:
+        with path.open(newline="") as handle:
+            return list(csv.DictReader(handle))
+    except FileNotFoundError:
+        raise SystemExit(f"{path}: not found (the README's results tables are generated from it)") from None
+
+
 class Experiments:
     """reports/experiments.json: each experiment by name."""
 
@@ -127,8 +130,11 @@ def lowest_recall(metrics: dict) -> str:
 # ------------------------------------------------------------------ the README's tables
 
 SPEAKER_HEADER = ("model", "accuracy", "macro F1", "ECE", "lowest class recall", "adapted (5 / 20 clips)",
-                  "serving accuracy", "TESS", "RAVDESS", "EMOVO")
-SPEAKER_ROWS = (("`seed_lstm` (tutorial baseline)", "seed_lstm-speaker"), ("`bigru` (the previous default)", "bigru-speaker"))
+                  "serving accuracy", *(NAMES[c] for c in CORPORA))
+SPEAKER_ROWS = (
+    ("`seed_lstm` (tutorial baseline)", "seed_lstm-speaker"),
+    ("`ensemble` (default) on the three corpora of before (20 speakers)", "main@3corpora"),
+)
 DEFAULT_SPEAKER_LABEL = "**`ensemble`** (default): `logreg` on eGeMAPS + `logreg` on ComParE + `bigru`"
 
 
@@ -151,19 +157,16 @@ def speaker_table(metrics: dict, experiments: Experiments) -> str:
     return markdown(SPEAKER_HEADER, rows)
 
 
-CORPUS_HEADER = ("model", "trained on", "tested on TESS", "RAVDESS", "EMOVO", "mean")
-OTHERS, TESS_ALONE = "the two other corpora", "**TESS alone**"
-CORPUS_ROWS = (  # (label, trained on, experiment); the last of the corpus protocol's rows is the default
+CORPUS_HEADER = ("model", "trained on", *(f"tested on {NAMES[c]}" if not k else NAMES[c] for k, c in enumerate(CORPORA)), "mean")
+OTHERS, TESS_ALONE = "the four other corpora", "**TESS alone**"
+CORPUS_ROWS = (  # (label, trained on, experiment)
     ("`seed_lstm`", OTHERS, "seed_lstm-corpus"),
-    ("`bigru`", OTHERS, "bigru-corpus"),
-    ("`ensemble` of `logreg` (eGeMAPS) + `bigru`", OTHERS, "ensemble-corpus"),
-    ("`ensemble` of three, without realistic augmentation", OTHERS, "ensemble3-corpus"),
-    ("`ensemble` of three, with realistic augmentation, clips weighted equally", OTHERS, "default-corpus"),
-    ("**`ensemble`** (default)", OTHERS, "balanced-corpus-protocol"),
+    ("**`ensemble`** (default)", OTHERS, "default-corpus"),
+    ("`ensemble` (default), three corpora of before", "the two other corpora of the three", "balanced-corpus-protocol@3corpora"),
     ("`seed_lstm`", TESS_ALONE, "seed_lstm-tess-only"),
-    ("`bigru`", TESS_ALONE, "bigru-tess-only"),
+    ("`ensemble` (default)", TESS_ALONE, "ensemble-tess-only"),
 )
-DEFAULT_CORPUS_EXPERIMENT = "balanced-corpus-protocol"
+DEFAULT_CORPUS_EXPERIMENT = "default-corpus"
 
 
 def corpus_table(experiments: Experiments) -> str:
@@ -177,11 +180,12 @@ def corpus_table(experiments: Experiments) -> str:
     return markdown(CORPUS_HEADER, rows)
 
 
-KNOWN_VOICES_HEADER = ("setting", "accuracy", "TESS", "RAVDESS", "EMOVO")
+KNOWN_VOICES_HEADER = ("setting", "accuracy", *(NAMES[c] for c in CORPORA))
 KNOWN_VOICES_ROWS = (
-    ("`text`: 20% of each corpus's words or sentences held out, every speaker in training", "bigru-text"),
-    ("`random`: 20% of the clips held out", "bigru-random"),
-    ("TESS alone, speaker protocol (2 folds, one TESS speaker each; lowest class recall {min_recall})", "bigru-tess-speaker"),
+    ("`text`: 20% of each corpus's words or sentences held out (those spoken in one emotion stay in training), "
+     "every speaker in training", "ensemble-text"),
+    ("`random`: 20% of the clips held out", "ensemble-random"),
+    ("TESS alone, speaker protocol (2 folds, one TESS speaker each; lowest class recall {min_recall})", "ensemble-tess-speaker"),
 )
 
 
@@ -211,23 +215,53 @@ def per_corpus_table(metrics: dict) -> str:
     rows = []
     for corpus in corpora_of(metrics):
         count = speakers.get(corpus)
-        label = f"{corpus.upper()} ({count} speaker{'s' if count != 1 else ''})" if count else corpus.upper()
+        name = NAMES.get(corpus, corpus.upper())
+        label = f"{name} ({count} speaker{'s' if count != 1 else ''})" if count else name
         rows.append(row(label, metrics["by_corpus"][corpus]))
     rows.append(row("all", metrics))
     return markdown(header, rows)
 
 
-TABLES = ("speaker", "corpus", "known-voices", "per-corpus")
+def spread(values) -> str:
+    """``low-high`` of integers, or the one value."""
+    low, high = min(values), max(values)
+    return str(low) if low == high else f"{low}-{high}"
+
+
+def folds_table(folds: list[dict]) -> str:
+    """The default run's folds per corpus (reports/train/folds.csv): what each fold tests, validates and
+    trains on, and the corpus's share of the training loss (``train.balance``)."""
+    header = ("corpus", "speakers", "test speakers per fold", "validation speakers per fold",
+              "training speakers per fold", "training clips per fold", "share of the training loss")
+    rows = []
+    by_corpus: dict[str, list[dict]] = {}
+    for row in folds:
+        by_corpus.setdefault(row["corpus"], []).append(row)
+    for corpus in [c for c in CORPORA if c in by_corpus] + sorted(c for c in by_corpus if c not in CORPORA):
+        entries = by_corpus[corpus]
+        count = lambda key: [int(entry[key]) for entry in entries]  # noqa: E731
+        speakers = count("test_speakers")
+        shares = [float(entry["loss_share"]) for entry in entries]
+        rows.append((
+            NAMES.get(corpus, corpus), str(sum(speakers)), spread(speakers), spread(count("val_speakers")),
+            spread(count("train_speakers")), spread(count("train_clips")),
+            pct(min(shares)) if min(shares) == max(shares) else f"{pct(min(shares))}-{pct(max(shares))}",
+        ))
+    return markdown(header, rows)
+
+
+TABLES = ("speaker", "corpus", "known-voices", "per-corpus", "folds")
 """The README's generated results tables, by marker name."""
 
 
-def tables(metrics: dict, experiments: Experiments) -> dict[str, str]:
-    """Each of ``TABLES``' markdown, from reports/metrics.json and reports/experiments.json."""
+def tables(metrics: dict, experiments: Experiments, folds: list[dict]) -> dict[str, str]:
+    """Each of ``TABLES``' markdown, from reports/metrics.json, reports/experiments.json and reports/train/folds.csv."""
     return {
         "speaker": speaker_table(metrics, experiments),
         "corpus": corpus_table(experiments),
         "known-voices": known_voices_table(experiments),
         "per-corpus": per_corpus_table(metrics),
+        "folds": folds_table(folds),
     }
 
 
@@ -242,13 +276,15 @@ FORMATS = {  # experiments.md's columns after the settings: how each score is sh
     "serving_accuracy": "{:.4f}", "corpus_mean_accuracy": "{:.4f}",
 }
 GENERATED = "Generated from `reports/experiments.json` by `python -m benchmarks.readme` (`benchmarks/results.py`): edit that file, not this one."
-SETTINGS = ("protocol", "train_corpora", "arch", "members", "logreg_c", "functionals", "realistic aug.", "balance")
+SETTINGS = ("corpora", "protocol", "train_corpora", "arch", "members", "logreg_c", "functionals", "realistic aug.", "balance")
 
 
 def setting(entry: dict, column: str) -> str:
     if column == "realistic aug.":
         return "yes" if entry["realistic_augmentation"] else "no"
     value = entry[column]
+    if column == "corpora":
+        return str(len(value))
     if column in ("members", "train_corpora"):
         return " + ".join(value) if value else "-"
     return str(value)
@@ -281,7 +317,8 @@ def replace_blocks(text: str, blocks: dict[str, str]) -> str:
 def current(root: Path = REPO) -> tuple[dict[str, str], str]:
     """The results tables and experiments.md as the committed reports under ``root`` give them."""
     data = load(root / paths.EXPERIMENTS)
-    return tables(load(root / paths.METRICS), Experiments(data, paths.EXPERIMENTS)), experiments_markdown(data)
+    folds = read_rows(root / paths.TRAIN_FOLDS)
+    return tables(load(root / paths.METRICS), Experiments(data, paths.EXPERIMENTS), folds), experiments_markdown(data)
 
 
 def write(readme: Path, root: Path = REPO) -> str:

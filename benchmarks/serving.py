@@ -54,7 +54,7 @@ def keras_networks(predictor) -> dict:
     import ser.models.networks  # noqa: F401 - registers the custom layers
     from ser.inputs import UTTERANCE, input_kind
 
-    return {  # the files ser.training.keras_file names (not imported: it would add its own imports to the timing)
+    return {  # the files ser.assembly.keras_file names (not imported: it would add its own imports to the timing)
         member.arch: keras.models.load_model(predictor.model_dir / f"{member.arch}.keras")
         for member in predictor.params.member_params() if input_kind(member.arch) != UTTERANCE
     }

@@ -49,7 +49,7 @@ def fold_model(fold: str, model_dir: str) -> dict:
     """Train ``fold``'s model with the stage's code, save it in ``model_dir`` and score it: its figures."""
     import keras
 
-    from ser import training
+    from ser import assembly, training
     from ser.evaluation import evaluate_model
 
     class EpochTimer(keras.callbacks.Callback):
@@ -70,8 +70,8 @@ def fold_model(fold: str, model_dir: str) -> dict:
     start = time.perf_counter()
     with mock.patch.object(training, "_callbacks", lambda *args: [*callbacks(*args), timer]):
         trained = training.train_fold(clips, folds[fold], params.model, params.train, params.data.emotions)
-    meta = training.model_meta(feature_params, params, fold, folds)
-    training.save_model(Path(model_dir), trained.members, trained.temperature, clips.index, folds[fold], meta, trained.reference)
+    meta = assembly.model_meta(feature_params, params, fold, folds)
+    assembly.save_model(Path(model_dir), trained.members, trained.temperature, clips.index, folds[fold], meta, trained.reference)
     seconds_to_model = time.perf_counter() - start
     _, scores, _ = evaluate_model(Path(model_dir), clips.features, clips.index, clips.functionals)
     networks = {

@@ -9,7 +9,6 @@ toward the training speakers'). ``serving_accuracy`` is the accuracy of the latt
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +40,7 @@ def predictions_table(
         "file": test["file"],
         "corpus": test["corpus"],
         "speaker": test["speaker"],
+        "text": test["text"],
         "actual": test["emotion"],
         "predicted": np.asarray(classes)[best],
         "confidence": probabilities[np.arange(len(best)), best].round(6),
@@ -100,10 +100,27 @@ def fold_score(predictions: pd.DataFrame, split: pd.DataFrame, classes: list[str
     return {"n_train": int(parts.get(TRAIN, 0)), "n_val": int(parts.get(VALIDATION, 0)), **score(predictions, classes)}
 
 
-def summarize(protocol: str, predictions: pd.DataFrame, folds: dict[str, dict], classes: list[str]) -> dict:
+def corpus_scores(rows: pd.DataFrame, classes: list[str], giveaway: np.ndarray) -> dict:
+    """A corpus's scores; where some of its test clips speak a text its corpus speaks in a single emotion
+    (``giveaway``: the words give the label away), also the scores of the others (``shared_texts``)."""
+    scores = score(rows, classes)
+    if giveaway.any() and not giveaway.all():
+        shared = score(rows[~giveaway], classes, detail=False)
+        scores["shared_texts"] = {key: shared[key] for key in ("n_test", "accuracy", "serving_accuracy")}
+    return scores
+
+
+def summarize(
+    protocol: str, predictions: pd.DataFrame, folds: dict[str, dict], classes: list[str], giveaway: np.ndarray | None = None
+) -> dict:
     """Scores over all test clips of all folds, the mean accuracy over corpora, and the scores per
-    corpus, per speaker and per fold."""
-    by_corpus = {corpus: score(rows, classes) for corpus, rows in predictions.groupby("corpus", sort=True)}
+    corpus (see :func:`corpus_scores`; ``giveaway`` marks the predictions of texts spoken in a single
+    emotion), per speaker and per fold."""
+    giveaway = np.zeros(len(predictions), dtype=bool) if giveaway is None else np.asarray(giveaway)
+    by_corpus = {
+        corpus: corpus_scores(rows, classes, giveaway[rows.index.to_numpy()])
+        for corpus, rows in predictions.reset_index(drop=True).groupby("corpus", sort=True)
+    }
     overall = score(predictions, classes)
     return {
         "protocol": protocol,

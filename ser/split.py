@@ -66,6 +66,12 @@ def single_emotion_texts(index: pd.DataFrame) -> pd.DataFrame:
     return summary.rename(columns={"count": "texts", "sum": "clips"}).reset_index().astype({"texts": int, "clips": int})
 
 
+def single_emotion_rows(index: pd.DataFrame) -> np.ndarray:
+    """Mask of the rows whose text their corpus speaks in a single emotion (its words give the label away)."""
+    emotions = index.groupby(["corpus", "text"], sort=False)["emotion"].transform("nunique")
+    return (emotions == 1).to_numpy()
+
+
 def single_emotion_note(index: pd.DataFrame) -> str:
     """What the text protocol keeps in training because its words give the emotion away ("" if nothing)."""
     kept = single_emotion_texts(index)

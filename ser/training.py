@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import re
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -23,13 +20,12 @@ import tensorflow as tf
 from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
-from ser.evaluation import rounded
-from ser.inference import META_FILE, ONNX_FILE, SPLIT_FILE
+from ser.assembly import Member, TrainedFold, assemble, encode_labels
+from ser.folds import sample_weights
 from ser.inputs import UTTERANCE, Stats, input_kind, input_name, member_functionals, model_inputs, speaker_stats
-from ser.models import ensemble, linear
-from ser.models.canonical import canonical
+from ser.models import linear
 from ser.models.networks import build_model
-from ser.params import ModelParams, Params, TrainParams
+from ser.params import ModelParams, TrainParams
 from ser.split import TRAIN, VALIDATION
 
 
@@ -38,25 +34,6 @@ def make_deterministic(seed: int) -> None:
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-
-
-def encode_labels(emotions: pd.Series, classes: Sequence[str]) -> np.ndarray:
-    """One-hot targets in the order of ``classes``."""
-    codes = pd.Categorical(emotions, categories=list(classes)).codes
-    if (codes < 0).any():
-        unknown = sorted(set(emotions) - set(classes))
-        raise ValueError(f"emotions {unknown} are not among the classes {list(classes)}: rerun the labels stage")
-    return keras.utils.to_categorical(codes, len(classes))
-
-
-def sample_weights(index: pd.DataFrame, balance: str) -> np.ndarray | None:
-    """Per-clip training weights under ``train.balance``: ``corpus`` gives each corpus, ``speaker``
-    each speaker, the same total weight; the weights average 1. ``none``: no weights."""
-    if balance == "none":
-        return None
-    counts = index.groupby(balance)[balance].transform("size").to_numpy(dtype=float)
-    weights = 1.0 / counts
-    return (weights * len(weights) / weights.sum()).astype(np.float32)
 
 
 @dataclass
@@ -199,43 +176,6 @@ def train_model(
     return model, history.history
 
 
-def _renumber_shared_objects(config: str) -> str:
-    """Replace Keras's memory-address ``shared_object_id`` values by their order of appearance."""
-    numbers: dict[str, int] = {}
-
-    def renumber(match: re.Match) -> str:
-        return f'"shared_object_id": {numbers.setdefault(match[1], len(numbers))}'
-
-    return re.sub(r'"shared_object_id": (\d+)', renumber, config)
-
-
-def make_archive_deterministic(path: Path) -> None:
-    """Drop save times and memory addresses from a ``.keras`` archive, so equal models give equal bytes."""
-    with zipfile.ZipFile(path) as archive:
-        entries = [(info.filename, archive.read(info)) for info in archive.infolist()]
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, payload in entries:
-            if name == "metadata.json":
-                metadata = json.loads(payload)
-                metadata.pop("date_saved", None)
-                payload = json.dumps(metadata).encode()
-            elif name == "config.json":
-                payload = _renumber_shared_objects(payload.decode()).encode()
-            archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), payload, zipfile.ZIP_DEFLATED)
-
-
-@dataclass
-class Member:
-    """One trained model of a fold: its ONNX graph, its validation probabilities, and what it leaves
-    to save (a Keras network and its training history; nothing for a scikit-learn classifier)."""
-
-    params: ModelParams
-    graph: onnx.ModelProto
-    val_probabilities: np.ndarray
-    network: keras.Model | None = None
-    history: dict[str, list[float]] | None = None
-
-
 def export_onnx(model: keras.Model, input_name: str) -> onnx.ModelProto:
     """``model`` as an ONNX graph for onnxruntime, reading ``input_name`` with a dynamic batch size."""
     signature = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name=input_name)]
@@ -253,104 +193,40 @@ def train_member(
     if kind == UTTERANCE:
         classifier = linear.fit_classifier(data.fit_x, data.fit_y.argmax(axis=1), len(data.classes), params, data.fit_weights)
         val = classifier.predict_proba(data.val_x) if len(data.val_x) else np.zeros((0, len(data.classes)))
-        return Member(params, linear.export_onnx(classifier, data.fit_x.shape[1], input_name(params)), val)
+        graph = linear.export_onnx(classifier, data.fit_x.shape[1], input_name(params))
+        return Member(params, graph, val, n_fit=len(data.fit_x), reference=data.reference)
     network, history = train_model(data, params, train_params, live_dir, epochs=epochs)
     val = network.predict(data.val_x, verbose=0) if len(data.val_x) else np.zeros((0, len(data.classes)))
-    return Member(params, export_onnx(network, input_name(params)), val, network, history)
+    return Member(params, export_onnx(network, input_name(params)), val, network, history, len(data.fit_x), data.reference)
 
 
-def keras_file(arch: str) -> str:
-    """The file a network member is saved in, in its model directory."""
-    return f"{arch}.keras"
+def member_live_dir(live_dir: Path | None, params: ModelParams, member: ModelParams) -> Path | None:
+    """Where ``member`` of model ``params`` logs its epochs: the model's own folder when it is the only member."""
+    if live_dir is None or len(params.member_params()) == 1:
+        return live_dir
+    return live_dir / member.arch
 
 
-def model_meta(feature_params: dict, params: Params, fold: str, folds: Sequence[str]) -> dict:
-    """What a saved model records of how it was made: the feature, split, model and train params,
-    its classes, its fold and the protocol's folds."""
-    made_with = params.model_dump(include={"split", "model", "train"})
-    return {**feature_params, **made_with, "classes": params.data.emotions, "fold": fold, "folds": list(folds)}
-
-
-def save_model(model_dir: Path, members: list[Member], temperature: float, index: pd.DataFrame, parts: np.ndarray,
-               meta: dict, reference: dict[str, Stats]) -> None:
-    """Write the served graph (:func:`ser.models.ensemble.combine`), each network as Keras, the metadata
-    (``meta`` with the classes, the temperature, what the model was trained on, the reference
-    statistics of each input kind) and the split it was trained on."""
-    model_dir.mkdir(parents=True, exist_ok=True)
-    for member in members:
-        if member.network is not None:
-            member.network.save(model_dir / keras_file(member.params.arch))
-            make_archive_deterministic(model_dir / keras_file(member.params.arch))
-    onnx.save(canonical(ensemble.combine([member.graph for member in members], temperature)), model_dir / ONNX_FILE)
-    meta = {**meta, "temperature": temperature, "trained_on": trained_on(index, parts)}
-    meta["reference_stats"] = {kind: {"mean": s[0].tolist(), "std": s[1].tolist()} for kind, s in reference.items()}
-    (model_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-    index[["file", "corpus", "speaker", "text", "emotion"]].assign(part=parts).to_csv(model_dir / SPLIT_FILE, index=False)
-
-
-def trained_on(index: pd.DataFrame, parts: np.ndarray) -> dict:
-    """The corpora, speakers and clips a model learned from (its training and validation parts)."""
-    seen = index[np.isin(parts, [TRAIN, VALIDATION])]
-    return {
-        "corpora": {corpus: int(n) for corpus, n in seen.groupby("corpus", sort=True).size().items()},
-        "speakers": int(seen["speaker"].nunique()),
-        "clips": int(len(seen)),
-    }
-
-
-def history_summary(history: dict[str, list[float]], n_fit: int) -> dict:
-    """Epochs run, fit-set size, and the best epoch (1-based) with its validation loss and accuracy."""
-    best = int(np.argmin(history["val_loss"]))
-    return {
-        "epochs": len(history["val_loss"]),
-        "best_epoch": best + 1,
-        "n_fit": n_fit,
-        "val_loss": rounded(history["val_loss"][best]),
-        "val_accuracy": rounded(history["val_accuracy"][best]),
-    }
-
-
-def validation_scores(probabilities: np.ndarray, targets: np.ndarray) -> dict:
-    """Log loss and accuracy of (calibrated) probabilities on the validation clips."""
-    codes = targets.argmax(axis=1)
-    picked = probabilities[np.arange(len(codes)), codes]
-    return {
-        "val_loss": rounded(-np.mean(np.log(picked + ensemble.TINY))),
-        "val_accuracy": rounded(np.mean(probabilities.argmax(axis=1) == codes)),
-    }
-
-
-@dataclass
-class TrainedFold:
-    members: list[Member]
-    temperature: float
-    summary: dict
-    reference: dict[str, Stats]
+def train_fold_member(
+    clips: Clips, parts: np.ndarray, member: ModelParams, train_params: TrainParams, classes: Sequence[str],
+    live_dir: Path | None = None, epochs: int | None = None,
+) -> Member:
+    """Train one member of a fold's model on the fold's ``parts`` (``epochs``: a network's, when it has no
+    validation clips)."""
+    return train_member(fold_data(clips, parts, member, classes, train_params.balance), member, train_params, live_dir, epochs)
 
 
 def train_fold(
     clips: Clips, parts: np.ndarray, params: ModelParams, train_params: TrainParams, classes: Sequence[str],
     live_dir: Path | None = None, epochs: Mapping[str, int] | None = None, temperature: float | None = None,
 ) -> TrainedFold:
-    """Train every member of ``params`` on one fold's parts; fit the temperature on the validation clips
-    (``train.calibrate``). Without validation clips, networks train for ``epochs[arch]`` epochs and
-    the ``temperature`` given is used (default 1)."""
-    members, summary, reference = [], {"members": {}}, {}
-    member_params = params.member_params()
-    for member_param in member_params:
-        arch = member_param.arch
-        data = fold_data(clips, parts, member_param, classes, train_params.balance)
-        live = None if live_dir is None else (live_dir if len(member_params) == 1 else live_dir / arch)
-        member = train_member(data, member_param, train_params, live, (epochs or {}).get(arch))
-        members.append(member)
-        if data.reference is not None:
-            reference[input_name(member_param)] = data.reference
-        if member.history is not None and len(data.val_x):
-            summary["members"][arch] = history_summary(member.history, len(data.fit_x))
-    targets = data.val_y  # every member validates on the same clips
-    if len(targets):
-        mean = np.mean([member.val_probabilities for member in members], axis=0)
-        temperature = ensemble.fit_temperature(mean, targets.argmax(axis=1)) if train_params.calibrate else 1.0
-        summary.update(validation_scores(ensemble.calibrated(mean, temperature), targets))
-    temperature = 1.0 if temperature is None else temperature
-    return TrainedFold(members, temperature, {**summary, "temperature": temperature}, reference)
+    """Train every member of ``params`` on one fold's parts, one after another, and join them
+    (:func:`ser.assembly.assemble`). Without validation clips, networks train for ``epochs[arch]``
+    epochs and the ``temperature`` given is used (default 1)."""
+    members = [
+        train_fold_member(clips, parts, member, train_params, classes, member_live_dir(live_dir, params, member),
+                          (epochs or {}).get(member.arch))
+        for member in params.member_params()
+    ]
+    targets = encode_labels(clips.index["emotion"][parts == VALIDATION], classes)
+    return assemble(members, targets, train_params.calibrate, temperature)

@@ -190,7 +190,7 @@ def served_model(tmp_path_factory, repo_params) -> ServedModel:
     scikit-learn vs ONNX, CLI vs web app), not accuracy."""
     import pandas as pd
 
-    from ser import training
+    from ser import assembly, training
     from ser.features import INDEX_COLUMNS, frame_features
     from ser.functionals import functional_sets
     from ser.inputs import UTTERANCE, input_kind, input_name
@@ -230,18 +230,18 @@ def served_model(tmp_path_factory, repo_params) -> ServedModel:
         if input_kind(member.arch) == UTTERANCE:
             classifier = linear.fit_classifier(data.fit_x, data.fit_y.argmax(axis=1), len(classes), member)
             classifiers[name] = classifier
-            members.append(training.Member(member, linear.export_onnx(classifier, data.fit_x.shape[1], name), nothing))
+            members.append(assembly.Member(member, linear.export_onnx(classifier, data.fit_x.shape[1], name), nothing))
         else:
             training.make_deterministic(0)
             network = build_model(data.fit_x.shape[1:], len(classes), member, seed=0)
-            members.append(training.Member(member, training.export_onnx(network, name), nothing, network))
+            members.append(assembly.Member(member, training.export_onnx(network, name), nothing, network))
     reference = {input_name(m): training.reference_stats(clips, parts, m) for m in params.member_params()}
     meta = {
         **repo_params.model_dump(include={"audio", "split", "train"}), "features": features.model_dump(),
         "model": params.model_dump(), "classes": classes, "fold": "all", "folds": list(SERVED_FOLDS),
     }
     model_dir = tmp_path_factory.mktemp("served") / MODEL_DIR
-    training.save_model(model_dir, members, 1.0, index, parts, meta, reference)
+    assembly.save_model(model_dir, members, 1.0, index, parts, meta, reference)
     return ServedModel(model_dir, network, classifiers)
 
 

@@ -32,7 +32,7 @@ def train_small(model_dir: str) -> None:
     single_threaded()
     import numpy as np
 
-    from ser import training
+    from ser import assembly, training
     from ser.params import ModelParams, TrainParams
     from test_training import BASE, CLASSES, no_copies, toy_data
 
@@ -41,7 +41,7 @@ def train_small(model_dir: str) -> None:
     train = TrainParams(epochs=3, batch_size=8, learning_rate=0.01, early_stopping=0, reduce_lr=0, seed=1)
     clips = training.Clips(features, index, no_copies(features))
     trained = training.train_fold(clips, parts, params, train, CLASSES)
-    training.save_model(Path(model_dir), trained.members, trained.temperature, index, parts, {}, trained.reference)
+    assembly.save_model(Path(model_dir), trained.members, trained.temperature, index, parts, {}, trained.reference)
     assert np.isfinite(trained.members[0].val_probabilities).all()
 
 

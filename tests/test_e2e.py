@@ -32,7 +32,9 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-CORPORA = ("tess", "ravdess", "emovo")
+CORPORA = ("tess", "ravdess", "emovo", "ased")
+"""The corpora of the first run; ``ADDED`` joins them in the last test."""
+ADDED = "nemo"
 EMOTIONS = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
 TESS_PER_FOLDER = 2
 TESS_QUIRKS = [  # two AIFF files under a .wav name, the 96 kHz file, the speaker named OA
@@ -41,15 +43,21 @@ TESS_QUIRKS = [  # two AIFF files under a .wav name, the 96 kHz file, the speake
 ]
 RAVDESS_ACTORS = ("Actor_13", "Actor_14")
 EMOVO_SPEAKERS = ("f1", "m1")
-# what the subsets hold: TESS 14 folders x 2 + 4 quirks; RAVDESS and EMOVO one clip per speaker and
-# emotion (RAVDESS's 8 emotions with calm, left out: 7 kept; EMOVO's 7)
-KEPT = {"tess": 14 * TESS_PER_FOLDER + len(TESS_QUIRKS), "ravdess": 2 * 7, "emovo": 2 * 7}
+ASED_SPEAKERS = ("01", "03")
+ASED_QUIRK = "04Sad/S4-04-02-01-29.opus"  # the one upper-case prefix (speaker 29)
+NEMO_SPEAKERS = ("EB0", "IC0")
+# what the subsets hold: TESS 14 folders x 2 + 4 quirks; RAVDESS, EMOVO, ASED and nEMO one clip per speaker
+# and emotion (RAVDESS's 8 emotions with calm, left out: 7 kept; EMOVO's 7; ASED's 5, plus its quirk; nEMO's 6)
+KEPT = {"tess": 14 * TESS_PER_FOLDER + len(TESS_QUIRKS), "ravdess": 2 * 7, "emovo": 2 * 7, "ased": 2 * 5 + 1}
+ADDED_CLIPS = 2 * 6
 CALM = len(RAVDESS_ACTORS)
 SPEAKERS = {
     "tess": {"tess/OAF", "tess/YAF"},
     "ravdess": {"ravdess/13", "ravdess/14"},
     "emovo": {"emovo/f1", "emovo/m1"},
+    "ased": {"ased/01", "ased/03", "ased/29"},
 }
+SPEAKER_COUNT = sum(len(speakers) for speakers in SPEAKERS.values())
 NETWORK = "bigru"
 """The network of params.yaml's ensemble (model.members): the member that logs training curves."""
 NEW_CLIP_FOLDER = "OAF_happy"  # the test adds a TESS clip of this folder, one the subset left out
@@ -130,7 +138,28 @@ def make_subsets(base: Path) -> dict[str, Path]:
         for emotion in sorted({c.name.split("-")[0] for c in clips}):
             clip = next(c for c in clips if c.name.startswith(f"{emotion}-"))
             copy(clip, base / "emovo" / speaker / clip.name)
-    return {corpus: base / corpus for corpus in CORPORA}
+    for folder in sorted((SHARED / "ased").iterdir()):  # each speaker's first clip of each emotion
+        for speaker in ASED_SPEAKERS:
+            clip = next(c for c in sorted(folder.iterdir()) if c.stem.split("-")[-1] == speaker)
+            copy(clip, base / "ased" / folder.name / clip.name)
+    copy(SHARED / "ased" / ASED_QUIRK, base / "ased" / ASED_QUIRK)
+    make_nemo_subset(base / ADDED)
+    return {corpus: base / corpus for corpus in (*CORPORA, ADDED)}
+
+
+def make_nemo_subset(target: Path) -> None:
+    """nEMO's first clip of each emotion of ``NEMO_SPEAKERS``, and data.tsv's lines of those clips."""
+    lines = (SHARED / "nemo" / "data.tsv").read_text(encoding="utf-8").splitlines()
+    chosen: dict[tuple[str, str], str] = {}
+    for line in lines[1:]:
+        file_id, emotion, *_ = line.split("\t")
+        if file_id.split("_")[0] in NEMO_SPEAKERS:
+            chosen.setdefault((file_id.split("_")[0], emotion), line)
+    target.mkdir(parents=True)
+    (target / "data.tsv").write_text("\n".join([lines[0], *chosen.values()]) + "\n", encoding="utf-8")
+    for line in chosen.values():
+        name = line.split("\t")[0]
+        copy(SHARED / "nemo" / name, target / name)
 
 
 def sources(repo: Path, subsets: dict[str, Path], corpora: tuple[str, ...] = CORPORA) -> dict:
@@ -145,7 +174,7 @@ def maps(corpora: tuple[str, ...] = CORPORA) -> dict:
 
 @pytest.fixture(scope="module")
 def subsets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    if missing := [c for c in CORPORA if not (SHARED / c).is_dir()]:
+    if missing := [c for c in (*CORPORA, ADDED) if not (SHARED / c).is_dir()]:
         pytest.skip(f"real corpora not found in {SHARED}: {', '.join(missing)}")
     return make_subsets(tmp_path_factory.mktemp("corpora"))
 
@@ -173,7 +202,7 @@ def first_run(repo: Path) -> str:
 
 def test_full_pipeline_runs_every_stage_and_writes_outputs(repo: Path, first_run: str) -> None:
     assert stages_run(first_run) == {
-        "fetch@tess", "fetch@ravdess", "fetch@emovo", "labels", "eda", "featurize", "train", "evaluate",
+        "fetch@tess", "fetch@ravdess", "fetch@emovo", "fetch@ased", "labels", "eda", "featurize", "train", "evaluate",
     }
     for corpus in CORPORA:
         folder = repo / RAW_DIR / corpus
@@ -190,6 +219,8 @@ def test_full_pipeline_runs_every_stage_and_writes_outputs(repo: Path, first_run
     assert quirks["OAF_neutral/OA_bite_neutral.flac"]["speaker"] == "tess/OAF"
     assert quirks["OAF_fear/OAF_food_fear.flac"]["sample_rate"] == "96000"
     assert quirks["YAF_angry/YAF_germ_angry.wav"]["format"] == "AIFF"
+    quirk = next(row for row in manifest if row["corpus"] == "ased" and row["source"] == ASED_QUIRK)
+    assert (quirk["speaker"], quirk["emotion"], quirk["format"]) == ("ased/29", "sad", "OGG")  # Ogg Opus, read as it is
     clips = sum(KEPT.values())
     # a fresh cache of the test's own: everything computed, and cached there
     assert featurized(first_run) == (clips, 0, clips, 0)
@@ -206,7 +237,7 @@ def test_full_pipeline_runs_every_stage_and_writes_outputs(repo: Path, first_run
     assert len(fold_scores) == 1 + 2  # header + one row per fold
     deployable = read_json(repo / MODEL_DIR / "meta.json")
     assert deployable["fold"] == "all" and deployable["classes"] == EMOTIONS
-    assert deployable["trained_on"] == {"corpora": KEPT, "speakers": 6, "clips": clips}
+    assert deployable["trained_on"] == {"corpora": KEPT, "speakers": SPEAKER_COUNT, "clips": clips}
     split = read_csv(repo / MODEL_DIR / "split.csv")
     assert len(split) == clips and {row["part"] for row in split} == {"train"}  # all the data, nothing held out
     check_functionals_and_inputs(repo, clips)
@@ -249,7 +280,7 @@ def check_functionals_and_inputs(repo: Path, clips: int) -> None:
 
 def test_calm_clips_are_left_out_and_counted(repo: Path, first_run: str) -> None:
     summary = read_json(repo / FETCH_REPORT_DIR / "summary.json")
-    assert summary["clips"] == sum(KEPT.values()) and summary["speakers"] == 6
+    assert summary["clips"] == sum(KEPT.values()) and summary["speakers"] == SPEAKER_COUNT
     assert summary["left_out"] == {"ravdess": {"calm": CALM}}
     assert {corpus: sum(counts.values()) for corpus, counts in summary["kept"].items()} == KEPT
     assert "calm" not in summary["kept"]["ravdess"] and "surprise" in summary["kept"]["ravdess"]
@@ -414,4 +445,26 @@ def test_a_corpus_removed_from_the_sources_leaves_the_metrics(
     assert not (repo / EVAL_DIR / "confusion/emovo.png").exists()
     assert not (repo / EVAL_DIR / "by_corpus/emovo.csv").exists()
     assert read_json(repo / MODEL_DIR / "meta.json")["trained_on"]["corpora"].keys() == set(kept)
+    assert "up to date" in run(["dvc", "status"], repo)
+
+
+def test_a_corpus_added_to_the_sources_is_fetched_and_featurized_alone(
+    repo: Path, first_run: str, subsets: dict[str, Path]
+) -> None:
+    """A corpus never seen before (nEMO, Ogg Opus with its data.tsv): its fetch and what follows run, and
+    featurize computes its clips only, the others' coming from the per-clip cache."""
+    kept = ("tess", "ravdess", ADDED)
+    set_params(repo, data__sources=sources(repo, subsets, kept), data__maps=maps(kept))
+    status = run(["dvc", "status"], repo)
+    assert f"fetch@{ADDED}:" in status and "fetch@tess:" not in status and "fetch@ravdess:" not in status
+    output = run(["dvc", "repro"], repo)
+    assert stages_run(output) == {f"fetch@{ADDED}", "labels", "eda", "featurize", "train", "evaluate"}
+    others = KEPT["tess"] + 1 + KEPT["ravdess"]
+    assert featurized(output) == (others + ADDED_CLIPS, 0, ADDED_CLIPS, others)
+    manifest = [row for row in read_csv(repo / MANIFEST) if row["corpus"] == ADDED]
+    assert len(manifest) == ADDED_CLIPS and {row["speaker"] for row in manifest} == {f"{ADDED}/{s}" for s in NEMO_SPEAKERS}
+    assert all(row["text"] and not row["text"].isdigit() for row in manifest)  # data.tsv's transcripts
+    assert {row["emotion"] for row in manifest} == set(EMOTIONS) - {"disgust"}
+    metrics = read_json(repo / METRICS)
+    assert set(metrics["by_corpus"]) == set(kept) and "disgust" not in metrics["by_corpus"][ADDED]["recall"]
     assert "up to date" in run(["dvc", "status"], repo)

@@ -99,7 +99,8 @@ def _one_hot(labels, classes=CLASSES) -> np.ndarray:
 def test_predictions_table(split, probabilities, table):
     test = split[split["part"] == TEST]
     assert list(table.columns) == [
-        "fold", "file", "corpus", "speaker", "actual", "predicted", "confidence", "served", *[f"p_{c}" for c in CLASSES]
+        "fold", "file", "corpus", "speaker", "text", "actual", "predicted", "confidence", "served",
+        *[f"p_{c}" for c in CLASSES],
     ]
     assert (table["fold"] == "fold2").all()
     assert table["file"].tolist() == test["file"].tolist()
@@ -429,3 +430,36 @@ def test_no_mistakes():
     right = _predictions().assign(predicted=lambda f: f["actual"])
     assert confident_mistakes(right, top=5).empty
 
+
+
+# --- texts whose words give the label away --------------------------------------------------------------------
+
+
+def test_a_corpus_with_giveaway_texts_is_also_scored_without_them(table):
+    """ASED's emotion-specific sentences: the clips of texts spoken in one emotion are marked, and the
+    corpus gets ``shared_texts`` scores of the other clips only; a corpus without any gets none."""
+    giveaway = np.zeros(len(table), dtype=bool)
+    giveaway[:4] = True
+    metrics = summarize("speaker", table, {}, CLASSES, giveaway)
+    shared = table.iloc[4:][table.iloc[4:]["corpus"] == "tess"]
+    expected = {
+        "n_test": len(shared),
+        "accuracy": round(float((shared["actual"] == shared["predicted"]).mean()), 4),
+        "serving_accuracy": round(float((shared["actual"] == shared["served"]).mean()), 4),
+    }
+    assert metrics["by_corpus"]["tess"]["shared_texts"] == expected
+    assert metrics["by_corpus"]["tess"]["accuracy"] == summarize("speaker", table, {}, CLASSES)["by_corpus"]["tess"]["accuracy"]
+    assert "shared_texts" not in summarize("speaker", table, {}, CLASSES)["by_corpus"]["tess"]
+    everything = summarize("speaker", table, {}, CLASSES, np.ones(len(table), dtype=bool))
+    assert "shared_texts" not in everything["by_corpus"]["tess"]  # nothing left to score apart
+
+
+def test_single_emotion_rows_marks_texts_spoken_in_one_emotion_per_corpus():
+    from ser.split import single_emotion_rows
+
+    index = pd.DataFrame({
+        "corpus": ["ased", "ased", "ased", "ased", "tess"],
+        "text": ["01", "01", "03-01", "03-01", "03-01"],
+        "emotion": ["sad", "angry", "sad", "sad", "angry"],
+    })
+    assert single_emotion_rows(index).tolist() == [False, False, True, True, True]

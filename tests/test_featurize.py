@@ -690,6 +690,40 @@ def test_a_dask_cluster_gives_the_same_bytes(corpus, tmp_path):
         assert "OAF_short_sad.flac: clip is" in str(info.value)
 
 
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+REAL_CLIPS = {  # two real clips of each corpus of the default run: FLAC at 24 414 and 16 000 Hz, Ogg Opus
+    "tess": ["OAF_angry/OAF_back_angry.flac", "YAF_sad/YAF_bath_sad.flac"],
+    "ravdess": ["Actor_13/03-01-01-01-01-01-13.flac", "Actor_14/03-01-05-02-01-01-14.flac"],
+    "emovo": ["f1/dis-f1-b1.flac", "m1/tri-m1-l2.flac"],
+    "ased": ["01Neutral/n1-01-01-01-01.opus", "05Angry/a5-03-01-01-05.opus"],
+    "nemo": ["EB0_anger_1.opus", "IC0_sadness_2.opus"],
+}
+
+
+def test_a_dask_cluster_featurizes_real_clips_of_every_corpus_as_local_workers_do(tmp_path):
+    """The cluster's workers receive each file's bytes (no shared file system): FLAC and Ogg Opus of the
+    five corpora give the same bytes there as here, augmented copies and both openSMILE sets included."""
+    distributed = pytest.importorskip("dask.distributed")
+    files = [f"{corpus}/{name}" for corpus, names in REAL_CLIPS.items() for name in names]
+    if missing := [file for file in files if not (SHARED / file).is_file()]:
+        pytest.skip(f"real corpora not found in {SHARED}: {', '.join(missing)}")
+    manifest = pd.DataFrame([
+        {"file": file, "source": file, "corpus": file.split("/")[0], "speaker": f"{file.split('/')[0]}/s{k}",
+         "text": f"t{k}", "label": "sad", "sha256": sha256_of(SHARED / file), "emotion": "sad"}
+        for k, file in enumerate(files)
+    ], columns=MANIFEST_COLUMNS)
+    real = Settings(AudioParams(sr=16000, offset=0.5, duration=1.0, res_type="soxr_hq"), FEATURES.model_copy(
+        update={"functionals": ["egemaps", "compare"]}), AUGMENT)
+    featurize(manifest, SHARED, tmp_path / "local", "", settings=real, workers=1)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        summary = featurize(manifest, SHARED, tmp_path / "dask", "", settings=real, scheduler=cluster.scheduler_address)
+    assert (summary.clips, summary.computed) == (len(files), len(files) * (AUGMENT.copies + 1))
+    assert outputs(tmp_path / "dask") == outputs(tmp_path / "local")
+    assert {"functionals_egemaps.npy", "functionals_compare.npy"} <= set(outputs(tmp_path / "dask"))
+
+
 # --- params ---------------------------------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_info
 
-from ser.folds import log_fold_scores, parallel_workers, run_parallel
+from ser.folds import Task, log_fold_scores, parallel_workers, run_parallel, run_tasks
 
 if TYPE_CHECKING:
     from ser.params import ModelParams, TrainParams
@@ -145,6 +145,51 @@ def test_an_error_in_a_job_reaches_the_caller():
 def test_each_job_keeps_all_its_arguments():
     """Jobs of different lengths, none of them empty-handed: no argument is lost or shifted."""
     assert run_parallel(range, [(5,), (2, 5), (1, 9, 3)], 1) == [range(5), range(2, 5), range(1, 9, 3)]
+
+
+# --- run_tasks: tasks that wait for others -------------------------------------------------------------------
+
+
+def _timed_job(name: str, seconds: float, *inputs: str) -> dict[str, Any]:
+    """Sleep ``seconds``; when this ran (wall clock) and what it was given."""
+    start = time.time()
+    time.sleep(seconds)
+    return {"name": name, "inputs": inputs, "start": start, "end": time.time()}
+
+
+def _after_a_and_b(results: dict) -> tuple:
+    return "c", 0.0, results["a"]["name"], results["b"]["name"]
+
+
+@pytest.fixture(scope="module")
+def scheduled() -> dict[str, dict[str, Any]]:
+    """Four tasks on two workers: ``c`` waits for ``a`` and ``b`` and is listed first, ``d`` waits for none."""
+    tasks = [
+        Task("c", _after_a_and_b, after=("a", "b")),
+        Task("a", ("a", 0.2)),
+        Task("b", ("b", 1.5)),
+        Task("d", ("d", 0.2)),
+    ]
+    return run_tasks(_timed_job, tasks, 2)
+
+
+def test_a_task_waits_for_the_tasks_it_is_after_and_gets_their_results(scheduled):
+    assert list(scheduled) == ["c", "a", "b", "d"]  # by key, in the order given
+    assert scheduled["c"]["inputs"] == ("a", "b")
+    assert scheduled["c"]["start"] >= max(scheduled["a"]["end"], scheduled["b"]["end"])
+
+
+def test_a_free_worker_takes_the_first_ready_task(scheduled):
+    """``c`` is first but not ready: ``a`` and ``b`` start, ``d`` takes ``a``'s worker while ``b`` still runs."""
+    assert scheduled["d"]["start"] >= scheduled["a"]["end"]
+    assert scheduled["d"]["end"] <= scheduled["b"]["end"]
+
+
+def test_tasks_that_wait_for_unknown_or_each_other_are_refused():
+    with pytest.raises(ValueError, match="not given"):
+        run_tasks(_timed_job, [Task("a", ("a", 0.0), after=("z",))], 1)
+    with pytest.raises(ValueError, match="wait for each other"):
+        run_tasks(_timed_job, [Task("a", ("a", 0.0), after=("b",)), Task("b", ("b", 0.0), after=("a",))], 1)
 
 
 # --- the same models however many train at once --------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import math
 import shutil
 import subprocess
 import sys
@@ -68,7 +67,7 @@ def keras_model(served_model):
     import keras
 
     import ser.models.networks  # noqa: F401 - registers the custom layers
-    from ser.training import keras_file
+    from ser.assembly import keras_file
 
     return keras.models.load_model(served_model.model_dir / keras_file(served_model.network.name))
 
@@ -232,7 +231,7 @@ def test_members_reading_other_sets_say_other_things(served_model, predictor, ke
 def _save_classifiers(served_model, model_dir: Path, model: dict) -> Path:
     """The served model's classifiers that ``model`` (changes to its model section) has as members, saved
     as the train stage saves a model: a graph of an utterance input per set read, and no network."""
-    from ser import training
+    from ser import assembly
     from ser.inference import saved_reference_stats
     from ser.models import linear
     from ser.params import ModelParams
@@ -244,11 +243,11 @@ def _save_classifiers(served_model, model_dir: Path, model: dict) -> Path:
         name = input_name(member)
         classifier = served_model.classifiers[name]
         graph = linear.export_onnx(classifier, classifier.n_features_in_, name)
-        members.append(training.Member(member, graph, np.zeros((0, len(EMOTIONS)))))
+        members.append(assembly.Member(member, graph, np.zeros((0, len(EMOTIONS)))))
     split = pd.read_csv(served_model.model_dir / "split.csv")
     names = {input_name(member) for member in params.member_params()}
     reference = {name: stats for name, stats in saved_reference_stats(meta).items() if name in names}
-    training.save_model(model_dir, members, 1.0, split.drop(columns="part"), split["part"].to_numpy(),
+    assembly.save_model(model_dir, members, 1.0, split.drop(columns="part"), split["part"].to_numpy(),
                         {**meta, "model": params.model_dump()}, reference)
     return model_dir
 

@@ -8,6 +8,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from ser.assembly import Member, encode_labels, keras_file, save_model  # noqa: E402
 from ser.evaluation import evaluate_model  # noqa: E402
 from ser.features import INDEX_COLUMNS  # noqa: E402
 from ser.inputs import frame_mask, input_name, model_inputs, speaker_stats  # noqa: E402
@@ -16,7 +17,7 @@ from ser.params import ModelParams, SpecAugmentParams, TrainParams  # noqa: E402
 from ser.split import TEST, TRAIN, UNUSED, VALIDATION  # noqa: E402
 from conftest import REPO_CLASSES  # noqa: E402
 from ser.training import (  # noqa: E402
-    Clips, FoldData, Member, encode_labels, export_onnx, keras_file, reference_stats, save_model, train_model,
+    Clips, FoldData, export_onnx, reference_stats, train_model,
 )
 
 FRAMES, CHANNELS = 24, 4

@@ -49,12 +49,14 @@ def test_the_default_rows_come_from_the_committed_metrics():
     """A committed run redone (reports/metrics.json changed) changes the default's rows, and nothing else."""
     metrics = json.loads((REPO / paths.METRICS).read_text())
     experiments = results.Experiments(json.loads((REPO / paths.EXPERIMENTS).read_text()))
-    before = results.tables(metrics, experiments)
+    folds = results.read_rows(REPO / paths.TRAIN_FOLDS)
+    before = results.tables(metrics, experiments, folds)
     metrics["accuracy"], metrics["by_corpus"]["tess"]["recall"]["happy"] = 0.12345, 0.5
-    after = results.tables(metrics, experiments)
+    after = results.tables(metrics, experiments, folds)
     assert "12.3%" in after["speaker"] and "12.3%" not in before["speaker"]
     assert after["per-corpus"] != before["per-corpus"]
     assert after["corpus"] == before["corpus"] and after["known-voices"] == before["known-voices"]
+    assert after["folds"] == before["folds"]
 
 
 def test_rounding_is_half_up_on_the_reported_decimals():
@@ -64,9 +66,10 @@ def test_rounding_is_half_up_on_the_reported_decimals():
 
 def test_an_experiment_the_readme_shows_but_the_report_lacks_fails_naming_it():
     data = json.loads((REPO / paths.EXPERIMENTS).read_text())
-    data["experiments"] = [entry for entry in data["experiments"] if entry["name"] != "bigru-text"]
-    with pytest.raises(SystemExit, match="bigru-text"):
-        results.tables(json.loads((REPO / paths.METRICS).read_text()), results.Experiments(data))
+    data["experiments"] = [entry for entry in data["experiments"] if entry["name"] != "ensemble-text"]
+    with pytest.raises(SystemExit, match="ensemble-text"):
+        results.tables(json.loads((REPO / paths.METRICS).read_text()), results.Experiments(data),
+                       results.read_rows(REPO / paths.TRAIN_FOLDS))
 
 
 def test_regenerating_rewrites_only_the_tables(tmp_path):
@@ -79,7 +82,7 @@ def test_regenerating_rewrites_only_the_tables(tmp_path):
     stale = readme.replace_block(stale, "| stale |\n")
     copy.write_text(stale)
     root = tmp_path / "project"
-    for path in (paths.METRICS, paths.EXPERIMENTS):
+    for path in (paths.METRICS, paths.EXPERIMENTS, paths.TRAIN_FOLDS):
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text((REPO / path).read_text())
     copy.write_text(readme.replace_block(copy.read_text(), readme.markdown(readme.rows(REPO / paths.BENCHMARK_DIR))))

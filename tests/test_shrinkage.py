@@ -277,7 +277,7 @@ def test_given_stats_override_the_shrinkage(values, described):
 
 @pytest.fixture(scope="module")
 def sample_weights():
-    from ser.training import sample_weights as function  # imports TensorFlow
+    from ser.folds import sample_weights as function
 
     return function
 
@@ -290,6 +290,21 @@ def clip_index() -> pd.DataFrame:
         "corpus": [s.split("/")[0] for s in speakers],
         "speaker": speakers,
     })
+
+
+def test_fold_composition_counts_each_part_and_each_corpus_share_of_the_loss(sample_weights):
+    from ser.folds import fold_composition
+
+    index = clip_index().assign(emotion="angry")
+    parts = np.array(["train"] * 3 + ["val"] + ["test"] * 2 + ["train", "train", "test", "train"], dtype=object)
+    table = fold_composition(index, {"fold1": parts}, "corpus").set_index("corpus")
+    assert table.loc["tess", ["train_speakers", "train_clips", "val_speakers", "val_clips", "test_speakers", "test_clips"]].tolist() == [1, 3, 1, 1, 1, 2]
+    assert table.loc["ravdess", ["train_clips", "test_clips"]].tolist() == [2, 1]
+    assert table["loss_share"].to_dict() == pytest.approx({"emovo": 1 / 3, "ravdess": 1 / 3, "tess": 1 / 3}, abs=1e-4)
+    unweighted = fold_composition(index, {"fold1": parts}, "none").set_index("corpus")["loss_share"]
+    assert unweighted.to_dict() == pytest.approx({"emovo": 1 / 6, "ravdess": 2 / 6, "tess": 3 / 6}, abs=1e-4)
+    by_speaker = fold_composition(index, {"fold1": parts}, "speaker").set_index("corpus")["loss_share"]
+    assert by_speaker.to_dict() == pytest.approx({"emovo": 1 / 4, "ravdess": 2 / 4, "tess": 1 / 4}, abs=1e-4)
 
 
 def test_no_balance_gives_no_weights(sample_weights):

@@ -18,22 +18,17 @@ from ser.models.networks import build_model  # noqa: E402
 from ser.params import ModelParams, SpecAugmentParams, SplitParams, TrainParams  # noqa: E402
 from ser.split import TEST, TRAIN, UNUSED, VALIDATION, fold_parts  # noqa: E402
 from ser.folds import deployable_epochs, mean_summary
+from ser.assembly import Member, encode_labels, history_summary, keras_file, save_model, trained_on  # noqa: E402
 from ser.training import (  # noqa: E402
     Clips,
     FoldData,
     FoldLive,
-    Member,
     _callbacks,
-    encode_labels,
     export_onnx,
     fold_data,
-    history_summary,
-    keras_file,
     reference_stats,
-    save_model,
     train_fold,
     train_model,
-    trained_on,
 )
 
 CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
