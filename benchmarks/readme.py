@@ -165,9 +165,11 @@ def e2e_rows(result: dict) -> list[Row]:
             f"target <= 2 s: {met(result['no_op_repro_s'] <= 2 and result['no_op_ran_nothing'])}",
         ),
         (
-            "**peak memory** of each stage in that run (RSS, `dvc` and the stage's worker processes together)",
+            "**peak memory** of each stage in that run (`dvc` and the stage's worker processes together: sum of RSS; "
+            "in brackets the sum of PSS, pages the processes share counted once)",
             "",
-            ", ".join(f"{stage} {mib / 1024:.2f} GiB" for stage, mib in result["stages_peak_rss_mib"].items()),
+            ", ".join(f"{stage} {mib / 1024:.2f} GiB ({result['stages_peak_pss_mib'][stage] / 1024:.2f})"
+                      for stage, mib in result["stages_peak_rss_mib"].items()),
             f"target <= {result['memory_target_mib'] / 1024:.0f} GiB each: {met(result['memory_within_target'])}",
         ),
     ]

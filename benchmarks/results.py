@@ -133,7 +133,7 @@ SPEAKER_HEADER = ("model", "accuracy", "macro F1", "ECE", "lowest class recall",
                   "serving accuracy", *(NAMES[c] for c in CORPORA))
 SPEAKER_ROWS = (
     ("`seed_lstm` (tutorial baseline)", "seed_lstm-speaker"),
-    ("`ensemble` (default) on the three corpora of before (20 speakers)", "main@3corpora"),
+    ("`ensemble` (default) on the three corpora of before (20 speakers)", "default-speaker@3corpora"),
 )
 DEFAULT_SPEAKER_LABEL = "**`ensemble`** (default): `logreg` on eGeMAPS + `logreg` on ComParE + `bigru`"
 
@@ -160,11 +160,11 @@ def speaker_table(metrics: dict, experiments: Experiments) -> str:
 CORPUS_HEADER = ("model", "trained on", *(f"tested on {NAMES[c]}" if not k else NAMES[c] for k, c in enumerate(CORPORA)), "mean")
 OTHERS, TESS_ALONE = "the four other corpora", "**TESS alone**"
 CORPUS_ROWS = (  # (label, trained on, experiment)
-    ("`seed_lstm`", OTHERS, "seed_lstm-corpus"),
     ("**`ensemble`** (default)", OTHERS, "default-corpus"),
-    ("`ensemble` (default), three corpora of before", "the two other corpora of the three", "balanced-corpus-protocol@3corpora"),
-    ("`seed_lstm`", TESS_ALONE, "seed_lstm-tess-only"),
+    ("`ensemble` (default)", "the two others of the three corpora of before", "balanced-corpus-protocol@3corpora"),
+    ("`seed_lstm`", "the two others of the three corpora of before", "seed_lstm-corpus@3corpora"),
     ("`ensemble` (default)", TESS_ALONE, "ensemble-tess-only"),
+    ("`seed_lstm`", f"{TESS_ALONE} (three corpora of before)", "seed_lstm-tess-only@3corpora"),
 )
 DEFAULT_CORPUS_EXPERIMENT = "default-corpus"
 
@@ -181,11 +181,10 @@ def corpus_table(experiments: Experiments) -> str:
 
 
 KNOWN_VOICES_HEADER = ("setting", "accuracy", *(NAMES[c] for c in CORPORA))
-KNOWN_VOICES_ROWS = (
-    ("`text`: 20% of each corpus's words or sentences held out (those spoken in one emotion stay in training), "
-     "every speaker in training", "ensemble-text"),
-    ("`random`: 20% of the clips held out", "ensemble-random"),
-    ("TESS alone, speaker protocol (2 folds, one TESS speaker each; lowest class recall {min_recall})", "ensemble-tess-speaker"),
+KNOWN_VOICES_ROWS = (  # bigru, the default before the ensemble, on the three corpora of before
+    ("`text`: 20% of each corpus's words or sentences held out, every speaker in training", "bigru-text@3corpora"),
+    ("`random`: 20% of the clips held out", "bigru-random@3corpora"),
+    ("TESS alone, speaker protocol (2 folds, one TESS speaker each; lowest class recall {min_recall})", "bigru-tess-speaker@3corpora"),
 )
 
 
@@ -222,6 +221,31 @@ def per_corpus_table(metrics: dict) -> str:
     return markdown(header, rows)
 
 
+MORE_SPEAKERS = (  # (label, source): an experiment's name, or None for reports/metrics.json (the default run)
+    ("three corpora, 20 speakers (the previous default run)", "default-speaker@3corpora"),
+    ("five corpora, 94 speakers, the same settings (two augmented copies)", "default-speaker-two-copies"),
+    ("five corpora, 94 speakers, the default (one augmented copy)", None),
+)
+OLD_CORPORA = ("tess", "ravdess", "emovo")
+
+
+def more_speakers_table(metrics: dict, experiments: Experiments) -> str:
+    """The three corpora of before under the speaker protocol, as the training set grew: accuracy (each
+    test speaker normalized with all their clips) and serving accuracy (one clip alone), per corpus."""
+    header = ("trained on", *(f"{NAMES[c]}: accuracy / one clip" for c in OLD_CORPORA), "mean over the three")
+    rows = []
+    for label, name in MORE_SPEAKERS:
+        scores = metrics if name is None else experiments[name]
+        accuracy = corpus_accuracy(scores)
+        serving = ({c: f["serving_accuracy"] for c, f in scores["by_corpus"].items()} if name is None
+                   else scores["corpus_serving_accuracy"])
+        mean = sum(accuracy[c] for c in OLD_CORPORA) / len(OLD_CORPORA)
+        mean_serving = sum(serving[c] for c in OLD_CORPORA) / len(OLD_CORPORA)
+        rows.append((label, *(f"{pct(accuracy[c])} / {pct(serving[c])}" for c in OLD_CORPORA),
+                     f"{pct(round(mean, 4))} / {pct(round(mean_serving, 4))}"))
+    return markdown(header, rows)
+
+
 def spread(values) -> str:
     """``low-high`` of integers, or the one value."""
     low, high = min(values), max(values)
@@ -250,7 +274,7 @@ def folds_table(folds: list[dict]) -> str:
     return markdown(header, rows)
 
 
-TABLES = ("speaker", "corpus", "known-voices", "per-corpus", "folds")
+TABLES = ("speaker", "corpus", "known-voices", "per-corpus", "folds", "more-speakers")
 """The README's generated results tables, by marker name."""
 
 
@@ -262,6 +286,7 @@ def tables(metrics: dict, experiments: Experiments, folds: list[dict]) -> dict[s
         "known-voices": known_voices_table(experiments),
         "per-corpus": per_corpus_table(metrics),
         "folds": folds_table(folds),
+        "more-speakers": more_speakers_table(metrics, experiments),
     }
 
 

@@ -131,15 +131,29 @@ def dct(values: np.ndarray, count: int, axis: int) -> np.ndarray:
     return np.take(scipy.fft.dct(values, type=2, norm="ortho", axis=axis), np.arange(count), axis=axis)
 
 
+DELTA_CHUNK_BYTES = 32 * 2**20
+"""Delta windows are weighed in double precision, a chunk of the leading axis at a time: the whole
+array at once would take nine times its size in doubles (gigabytes for a corpus), and is slower."""
+
+
 def delta(values: np.ndarray, width: int, order: int, axis: int) -> np.ndarray:
     """``librosa.feature.delta(values, width=width, order=order, axis=axis)`` (Savitzky-Golay, ``mode="interp"``).
 
     The local polynomial has degree ``order``, so its ``order``-th derivative is
     constant over a window: the first and last ``width // 2`` positions take the
-    value of the first and last whole window.
+    value of the first and last whole window. Computed in chunks of the leading axis
+    when ``axis`` is another (:data:`DELTA_CHUNK_BYTES`): every value is the same either way.
     """
     if width < 3 or width % 2 == 0 or width > values.shape[axis]:
         raise ValueError(f"delta width must be odd, at least 3 and at most {values.shape[axis]} (the frames), got {width}")
+    axis = axis % values.ndim
+    rows = max(1, DELTA_CHUNK_BYTES // max(1, values[:1].size * width * 8))
+    if axis == 0 or len(values) <= rows:
+        return _delta(values, width, order, axis)
+    return np.concatenate([_delta(values[start : start + rows], width, order, axis) for start in range(0, len(values), rows)])
+
+
+def _delta(values: np.ndarray, width: int, order: int, axis: int) -> np.ndarray:
     half = width // 2
     positions = np.arange(-half, half + 1, dtype=np.float64)
     weights = math.factorial(order) * np.linalg.pinv(np.vander(positions, order + 1, increasing=True))[order]

@@ -93,17 +93,18 @@ def clip_features(source: AudioSource, audio: AudioParams, features: FeaturePara
 
 
 def load_features(feature_dir: Path) -> tuple[np.ndarray, pd.DataFrame, dict]:
-    """Features, their index and the params that made them."""
+    """Features (read-only, mapped from the file: processes that read them share its pages), their
+    index and the params that made them."""
     params = json.loads((feature_dir / PARAMS_FILE).read_text())
-    return np.load(feature_dir / FEATURES_FILE), read_clips(feature_dir / INDEX_FILE), params
+    return np.load(feature_dir / FEATURES_FILE, mmap_mode="r"), read_clips(feature_dir / INDEX_FILE), params
 
 
 def load_functionals(feature_dir: Path) -> dict[str, np.ndarray]:
     """The clips' openSMILE functionals, ``(clips, width)``, of each set that featurize computed."""
     sets = json.loads((feature_dir / PARAMS_FILE).read_text())["features"]["functionals"]
-    return {kind: np.load(feature_dir / FUNCTIONALS_FILE.format(kind)) for kind in sets}
+    return {kind: np.load(feature_dir / FUNCTIONALS_FILE.format(kind), mmap_mode="r") for kind in sets}
 
 
 def load_augmented(feature_dir: Path) -> tuple[np.ndarray, pd.DataFrame]:
-    """Augmented copies' features and their index (``source`` = row of the original clip)."""
-    return np.load(feature_dir / AUGMENTED_FILE), read_clips(feature_dir / AUGMENTED_INDEX_FILE)
+    """Augmented copies' features (read-only, mapped) and their index (``source`` = row of the original clip)."""
+    return np.load(feature_dir / AUGMENTED_FILE, mmap_mode="r"), read_clips(feature_dir / AUGMENTED_INDEX_FILE)

@@ -21,7 +21,7 @@ from ser.assembly import Member, assemble, encode_labels, model_meta, network_su
 from ser.features import load_augmented, load_features, load_functionals
 from ser.folds import (
     Task, deployable_epochs, deployable_temperature, fold_composition, log_fold_scores, mean_summary, parallel_workers,
-    run_tasks,
+    release_memory, run_tasks,
 )
 from ser.inference import DEPLOYABLE_FOLD
 from ser.inputs import UTTERANCE, input_kind
@@ -72,7 +72,10 @@ def fit_member(name: str, number: int, epochs: int | None = None) -> Member:
     save_network(model_dir(name), trained)
     if trained.history is not None:
         plots.plot_history(trained.history, TRAIN_CURVES_DIR / f"{name}-{member.arch}.png", title=f"{name}, {member.arch}")
-    return dataclasses.replace(trained, network=None)
+    saved = dataclasses.replace(trained, network=None)
+    del trained
+    release_memory()
+    return saved
 
 
 def member_tasks(folds: list[str]) -> list[Task]:

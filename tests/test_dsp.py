@@ -121,3 +121,14 @@ def test_mel_power_sums_each_frame_s_bands():
     power = np.random.default_rng(4).random((3, 7, 513)).astype(np.float32)
     expected = np.einsum("cfb,mb->cfm", power, dsp.mel_filters(16000, 1024, 40))
     np.testing.assert_allclose(dsp.mel_power(power, 16000, 1024, 40), expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_delta_in_chunks_gives_every_value_unchanged(monkeypatch, order):
+    """A corpus's frames in chunks of a few clips (bounded memory) give the same bits as all at once."""
+    values = np.random.default_rng(5).normal(0, 20, (37, 50, 13)).astype(np.float32)
+    whole = dsp.delta(values, width=9, order=order, axis=1)
+    monkeypatch.setattr(dsp, "DELTA_CHUNK_BYTES", values[:1].size * 9 * 8 * 4)  # four clips a chunk
+    chunked = dsp.delta(values, width=9, order=order, axis=1)
+    np.testing.assert_array_equal(chunked, whole)
+    assert chunked.dtype == np.float32
