@@ -168,7 +168,7 @@ def e2e_rows(result: dict) -> list[Row]:
             "**peak memory** of each stage in that run (`dvc` and the stage's worker processes together: sum of RSS; "
             "in brackets the sum of PSS, pages the processes share counted once)",
             "",
-            ", ".join(f"{stage} {mib / 1024:.2f} GiB ({result['stages_peak_pss_mib'][stage] / 1024:.2f})"
+            ", ".join(f"{stage} {mib / 1024:.2f} GiB" + (f" ({pss[stage] / 1024:.2f})" if (pss := result.get("stages_peak_pss_mib")) else "")
                       for stage, mib in result["stages_peak_rss_mib"].items()),
             f"target <= {result['memory_target_mib'] / 1024:.0f} GiB each: {met(result['memory_within_target'])}",
         ),

@@ -201,15 +201,18 @@ def known_voices_table(experiments: Experiments) -> str:
 def per_corpus_table(metrics: dict) -> str:
     """The default run per corpus and class (recall), from reports/metrics.json alone."""
     classes = list(metrics["recall"])
-    header = ("test clips", "clips", "accuracy", "macro F1", "ECE", "serving accuracy", *classes)
+    header = ("test clips", "clips", "accuracy", "macro F1", "ECE", "serving accuracy",
+              "texts spoken in several emotions: accuracy / serving", *classes)
     speakers: dict[str, int] = {}
     for speaker in metrics.get("by_speaker", {}):
         corpus = speaker.split("/", 1)[0]
         speakers[corpus] = speakers.get(corpus, 0) + 1
 
     def row(label: str, scores: dict) -> tuple[str, ...]:
+        shared = scores.get("shared_texts")
+        apart = f"{pct(shared['accuracy'])} / {pct(shared['serving_accuracy'])} ({shared['n_test']} clips)" if shared else ""
         return (label, str(scores["n_test"]), pct(scores["accuracy"]), dec(scores["macro_f1"]), dec(scores["ece"]),
-                pct(scores["serving_accuracy"]), *(dec(scores["recall"][c], 2) for c in classes))
+                pct(scores["serving_accuracy"]), apart, *(dec(scores["recall"].get(c), 2) for c in classes))
 
     rows = []
     for corpus in corpora_of(metrics):

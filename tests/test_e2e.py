@@ -308,7 +308,8 @@ def test_every_speaker_is_tested_once_and_scored_by_corpus_and_speaker(repo: Pat
         assert fold["n_val"] > 0 and fold["n_train"] > 0
         assert fold["n_train"] + fold["n_val"] + fold["n_test"] == sum(KEPT.values())
     predictions = read_csv(repo / EVAL_DIR / "predictions.csv")
-    columns = ["fold", "file", "corpus", "speaker", "actual", "predicted", "confidence", "served", "adapted_5", "adapted_20"]
+    columns = ["fold", "file", "corpus", "speaker", "text", "actual", "predicted", "confidence", "served", "adapted_5",
+               "adapted_20"]
     assert list(predictions[0]) == columns + [f"p_{e}" for e in EMOTIONS]
     files = Counter(row["file"] for row in predictions)
     assert len(files) == sum(KEPT.values()) and set(files.values()) == {1}  # every clip tested once
