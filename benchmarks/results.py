@@ -106,11 +106,11 @@ class Experiments:
         return self.by_name[name]
 
 
-def corpus_accuracy(scores: dict) -> dict[str, float]:
-    """An experiment's, or reports/metrics.json's, accuracy per corpus."""
-    if "corpus_accuracy" in scores:
-        return scores["corpus_accuracy"]
-    return {corpus: figures["accuracy"] for corpus, figures in scores.get("by_corpus", {}).items()}
+def corpus_accuracy(scores: dict, key: str = "accuracy") -> dict[str, float]:
+    """An experiment's (``corpus_<key>``), or reports/metrics.json's (``by_corpus``), score ``key`` per corpus."""
+    if f"corpus_{key}" in scores:
+        return scores[f"corpus_{key}"]
+    return {corpus: figures[key] for corpus, figures in scores.get("by_corpus", {}).items()}
 
 
 def corpora_of(metrics: dict) -> list[str]:
@@ -239,14 +239,17 @@ def more_speakers_table(metrics: dict, experiments: Experiments) -> str:
     rows = []
     for label, name in MORE_SPEAKERS:
         scores = metrics if name is None else experiments[name]
-        accuracy = corpus_accuracy(scores)
-        serving = ({c: f["serving_accuracy"] for c, f in scores["by_corpus"].items()} if name is None
-                   else scores["corpus_serving_accuracy"])
+        accuracy, serving = corpus_accuracy(scores), corpus_accuracy(scores, "serving_accuracy")
         mean = sum(accuracy[c] for c in OLD_CORPORA) / len(OLD_CORPORA)
         mean_serving = sum(serving[c] for c in OLD_CORPORA) / len(OLD_CORPORA)
         rows.append((label, *(f"{pct(accuracy[c])} / {pct(serving[c])}" for c in OLD_CORPORA),
                      f"{pct(round(mean, 4))} / {pct(round(mean_serving, 4))}"))
     return markdown(header, rows)
+
+
+def counts(entries: list[dict], key: str) -> list[int]:
+    """Column ``key`` of rows of reports/train/folds.csv, as integers."""
+    return [int(entry[key]) for entry in entries]
 
 
 def spread(values) -> str:
@@ -266,12 +269,11 @@ def folds_table(folds: list[dict]) -> str:
         by_corpus.setdefault(row["corpus"], []).append(row)
     for corpus in [c for c in CORPORA if c in by_corpus] + sorted(c for c in by_corpus if c not in CORPORA):
         entries = by_corpus[corpus]
-        count = lambda key: [int(entry[key]) for entry in entries]  # noqa: E731
-        speakers = count("test_speakers")
+        speakers = counts(entries, "test_speakers")
         shares = [float(entry["loss_share"]) for entry in entries]
         rows.append((
-            NAMES.get(corpus, corpus), str(sum(speakers)), spread(speakers), spread(count("val_speakers")),
-            spread(count("train_speakers")), spread(count("train_clips")),
+            NAMES.get(corpus, corpus), str(sum(speakers)), spread(speakers), spread(counts(entries, "val_speakers")),
+            spread(counts(entries, "train_speakers")), spread(counts(entries, "train_clips")),
             pct(min(shares)) if min(shares) == max(shares) else f"{pct(min(shares))}-{pct(max(shares))}",
         ))
     return markdown(header, rows)
