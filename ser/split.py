@@ -57,19 +57,18 @@ def speaker_folds(index: pd.DataFrame, folds: int, seed: int) -> list[list[str]]
     return [sorted(fold) for fold in dealt]
 
 
-def single_emotion_texts(index: pd.DataFrame) -> pd.DataFrame:
-    """The texts that their corpus speaks in a single emotion, per corpus: columns ``corpus``,
-    ``texts`` (how many) and ``clips`` (theirs); only corpora that have some, sorted by corpus."""
-    emotions = index.groupby(["corpus", "text"], sort=True)["emotion"].agg(["nunique", "size"])
-    single = emotions[emotions["nunique"] == 1]
-    summary = single.groupby(level="corpus", sort=True)["size"].agg(["count", "sum"])
-    return summary.rename(columns={"count": "texts", "sum": "clips"}).reset_index().astype({"texts": int, "clips": int})
-
-
 def single_emotion_rows(index: pd.DataFrame) -> np.ndarray:
     """Mask of the rows whose text their corpus speaks in a single emotion (its words give the label away)."""
     emotions = index.groupby(["corpus", "text"], sort=False)["emotion"].transform("nunique")
     return (emotions == 1).to_numpy()
+
+
+def single_emotion_texts(index: pd.DataFrame) -> pd.DataFrame:
+    """The texts that their corpus speaks in a single emotion, per corpus: columns ``corpus``,
+    ``texts`` (how many) and ``clips`` (theirs); only corpora that have some, sorted by corpus."""
+    single = index[single_emotion_rows(index)]
+    summary = single.groupby("corpus", sort=True).agg(texts=("text", "nunique"), clips=("text", "size"))
+    return summary.reset_index().astype({"texts": int, "clips": int})
 
 
 def single_emotion_note(index: pd.DataFrame) -> str:
@@ -90,9 +89,9 @@ def held_out_texts(index: pd.DataFrame, fraction: float, seed: int, key: str) ->
     :func:`single_emotion_texts`); ``fraction`` is a share of the others."""
     mask = np.zeros(len(index), dtype=bool)
     rng = np.random.default_rng(seed)
+    shared = index[~single_emotion_rows(index)]
     for corpus, rows in index.groupby("corpus", sort=True):
-        emotions = rows.groupby("text", sort=True)["emotion"].nunique()
-        texts = np.array(sorted(emotions.index[emotions > 1]))
+        texts = np.array(sorted(shared.loc[shared["corpus"] == corpus, "text"].unique()))
         count = max(1, _share(fraction, len(texts))) if len(texts) > 1 else 0
         if count >= len(texts) > 1:
             raise ParamsError(f"{key}: {fraction} of {corpus}'s {len(texts)} texts leaves none for training")
