@@ -3,13 +3,21 @@
 - ``POST /api/predict``: a multipart upload (field ``file``) -> the clip's class
   probabilities, its windows', and with ``?visuals=true`` its waveform and
   mel spectrogram for display;
+- ``POST /api/predict/clips``: several clips in one upload (fields ``files``),
+  scored each alone (``mode=single``) or as one speaker (``mode=speaker``:
+  normalized together with the statistics of all of them, as ``ser predict --adapt``);
 - ``GET /api/health``, ``GET /api/model``; the OpenAPI spec at ``/openapi.json``
   and its pages at ``/docs``;
 - ``GET /``: the page (its scripts and styles are served from ``/static``).
 
+Each answer says how its clips were scored and that mode's accuracy on the
+evaluation's held-out test clips (``reports/metrics.json``): ``serving_accuracy``
+for a clip alone, ``adapted_accuracy`` for groups of a speaker's clips.
+
 Uploads are read into memory (never written under a name the client chose)
 and refused when too large (413), too long (422), not audio (415) or
-unusable (422: empty, silent, shorter than the model's offset). Each server
+unusable (422: empty, silent, shorter than the model's offset); a request of
+several clips is refused as a whole, naming each clip refused and why. Each server
 process takes at most ``serve.max_uploads_in_flight`` uploads at a time: the
 others get 503 (with Retry-After) before their body is read; a body not
 received within ``serve.body_timeout_s`` gets 408 and its connection closed.
@@ -18,20 +26,23 @@ received within ``serve.body_timeout_s`` gets 408 and its connection closed.
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator, Literal
 
 import anyio
 import numpy as np
-from fastapi import FastAPI, File, HTTPException, Query, UploadFile
+from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from ser.audio import AudioError, read_window
-from ser.inference import Predictor, UndecodableAudio, clip_duration
+from ser.inference import DEPLOYABLE_FOLD, ClipFeatures, Predictor, UndecodableAudio, clip_duration
 from ser.params import ServeParams
 from ser.paths import MODEL_DIR
 
@@ -43,6 +54,10 @@ MULTIPART_SLACK = 64 * 1024  # room for the multipart envelope around the file
 WAVEFORM_POINTS = 800
 SPECTROGRAM_FRAMES = 400
 SPECTROGRAM_MELS = 64
+MAX_CLIPS = 100
+"""Clips in one request to ``/api/predict/clips`` (their bytes together within ``serve.max_upload_mb``)."""
+SINGLE, SPEAKER = "single", "speaker"
+Mode = Literal["single", "speaker"]
 RETRY_AFTER_S = 1  # what a refused upload is told to wait: most clips are scored in well under a second
 CLOSE = {"Connection": "close"}
 
@@ -171,14 +186,34 @@ class Visuals(BaseModel):
     spectrogram: Spectrogram
 
 
-class PredictionResponse(BaseModel):
+class ClipResult(BaseModel):
     file: str = Field(description="the uploaded file's name, for display")
     duration: float = Field(description="seconds")
     emotion: str = Field(description="the most probable class")
     confidence: float = Field(description="its probability")
     probabilities: dict[str, float] = Field(description="every class, most probable first")
     windows: list[WindowScores] = Field(description="the analysis windows; the clip's probabilities are their mean")
+    mode: Mode = Field(description="single: scored alone; speaker: normalized together with the request's other clips")
+    normalized_with: int = Field(description="clips whose statistics normalized this one (1: the clip alone)")
     visuals: Visuals | None = Field(None, description="with ?visuals=true: what the page draws")
+
+
+class ModeAccuracy(BaseModel):
+    value: float | None = Field(description="accuracy of this mode on the evaluation's test clips; null when unknown (no report)")
+    clips_per_speaker: int | None = Field(description="clips of a speaker normalized together when it was measured (1: each alone)")
+    metric: str | None = Field(description="its key in reports/metrics.json: serving_accuracy or adapted_accuracy.<clips>")
+    protocol: str | None = Field(description="the evaluation protocol: speaker means on speakers the model never heard")
+
+
+class PredictionResponse(ClipResult):
+    accuracy: ModeAccuracy = Field(description="what scoring a clip alone is worth")
+
+
+class ClipsResponse(BaseModel):
+    mode: Mode
+    clips: int = Field(description="clips scored")
+    accuracy: ModeAccuracy = Field(description="what this mode is worth with this many clips")
+    predictions: list[ClipResult] = Field(description="one per clip, in upload order")
 
 
 def display_name(filename: str | None) -> str:
@@ -214,6 +249,43 @@ def clip_visuals(source: io.BytesIO, duration: float, name: str) -> dict:
     return {"sr": sr, "waveform": waveform(samples), "spectrogram": mel_spectrogram(samples, sr)}
 
 
+def adapted_accuracy(metrics: dict | None, fold: str | None) -> dict[str, float]:
+    """``adapted_accuracy`` (by clips per group) of the evaluation report that ``metrics``, a model's
+    scores from :meth:`~ser.inference.Predictor.info`, were read from; empty if it has none."""
+    if metrics is None:
+        return {}
+    report = json.loads(Path(metrics["file"]).read_text())
+    scores = report if fold == DEPLOYABLE_FOLD else report["folds"][fold]
+    return scores.get("adapted_accuracy", {})
+
+
+def accuracy_by_clips(metrics: dict | None) -> dict[int, float]:
+    """A model's accuracy by the clips of a speaker normalized together: 1 (each clip alone,
+    ``serving_accuracy``) and the groups of ``adapted_accuracy``."""
+    found = {int(clips): accuracy for clips, accuracy in (metrics or {}).get("adapted_accuracy", {}).items()}
+    if metrics and "serving_accuracy" in metrics:
+        found[1] = metrics["serving_accuracy"]
+    return dict(sorted(found.items()))
+
+
+def mode_accuracy(figures: dict[int, float], clips: int, protocol: str | None) -> dict:
+    """The accuracy measured with the most clips per speaker not over ``clips`` (unknown if none)."""
+    measured = max((n for n in figures if n <= clips), default=None)
+    metric = None if measured is None else "serving_accuracy" if measured == 1 else f"adapted_accuracy.{measured}"
+    return {"value": figures.get(measured), "clips_per_speaker": measured, "metric": metric, "protocol": protocol}
+
+
+@contextmanager
+def refused_audio() -> Iterator[None]:
+    """Audio errors as the API's refusals: 415 for content that is not audio, 422 for the rest."""
+    try:
+        yield
+    except UndecodableAudio as exc:
+        raise HTTPException(415, str(exc)) from None
+    except AudioError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
 def create_app(predictor: Predictor, limits: ServeParams = ServeParams()) -> FastAPI:
     """The app, serving ``predictor`` (a model loaded once, warmed up) within ``limits``."""
     app = FastAPI(
@@ -229,6 +301,10 @@ def create_app(predictor: Predictor, limits: ServeParams = ServeParams()) -> Fas
     app.add_middleware(BodyLimit, limit=max_bytes + MULTIPART_SLACK, message=too_large)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     model_info = predictor.info()
+    if adapted := adapted_accuracy(model_info["metrics"], predictor.meta.get("fold")):
+        model_info["metrics"]["adapted_accuracy"] = adapted
+    figures = accuracy_by_clips(model_info["metrics"])
+    protocol = (model_info["metrics"] or {}).get("protocol")
     predictor.warm_up()  # the first request is then as fast as the others
 
     @app.get("/", include_in_schema=False)
@@ -245,19 +321,8 @@ def create_app(predictor: Predictor, limits: ServeParams = ServeParams()) -> Fas
         """The loaded model: classes, params, test scores, and this service's limits."""
         return {**model_info, "limits": limits.model_dump()}
 
-    @app.post(
-        "/api/predict",
-        response_class=JSONResponse,  # documented by PredictionResponse, not validated per request: the code builds it
-        responses={200: {"model": PredictionResponse}, 408: {"description": "body not received in time"},
-                   413: {"description": "upload too large"}, 415: {"description": "not audio"},
-                   422: {"description": "audio that cannot be scored: empty, silent, too short or too long"},
-                   503: {"description": "as many uploads in flight as the server takes: retry after Retry-After seconds"}},
-    )
-    def predict(
-        file: UploadFile = File(description="a clip: WAV, FLAC, OGG (Vorbis or Opus), AIFF or MP3, any rate, mono or stereo"),
-        visuals: bool = Query(False, description="also return the waveform and mel spectrogram for display"),
-    ) -> JSONResponse:
-        """The emotion of the uploaded clip, every class's probability, and its windows'."""
+    def clip_features(file: UploadFile) -> tuple[ClipFeatures, AudioBuffer]:
+        """An upload's features and bytes; refused (HTTPException, naming the file) when it cannot be scored."""
         name = display_name(file.filename)
         data = file.file.read(max_bytes + 1)
         if len(data) > max_bytes:
@@ -265,18 +330,68 @@ def create_app(predictor: Predictor, limits: ServeParams = ServeParams()) -> Fas
         if not data:
             raise HTTPException(422, f"{name}: the upload is empty")
         source = AudioBuffer(data)
-        try:
+        with refused_audio():
             duration = clip_duration(source, name)
             if duration > limits.max_duration_s:
                 raise HTTPException(422, f"{name}: clip is {duration:.1f} s long, over the limit of {limits.max_duration_s:g} s")
-            result = predictor.predict_file(source, name).to_dict(per_window=True)
+            return predictor.clip_features(source, name), source
+
+    def scored(files: list[UploadFile], mode: Mode, visuals: bool) -> list[dict]:
+        """Each upload's result, in ``mode``. If any cannot be scored, none is: the refusal has the first
+        one's status and names each one and why."""
+        loaded, refusals = [], []
+        for file in files:
+            try:
+                loaded.append(clip_features(file))
+            except HTTPException as exc:
+                refusals.append(exc)
+        if refusals:
+            raise HTTPException(refusals[0].status_code, "; ".join(refusal.detail for refusal in refusals))
+        clips = [clip for clip, _ in loaded]
+        normalized_with = len(clips) if mode == SPEAKER else 1
+        results = []
+        for prediction, (clip, source) in zip(predictor.predict(clips, adapt=mode == SPEAKER), loaded):
+            result = {**prediction.to_dict(per_window=True), "mode": mode, "normalized_with": normalized_with}
             if visuals:
-                result["visuals"] = clip_visuals(source, duration, name)
-        except UndecodableAudio as exc:
-            raise HTTPException(415, str(exc)) from None
-        except AudioError as exc:
-            raise HTTPException(422, str(exc)) from None
-        return JSONResponse(result)
+                with refused_audio():
+                    result["visuals"] = clip_visuals(source, clip.duration, clip.name)
+            results.append(result)
+        return results
+
+    errors = {408: {"description": "body not received in time"}, 413: {"description": "upload too large"},
+              415: {"description": "not audio"},
+              422: {"description": "audio that cannot be scored: empty, silent, too short or too long"},
+              503: {"description": "as many uploads in flight as the server takes: retry after Retry-After seconds"}}
+    visuals_query = Query(False, description="also return the waveform and mel spectrogram for display")
+    formats = "WAV, FLAC, OGG (Vorbis or Opus), AIFF or MP3, any rate, mono or stereo"
+
+    @app.post(
+        "/api/predict",
+        response_class=JSONResponse,  # documented by PredictionResponse, not validated per request: the code builds it
+        responses={200: {"model": PredictionResponse}, **errors},
+    )
+    def predict(file: UploadFile = File(description=f"a clip: {formats}"), visuals: bool = visuals_query) -> JSONResponse:
+        """The emotion of the uploaded clip, every class's probability, and its windows'."""
+        (result,) = scored([file], SINGLE, visuals)
+        return JSONResponse({**result, "accuracy": mode_accuracy(figures, 1, protocol)})
+
+    @app.post(
+        "/api/predict/clips",
+        response_class=JSONResponse,
+        responses={200: {"model": ClipsResponse},
+                   **errors, 422: {"description": f"{errors[422]['description']}; more than {MAX_CLIPS} clips"}},
+    )
+    def predict_clips(
+        files: list[UploadFile] = File(description=f"1 to {MAX_CLIPS} clips: {formats}"),
+        mode: Mode = Form(SINGLE, description="single: each clip alone; speaker: the clips are one speaker's, normalized together"),
+        visuals: bool = visuals_query,
+    ) -> JSONResponse:
+        """Several clips: each one's emotion, probabilities and windows, scored alone or as one speaker."""
+        if len(files) > MAX_CLIPS:
+            raise HTTPException(422, f"{len(files)} clips, over the limit of {MAX_CLIPS} in one request")
+        results = scored(files, mode, visuals)
+        accuracy = mode_accuracy(figures, results[0]["normalized_with"], protocol)
+        return JSONResponse({"mode": mode, "clips": len(results), "accuracy": accuracy, "predictions": results})
 
     return app
 

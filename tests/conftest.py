@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import yaml
 from ser.params import (
     AudioParams, AugmentParams, FeatureParams, ModelParams, Params, SplitParams, TrainParams, validate_params,
 )
-from ser.paths import MODEL_DIR
+from ser.paths import FOLD_MODEL_DIR, METRICS, MODEL_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS_YAML = REPO / "params.yaml"
@@ -249,3 +251,15 @@ def served_model(tmp_path_factory, repo_params) -> ServedModel:
 def served_model_dir(served_model) -> Path:
     """The directory of ``served_model``."""
     return served_model.model_dir
+
+
+def served_project(served_model_dir: Path, root: Path, report: dict, fold: str = "all") -> Path:
+    """``served_model_dir`` copied into a project at ``root`` whose evaluation report is ``report``: as
+    the deployable model (``root/models``), or as the model of ``fold`` (``root/models/folds/<fold>``)."""
+    model_dir = root / MODEL_DIR if fold == "all" else root / FOLD_MODEL_DIR / fold
+    shutil.copytree(served_model_dir, model_dir)
+    meta = json.loads((model_dir / "meta.json").read_text())
+    (model_dir / "meta.json").write_text(json.dumps({**meta, "fold": fold}))
+    (root / METRICS).parent.mkdir(parents=True)
+    (root / METRICS).write_text(json.dumps(report))
+    return model_dir

@@ -24,11 +24,11 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from conftest import REPO_CLASSES, SERVED_MEMBERS, make_tone
-from ser.inference import Predictor
+from conftest import REPO_CLASSES, SERVED_MEMBERS, make_tone, served_project
+from ser.inference import Prediction, Predictor
 from ser.params import ServeParams
 from ser.paths import METRICS, MODEL_DIR
-from ser.webapp import STATIC_DIR, create_app, display_name
+from ser.webapp import MAX_CLIPS, STATIC_DIR, create_app, display_name, mode_accuracy
 
 CLASSES = REPO_CLASSES
 TRACEBACK = re.compile(r"Traceback|File \"|\.py\", line")
@@ -66,6 +66,17 @@ def upload(client: TestClient, name: str, data: bytes, visuals: bool = False):
     return client.post(url, files={"file": (name, data, "application/octet-stream")})
 
 
+def upload_clips(client: TestClient, clips: list[tuple[str, bytes]], mode: str | None = None, visuals: bool = False):
+    """POST /api/predict/clips: ``clips`` as (name, bytes), ``mode`` left to its default if None."""
+    url = "/api/predict/clips?visuals=true" if visuals else "/api/predict/clips"
+    files = [("files", (name, data, "application/octet-stream")) for name, data in clips]
+    return client.post(url, files=files, data={} if mode is None else {"mode": mode})
+
+
+def read(paths: list[Path]) -> list[tuple[str, bytes]]:
+    return [(path.name, path.read_bytes()) for path in paths]
+
+
 def assert_prediction(body: dict, name: str) -> None:
     assert body["file"] == name
     assert body["duration"] > 0
@@ -82,7 +93,10 @@ def assert_prediction(body: dict, name: str) -> None:
 
 
 def assert_same_as_library(body: dict, predictor: Predictor, path: Path) -> None:
-    expected = predictor.predict_file(path)
+    assert_same_prediction(body, predictor.predict_file(path))
+
+
+def assert_same_prediction(body: dict, expected: Prediction) -> None:
     assert body["emotion"] == expected.emotion
     assert body["duration"] == pytest.approx(expected.duration, abs=1e-3)
     for label, p in zip(expected.classes, expected.probabilities):
@@ -242,6 +256,167 @@ def test_visuals_of_a_real_clip(client, tess_dir):
     assert_prediction(body, path.name)
 
 
+# --- several clips: each alone, or as one speaker ---------------------------------------------------
+
+UNKNOWN = {"value": None, "clips_per_speaker": None, "metric": None, "protocol": None}
+REPORT = {
+    "protocol": "speaker", "n_test": 30, "accuracy": 0.7, "serving_accuracy": 0.55, "adapted_accuracy": {"5": 0.6, "20": 0.65},
+    "folds": {"fold1": {"n_test": 15, "accuracy": 0.72, "serving_accuracy": 0.5, "adapted_accuracy": {"5": 0.52, "20": 0.58}}},
+}
+"""An evaluation report with the accuracy of each mode: one clip alone, groups of 5 and 20 clips of a speaker."""
+
+
+@pytest.fixture
+def speaker_clips(tess_dir) -> list[Path]:
+    """Five clips of one TESS speaker, in five emotions."""
+    words = {"sad": "back", "angry": "back", "happy": "bar", "neutral": "base", "fear": "bath"}
+    return [tess_dir / f"YAF_{emotion}" / f"YAF_{word}_{emotion}.flac" for emotion, word in words.items()]
+
+
+@pytest.fixture(scope="module")
+def reported_client(served_model_dir, tmp_path_factory) -> TestClient:
+    """The app serving ``served_model_dir`` as the deployable model of a project evaluated as in ``REPORT``."""
+    model_dir = served_project(served_model_dir, tmp_path_factory.mktemp("reported"), REPORT)
+    return TestClient(create_app(Predictor(model_dir), ServeParams(max_upload_mb=5, max_duration_s=60)))
+
+
+def test_clips_of_one_speaker_are_scored_as_the_library_adapts_them(client, predictor, speaker_clips, write_tone, tmp_path):
+    """As `ser predict --adapt`: normalized together with their statistics, which changes their probabilities."""
+    paths = [*speaker_clips, write_tone(tmp_path / "long.wav", sr=16000, seconds=10.0, seed=4)]
+    response = upload_clips(client, read(paths), "speaker")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["mode"], body["clips"]) == ("speaker", 6)
+    expected = predictor.predict([predictor.clip_features(path) for path in paths], adapt=True)
+    assert [result["file"] for result in body["predictions"]] == [path.name for path in paths]
+    for result, prediction in zip(body["predictions"], expected):
+        assert (result["mode"], result["normalized_with"]) == ("speaker", 6)
+        assert_prediction(result, Path(prediction.name).name)
+        assert_same_prediction(result, prediction)
+    assert len(body["predictions"][-1]["windows"]) == 4
+    alone = [predictor.predict_file(path) for path in paths]
+    assert max(np.abs(a.probabilities - b.probabilities).max() for a, b in zip(expected, alone)) > 1e-3
+
+
+def test_clips_scored_each_alone_get_the_answers_of_single_uploads(client, predictor, speaker_clips):
+    for mode in (None, "single"):  # single is the default
+        body = upload_clips(client, read(speaker_clips), mode).json()
+        assert (body["mode"], body["clips"]) == ("single", 5)
+        for result, path in zip(body["predictions"], speaker_clips):
+            assert (result["mode"], result["normalized_with"]) == ("single", 1)
+            assert_prediction(result, path.name)
+            assert_same_as_library(result, predictor, path)
+    single = upload(client, speaker_clips[0].name, speaker_clips[0].read_bytes()).json()
+    assert set(single) == set(body["predictions"][0]) | {"accuracy"}
+
+
+def test_without_a_report_every_answer_says_its_accuracy_is_unknown(client):
+    single = upload(client, "a.wav", tone_wav()).json()
+    assert (single["mode"], single["normalized_with"], single["accuracy"]) == ("single", 1, UNKNOWN)
+    for mode in ("single", "speaker"):
+        body = upload_clips(client, [("a.wav", tone_wav(seed=1)), ("b.wav", tone_wav(seed=2))], mode).json()
+        assert body["accuracy"] == UNKNOWN
+
+
+@pytest.mark.parametrize(("mode", "clips", "measured"), [
+    ("single", 1, 1), ("single", 6, 1), ("speaker", 1, 1), ("speaker", 4, 1), ("speaker", 5, 5), ("speaker", 6, 5),
+])
+def test_each_answer_gives_its_modes_accuracy_measured_with_the_most_clips_not_over_its_own(reported_client, mode, clips, measured):
+    body = upload_clips(reported_client, [(f"t{k}.wav", tone_wav(seconds=0.8, seed=k)) for k in range(clips)], mode).json()
+    assert body["predictions"][0]["normalized_with"] == (clips if mode == "speaker" else 1)
+    if measured == 1:
+        expected = {"value": 0.55, "clips_per_speaker": 1, "metric": "serving_accuracy", "protocol": "speaker"}
+    else:
+        expected = {"value": 0.6, "clips_per_speaker": 5, "metric": "adapted_accuracy.5", "protocol": "speaker"}
+    assert body["accuracy"] == expected
+
+
+def test_a_single_upload_and_the_model_give_the_reports_accuracies(reported_client):
+    single = upload(reported_client, "a.wav", tone_wav()).json()
+    assert single["accuracy"] == {"value": 0.55, "clips_per_speaker": 1, "metric": "serving_accuracy", "protocol": "speaker"}
+    metrics = reported_client.get("/api/model").json()["metrics"]
+    assert (metrics["serving_accuracy"], metrics["adapted_accuracy"]) == (0.55, {"5": 0.6, "20": 0.65})
+
+
+def test_a_fold_models_accuracies_are_its_folds(served_model_dir, tmp_path):
+    model_dir = served_project(served_model_dir, tmp_path, REPORT, fold="fold1")
+    client = TestClient(create_app(Predictor(model_dir)))
+    assert client.get("/api/model").json()["metrics"]["adapted_accuracy"] == {"5": 0.52, "20": 0.58}
+    body = upload_clips(client, [(f"t{k}.wav", tone_wav(seconds=0.8, seed=k)) for k in range(5)], "speaker").json()
+    assert (body["accuracy"]["value"], body["accuracy"]["clips_per_speaker"]) == (0.52, 5)
+
+
+def test_mode_accuracy_is_the_figure_of_the_most_clips_not_over_the_count():
+    figures = {1: 0.55, 5: 0.6, 20: 0.65}
+    assert [mode_accuracy(figures, n, "speaker")["clips_per_speaker"] for n in (1, 4, 5, 19, 20, 100)] == [1, 1, 5, 5, 20, 20]
+    assert mode_accuracy(figures, 20, "speaker") == {"value": 0.65, "clips_per_speaker": 20, "metric": "adapted_accuracy.20",
+                                                     "protocol": "speaker"}
+    assert mode_accuracy({5: 0.6}, 4, "speaker") == {**UNKNOWN, "protocol": "speaker"}  # a report without serving_accuracy
+    assert mode_accuracy({}, 5, None) == UNKNOWN
+
+
+def test_the_accuracies_are_the_committed_reports(speaker_clips):
+    """The committed model and reports/metrics.json: what `ser serve` shows from a checkout."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / MODEL_DIR / "meta.json").is_file():
+        pytest.skip("no committed model: run `dvc pull`")
+    report = json.loads((root / METRICS).read_text())
+    client = TestClient(create_app(Predictor(root / MODEL_DIR)))
+    metrics = client.get("/api/model").json()["metrics"]
+    assert (metrics["serving_accuracy"], metrics["adapted_accuracy"]) == (report["serving_accuracy"], report["adapted_accuracy"])
+    assert set(report["adapted_accuracy"]) == {"5", "20"}
+    body = upload_clips(client, read(speaker_clips), "speaker").json()
+    assert body["accuracy"] == {"value": report["adapted_accuracy"]["5"], "clips_per_speaker": 5, "metric": "adapted_accuracy.5",
+                                "protocol": report["protocol"]}
+    single = upload(client, speaker_clips[0].name, speaker_clips[0].read_bytes()).json()
+    assert single["accuracy"]["value"] == report["serving_accuracy"]
+
+
+def test_clips_get_visuals_only_when_asked_for(client):
+    clips = [("a.wav", tone_wav(seed=1)), ("b.wav", encode(make_tone(22050, 2.0, seed=2), 22050, "WAV"))]
+    assert all("visuals" not in result for result in upload_clips(client, clips, "speaker").json()["predictions"])
+    results = upload_clips(client, clips, "speaker", visuals=True).json()["predictions"]
+    assert_visuals(results[0]["visuals"], 16000)
+    assert_visuals(results[1]["visuals"], 22050)
+
+
+def test_clips_that_cannot_be_scored_are_each_named_and_none_is_scored(client):
+    clips = [("good.wav", tone_wav()), ("notes.txt", b"not a recording\n" * 50), ("quiet.wav", encode(np.zeros(24000), 16000, "WAV")),
+             ("empty.wav", b""), ("short.wav", tone_wav(seconds=0.3))]
+    for mode in ("single", "speaker"):
+        detail = assert_refused(upload_clips(client, clips, mode), 415, "notes.txt", "cannot decode audio")  # the first one's status
+        parts = detail.split("; ")
+        assert [part.split(": ")[0] for part in parts] == ["notes.txt", "quiet.wav", "empty.wav", "short.wav"]
+        assert "silent" in parts[1] and "empty" in parts[2] and "offset" in parts[3]
+    assert_refused(upload_clips(client, clips[2:4], "speaker"), 422, "quiet.wav", "silent")
+
+
+def test_clips_are_held_to_the_limits_of_single_uploads(predictor):
+    client = small_client(predictor, max_upload_mb=0.5, max_duration_s=2)
+    detail = assert_refused(upload_clips(client, [("ok.wav", tone_wav()), ("long.wav", tone_wav(seconds=2.5))], "speaker"),
+                            422, "long.wav", "limit")
+    assert "ok.wav" not in detail
+    clip = tone_wav(sr=16000, seconds=1.9)  # 61 kB: the limit is on the whole upload, 7 pass it, 10 do not
+    assert upload_clips(client, [(f"c{k}.wav", clip) for k in range(7)], "speaker").status_code == 200
+    response = upload_clips(client, [(f"c{k}.wav", clip) for k in range(10)], "speaker")
+    assert response.status_code == 413 and "larger than 0.5 MB" in response.json()["detail"]
+
+
+def test_more_clips_than_the_limit_are_refused_before_any_is_read(client):
+    response = upload_clips(client, [(f"c{k}.wav", b"not read") for k in range(MAX_CLIPS + 1)], "speaker")
+    detail = assert_refused(response, 422, f"{MAX_CLIPS + 1} clips", "limit")
+    assert f"limit of {MAX_CLIPS}" in detail
+
+
+def test_a_request_without_clips_or_with_an_unknown_mode_is_refused_with_422(client):
+    for response in (client.post("/api/predict/clips"), client.post("/api/predict/clips", files={"file": ("a.wav", tone_wav())}),
+                     upload_clips(client, [("a.wav", tone_wav())], "both")):
+        assert response.status_code == 422
+        assert not TRACEBACK.search(response.text)
+    assert "files" in json.dumps(client.post("/api/predict/clips").json()["detail"])
+    assert "mode" in json.dumps(upload_clips(client, [("a.wav", tone_wav())], "both").json()["detail"])
+
+
 # --- the other endpoints and the page ---------------------------------------------------------------
 
 
@@ -282,20 +457,16 @@ def test_model_says_what_it_was_trained_on(client, served_model_dir):
 
 
 def test_model_shows_the_scores_of_the_deployable_model_over_all_folds(served_model_dir, tmp_path):
-    import shutil
-
-    model_dir = tmp_path / "project" / MODEL_DIR
-    shutil.copytree(served_model_dir, model_dir)
-    (tmp_path / "project" / METRICS).parent.mkdir(parents=True)
-    (tmp_path / "project" / METRICS).write_text(json.dumps({
+    model_dir = served_project(served_model_dir, tmp_path / "project", {
         "protocol": "corpus", "n_test": 30, "accuracy": 0.6, "serving_accuracy": 0.55,
         "by_corpus": {"emovo": {"accuracy": 0.4}, "tess": {"accuracy": 0.8}},
         "folds": {"test_emovo": {"n_test": 10, "accuracy": 0.4}, "test_tess": {"n_test": 20, "accuracy": 0.8}},
-    }))
+    })
     body = TestClient(create_app(Predictor(model_dir))).get("/api/model").json()
     assert body["metrics"]["fold"] == "all folds" and body["metrics"]["protocol"] == "corpus"
     assert (body["metrics"]["accuracy"], body["metrics"]["serving_accuracy"], body["metrics"]["n_test"]) == (0.6, 0.55, 30)
     assert body["metrics"]["corpus_accuracy"] == {"emovo": 0.4, "tess": 0.8}
+    assert "adapted_accuracy" not in body["metrics"]  # not in this report
 
 
 def test_openapi_lists_the_api(client):
@@ -306,6 +477,13 @@ def test_openapi_lists_the_api(client):
     assert {"408", "413", "415", "422", "503"} <= set(predict["responses"])
     assert [p["name"] for p in predict["parameters"]] == ["visuals"]
     assert "multipart/form-data" in predict["requestBody"]["content"]
+    clips = spec["paths"]["/api/predict/clips"]["post"]
+    assert {"408", "413", "415", "422", "503"} <= set(clips["responses"])
+    assert [p["name"] for p in clips["parameters"]] == ["visuals"]
+    form = clips["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].split("/")[-1]
+    fields = spec["components"]["schemas"][form]["properties"]
+    assert set(fields) == {"files", "mode"} and fields["files"]["type"] == "array"
+    assert fields["mode"]["enum"] == ["single", "speaker"] and fields["mode"]["default"] == "single"
 
 
 class _References(HTMLParser):
@@ -668,7 +846,7 @@ def test_every_upload_frees_its_slot_whatever_its_answer(predictor, monkeypatch)
     _asgi_post(app, headers, stalls_then({"type": "http.disconnect"}))  # the client left mid-body
     assert good() == 200
     with monkeypatch.context() as patched:
-        patched.setattr(predictor, "predict_file", lambda *args: 1 / 0)
+        patched.setattr(predictor, "predict", lambda *args, **kwargs: 1 / 0)
         assert upload(client, "fails.wav", tone_wav()).status_code == 500
     assert good() == 200
 
@@ -918,7 +1096,7 @@ def test_the_app_serves_without_tensorflow(served_model_dir, tmp_path):
     code = f"""
 import sys
 from fastapi.testclient import TestClient
-from ser.inference import Predictor
+from ser.inference import Prediction, Predictor
 from ser.webapp import create_app
 client = TestClient(create_app(Predictor({str(served_model_dir)!r})))
 response = client.post("/api/predict", files={{"file": ("clip.wav", open({str(clip)!r}, "rb").read())}})
