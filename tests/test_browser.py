@@ -1,7 +1,8 @@
 """The page in a real browser: Playwright drives Debian's Chromium against the app served by uvicorn.
 
-It uploads a real TESS clip and checks what the page draws against the API's answer, that the page
-talks to no other host and logs no errors, and that a refused upload shows the server's message.
+It uploads a real TESS clip, and several as one speaker, and checks what the page draws and says
+against the API's answers, that the page talks to no other host and logs no errors, and that a
+refused upload shows the server's message.
 Skips only when /usr/bin/chromium is absent, and fails then if SER_REQUIRE_BROWSER is set (CI installs
 Chromium and sets it); no browser is ever downloaded."""
 
@@ -21,7 +22,7 @@ from benchmarks.common import CHROMIUM, CHROMIUM_ARGS
 from ser.inference import Predictor
 from ser.params import ServeParams
 from ser.webapp import create_app
-from conftest import REPO_CLASSES, SERVED_CORPORA
+from conftest import REPO_CLASSES, SERVED_CORPORA, served_project
 
 CLASSES = REPO_CLASSES
 TIMEOUT_MS = 15_000
@@ -31,12 +32,17 @@ if not CHROMIUM.exists() and os.environ.get("SER_REQUIRE_BROWSER"):
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
 
 
+REPORT = {"protocol": "speaker", "n_test": 30, "accuracy": 0.7, "serving_accuracy": 0.55, "adapted_accuracy": {"5": 0.6, "20": 0.65}}
+"""The evaluation report of the served model: the accuracy of a clip alone and of groups of 5 and 20 clips of a speaker."""
+
+
 @pytest.fixture(scope="module")
-def base_url(served_model_dir):
+def base_url(served_model_dir, tmp_path_factory):
     """The app, served for real by uvicorn on a free local port in a background thread."""
     import uvicorn
 
-    app = create_app(Predictor(served_model_dir), ServeParams(max_upload_mb=5, max_duration_s=60))
+    model_dir = served_project(served_model_dir, tmp_path_factory.mktemp("project"), REPORT)
+    app = create_app(Predictor(model_dir), ServeParams(max_upload_mb=5, max_duration_s=60))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -98,6 +104,15 @@ def api_predict(base_url: str, path: Path, visuals: bool = False) -> dict:
     return response.json()
 
 
+def api_predict_clips(base_url: str, paths: list[Path], mode: str) -> dict:
+    import httpx
+
+    files = [("files", (path.name, path.read_bytes())) for path in paths]
+    response = httpx.post(f"{base_url}/api/predict/clips", files=files, data={"mode": mode}, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 CANVAS_PIXELS = """(id) => {
   const canvas = document.getElementById(id);
   const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
@@ -130,6 +145,9 @@ def test_uploading_a_real_clip_shows_the_apis_answer_and_draws_it(page, base_url
     assert re.fullmatch(r"\d{1,3}\.\d%", confidence), confidence
     assert float(confidence[:-1]) == pytest.approx(100 * expected["confidence"], abs=0.051)
     assert page.text_content("#clip") == f"YAF_back_sad.flac, {expected['duration']:.2f} s"
+    assert page.text_content("#mode") == ("Scored one clip at a time: the clip normalized on its own. On speakers it never heard: "
+                                          f"{100 * expected['accuracy']['value']:.1f}% accurate, measured with each clip scored alone.")
+    assert page.text_content("#clips") == ""  # no list for one clip
 
     bars = chart(page)
     assert sorted(bar["label"] for bar in bars) == list(CLASSES)
@@ -163,6 +181,87 @@ def chart(page) -> list[dict]:
         "bars => bars.map(b => ({label: b.dataset.label, p: Number(b.dataset.probability),"
         " top: b.classList.contains('top'), width: Number(b.getAttribute('width'))}))",
     )
+
+
+def clip_rows(page) -> list[list[str]]:
+    return page.eval_on_selector_all("#clips tr", "rows => rows.slice(1).map(r => [...r.cells].map(c => c.textContent))")
+
+
+def test_clips_of_one_speaker_are_scored_together_and_the_page_says_so(page, base_url, tess_dir):
+    """Tick "one speaker", choose five clips, then add a sixth: all are scored together each time, the
+    page lists them and says the mode and its accuracy from the API; unticking scores them alone."""
+    emotions = ("sad", "angry", "happy", "neutral", "fear", "disgust")
+    paths = [tess_dir / f"YAF_{emotion}" / f"YAF_back_{emotion}.flac" for emotion in emotions]
+    assert page.is_hidden("#clear")
+    page.check("#one-speaker")
+    assert page.is_visible("#clear")
+
+    for chosen, scored in ((paths[:5], paths[:5]), (paths[5:], paths)):
+        expected = api_predict_clips(base_url, scored, "speaker")
+        page.set_input_files("#file", [str(path) for path in chosen])
+        page.wait_for_function(f"document.getElementById('status').textContent === 'Scored {len(scored)} clips.'")
+        accuracy = expected["accuracy"]
+        assert (accuracy["value"], accuracy["clips_per_speaker"]) == (REPORT["adapted_accuracy"]["5"], 5)
+        assert page.text_content("#mode") == (
+            f"Scored as one speaker: {len(scored)} clips normalized together with that speaker's statistics. "
+            f"On speakers it never heard: {100 * accuracy['value']:.1f}% accurate, measured with 5 clips of each speaker scored together.")
+        assert clip_rows(page) == [[r["file"], f"{r['duration']:.2f}", r["emotion"], f"{100 * r['confidence']:.1f}%"]
+                                   for r in expected["predictions"]]
+        first_added = expected["predictions"][len(scored) - len(chosen)]  # the clips added are shown
+        assert page.text_content("#clip").startswith(first_added["file"])
+
+    third = expected["predictions"][2]
+    page.click(f"#clips button:text-is('{third['file']}')")
+    assert page.text_content("#clip") == f"{third['file']}, {third['duration']:.2f} s"
+    assert page.eval_on_selector("#clips tr.selected", "row => row.cells[0].textContent") == third["file"]
+    for bar in chart(page):
+        assert bar["p"] == pytest.approx(third["probabilities"][bar["label"]], abs=1e-6)
+    assert [bar["label"] for bar in chart(page) if bar["top"]] == [third["emotion"]]
+    alone = api_predict(base_url, paths[2])
+    assert alone["probabilities"] != third["probabilities"]  # normalized together, not alone
+
+    page.uncheck("#one-speaker")
+    page.wait_for_function("document.getElementById('mode').textContent.startsWith('Scored one clip at a time')")
+    assert page.text_content("#mode") == ("Scored one clip at a time: each of 6 clips normalized on its own. On speakers it never "
+                                          f"heard: {100 * REPORT['serving_accuracy']:.1f}% accurate, measured with each clip scored alone.")
+    assert page.text_content("#clip").startswith(third["file"])  # the same clip, scored alone now
+    for bar in chart(page):
+        assert bar["p"] == pytest.approx(alone["probabilities"][bar["label"]], abs=1e-6)
+    assert page.is_hidden("#clear")
+
+    page.check("#one-speaker")
+    page.wait_for_function("document.getElementById('mode').textContent.startsWith('Scored as one speaker')")
+    page.click("#clear")
+    page.wait_for_selector("#result", state="hidden")
+    recorded = page.recorded
+    assert recorded.console_errors == [] and recorded.page_errors == []
+    hosts = {urlsplit(url).netloc for url in recorded.requests if urlsplit(url).scheme in ("http", "https", "ws", "wss")}
+    assert hosts == {urlsplit(base_url).netloc}, recorded.requests
+    assert "/api/predict/clips" in {urlsplit(url).path for url in recorded.requests}
+
+
+def test_a_refused_clip_of_a_speaker_is_named_and_the_others_stay(page, base_url, tess_dir, tmp_path):
+    """A clip that cannot be scored is not added: the speaker's other clips are scored without it."""
+    paths = [tess_dir / f"YAF_{emotion}" / f"YAF_back_{emotion}.flac" for emotion in ("sad", "angry")]
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a recording\n" * 20)
+    page.check("#one-speaker")
+    page.set_input_files("#file", [str(path) for path in paths])
+    page.wait_for_function("document.getElementById('status').textContent === 'Scored 2 clips.'")
+
+    with page.expect_response(lambda response: "/api/predict/clips" in response.url) as answer:
+        page.set_input_files("#file", str(notes))
+    assert answer.value.status == 415
+    detail = answer.value.json()["detail"]
+    assert detail.startswith("notes.txt: cannot decode audio")
+    page.wait_for_selector("#error", state="visible")
+    assert page.text_content("#error") == f"Could not score 3 clips (415): {detail}"
+
+    page.set_input_files("#file", str(paths[0]))  # the speaker's clips are still the first two
+    page.wait_for_function("document.getElementById('status').textContent === 'Scored 3 clips.'")
+    assert [row[0] for row in clip_rows(page)] == [paths[0].name, paths[1].name, paths[0].name]
+    assert page.is_hidden("#error")
+    assert page.recorded.page_errors == []
 
 
 def test_a_second_upload_replaces_the_first_answer(page, base_url, tess_dir, write_tone, tmp_path):

@@ -1,5 +1,6 @@
 "use strict";
-// The page of `ser serve`: upload or record a clip, POST it to /api/predict, draw the answer.
+// The page of `ser serve`: upload or record clips, POST them to /api/predict (one clip) or to
+// /api/predict/clips (several, or one speaker's), draw the answer.
 const $ = (id) => document.getElementById(id);
 const percent = (p) => `${(100 * p).toFixed(1)}%`;
 // What the test clips of each evaluation protocol hold that training did not (random: nothing but the clips).
@@ -22,7 +23,10 @@ async function showModel() {
   }
   if (m) {
     text += ` On ${HELD_OUT[m.protocol] || "held-out clips"} (${m.protocol} protocol, ${m.fold}): ${percent(m.accuracy)} accurate`;
-    if (m.serving_accuracy !== undefined) text += `, ${percent(m.serving_accuracy)} on clips scored one at a time, as here`;
+    if (m.serving_accuracy !== undefined) text += `, ${percent(m.serving_accuracy)} on clips scored one at a time`;
+    for (const [clips, accuracy] of Object.entries(m.adapted_accuracy || {})) {
+      text += `, ${percent(accuracy)} with ${clips} clips of a speaker scored together`;
+    }
     text += ".";
   }
   $("model-info").textContent = text;
@@ -36,29 +40,92 @@ function showError(message) {
   $("result").hidden = true;
 }
 
-async function predict(blob, name) {
+let clips = [];  // the clips of the answer shown: {blob, name}
+let results = [];  // that answer's result for each clip
+let shown = 0;  // the clip drawn below the list
+let scoring = Promise.resolve();  // one request at a time, so that clips added meanwhile are not lost
+const oneSpeaker = () => $("one-speaker").checked;
+
+// Clips chosen or recorded replace the ones shown, or with "one speaker" join them; then all are scored.
+function addClips(added) {
+  scoring = scoring.then(() => score(oneSpeaker() ? clips.concat(added) : added, oneSpeaker() ? clips.length : 0));
+  return scoring;
+}
+
+async function score(next, show) {
   $("error").hidden = true;
-  setStatus(`Scoring ${name}…`);
+  const mode = oneSpeaker() ? "speaker" : "single";
+  const label = next.length === 1 ? next[0].name : `${next.length} clips`;
+  setStatus(`Scoring ${label}…`);
   const form = new FormData();
-  form.append("file", blob, name);
+  let url = "/api/predict/clips?visuals=true";
+  if (next.length === 1 && mode === "single") {
+    form.append("file", next[0].blob, next[0].name);
+    url = "/api/predict?visuals=true";
+  } else {
+    next.forEach((clip) => form.append("files", clip.blob, clip.name));
+    form.append("mode", mode);
+  }
   try {
-    const response = await fetch("/api/predict?visuals=true", { method: "POST", body: form });
+    const response = await fetch(url, { method: "POST", body: form });
     const body = await response.json();
     if (!response.ok) {
       const detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
-      showError(`Could not score ${name} (${response.status}): ${detail}`);
+      showError(`Could not score ${label} (${response.status}): ${detail}`);
       setStatus("");
       return;
     }
-    render(body);
-    setStatus(`Scored ${name}.`);
+    clips = next;
+    render(body.predictions ? body : { mode, clips: 1, accuracy: body.accuracy, predictions: [body] }, show);
+    setStatus(`Scored ${label}.`);
   } catch (err) {
     showError(`Could not reach the server: ${err}`);
   }
 }
 
-function render(result) {
+// How the clips were scored, and what that is worth on the evaluation's held-out clips.
+function modeLine(answer) {
+  const a = answer.accuracy, count = answer.clips === 1 ? "1 clip" : `${answer.clips} clips`;
+  const text = answer.mode === "speaker"
+    ? `Scored as one speaker: ${count} normalized together with that speaker's statistics.`
+    : `Scored one clip at a time: ${answer.clips === 1 ? "the clip" : `each of ${count}`} normalized on its own.`;
+  if (a.value === null) return `${text} Accuracy of this mode on speakers it never heard: unknown (no evaluation report).`;
+  const measured = a.clips_per_speaker === 1 ? "each clip scored alone" : `${a.clips_per_speaker} clips of each speaker scored together`;
+  return `${text} On ${HELD_OUT[a.protocol] || "held-out clips"}: ${percent(a.value)} accurate, measured with ${measured}.`;
+}
+
+function render(answer, show) {
+  results = answer.predictions;
   $("result").hidden = false;
+  $("mode").textContent = modeLine(answer);
+  drawClips();
+  select(Math.min(show, results.length - 1));
+}
+
+function drawClips() {
+  const box = $("clips");
+  box.replaceChildren();
+  if (results.length < 2) return;
+  const table = document.createElement("table");
+  table.innerHTML = "<tr><th>clip (choose one to see it below)</th><th>seconds</th><th>emotion</th><th>probability</th></tr>";
+  results.forEach((result, index) => {
+    const row = table.insertRow();
+    const name = document.createElement("button");
+    name.type = "button"; name.className = "link"; name.textContent = result.file;
+    name.addEventListener("click", () => select(index));
+    row.insertCell().append(name);
+    row.insertCell().textContent = result.duration.toFixed(2);
+    row.insertCell().textContent = result.emotion;
+    row.insertCell().textContent = percent(result.confidence);
+  });
+  box.append(table);
+}
+
+// Show one clip's answer: emotion, chart, waveform, spectrogram, windows.
+function select(index) {
+  const result = results[index];
+  shown = index;
+  $("clips").querySelectorAll("tr").forEach((row, i) => row.classList.toggle("selected", i === index + 1));
   $("emotion").textContent = result.emotion;
   $("confidence").textContent = percent(result.confidence);
   $("clip").textContent = `${result.file}, ${result.duration.toFixed(2)} s`;
@@ -159,7 +226,7 @@ function drawWindows(windows) {
 }
 
 // Microphone: record with MediaRecorder, decode in the browser, upload as 16-bit PCM WAV.
-let recorder = null;
+let recorder = null, recordings = 0;
 
 function wavFile(buffer) {
   const samples = buffer.getChannelData(0), rate = buffer.sampleRate;
@@ -193,7 +260,8 @@ async function toggleRecording() {
     const context = new AudioContext();
     try {
       const decoded = await context.decodeAudioData(await new Blob(chunks).arrayBuffer());
-      await predict(wavFile(decoded), "recording.wav");
+      recordings += 1;
+      await addClips([{ blob: wavFile(decoded), name: recordings === 1 ? "recording.wav" : `recording-${recordings}.wav` }]);
     } catch (err) {
       showError(`Could not decode the recording: ${err.message || err}`);
     } finally {
@@ -206,9 +274,21 @@ async function toggleRecording() {
 }
 
 $("file").addEventListener("change", (event) => {
-  const file = event.target.files[0];
-  if (file) predict(file, file.name);
+  const files = [...event.target.files];
+  if (files.length) addClips(files.map((file) => ({ blob: file, name: file.name })));
   event.target.value = "";
+});
+// Toggling "one speaker" scores the clips shown again, the other way.
+$("one-speaker").addEventListener("change", () => {
+  $("clear").hidden = !oneSpeaker();
+  if (clips.length) scoring = scoring.then(() => score(clips, shown));
+});
+$("clear").addEventListener("click", () => {
+  scoring = scoring.then(() => {
+    clips = []; results = [];
+    $("result").hidden = true; $("error").hidden = true;
+    setStatus("No clips: choose or record the speaker's clips.");
+  });
 });
 $("record").addEventListener("click", toggleRecording);
 showModel().catch((err) => { $("model-info").textContent = `Could not load the model's description: ${err}`; });
