@@ -347,9 +347,10 @@ def test_uploading_a_non_audio_file_shows_the_servers_message(page, tmp_path):
     assert all("415" in text for text in page.recorded.console_errors), page.recorded.console_errors
 
 
-def test_recording_from_the_microphone_is_scored(playwright, base_url):
+def test_recordings_from_the_microphone_are_scored_alone_or_as_one_speaker(playwright, base_url):
     """Record (Chromium's fake microphone plays a beep), stop: the page converts the recording to WAV
-    and uploads it, and shows the server's answer for it."""
+    and uploads it, and shows the server's answer for it. With "one speaker" ticked, a second
+    recording joins the first and both are scored together."""
     fake_microphone = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
     chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS + fake_microphone)
     try:
@@ -359,10 +360,14 @@ def test_recording_from_the_microphone_is_scored(playwright, base_url):
         uploads = []
         page.on("request", lambda request: request.method == "POST" and uploads.append(request))
         page.goto(base_url + "/")
-        page.click("#record")
-        page.wait_for_function("document.getElementById('record').textContent.includes('Stop')")
-        page.wait_for_timeout(2000)
-        page.click("#record")
+
+        def record() -> None:
+            page.click("#record")
+            page.wait_for_function("document.getElementById('record').textContent.includes('Stop')")
+            page.wait_for_timeout(2000)
+            page.click("#record")
+
+        record()
         page.wait_for_function("document.getElementById('status').textContent === 'Scored recording.wav.'")
         assert page.is_hidden("#error")
         assert page.text_content("#emotion").lower() in set(CLASSES)
@@ -370,6 +375,15 @@ def test_recording_from_the_microphone_is_scored(playwright, base_url):
         assert 1.5 < seconds < 6
         assert len(uploads) == 1  # one upload, which libsndfile decoded: WAV, not the recorder's WebM
         assert page.text_content("#record") == "● Record"
+
+        page.check("#one-speaker")  # the recording is scored again, as the speaker's first clip
+        page.wait_for_function("document.getElementById('mode').textContent.startsWith('Scored as one speaker: 1 clip ')")
+        record()
+        page.wait_for_function("document.getElementById('status').textContent === 'Scored 2 clips.'")
+        assert [row[0] for row in clip_rows(page)] == ["recording.wav", "recording-2.wav"]
+        assert page.text_content("#mode").startswith("Scored as one speaker: 2 clips normalized together")
+        assert page.text_content("#clip").startswith("recording-2.wav, ")
+        assert [urlsplit(upload.url).path for upload in uploads] == ["/api/predict", "/api/predict/clips", "/api/predict/clips"]
         assert recorded.console_errors == [] and recorded.page_errors == []
     finally:
         chromium.close()
