@@ -22,7 +22,7 @@ from dvclive.keras import DVCLiveCallback
 
 from ser.assembly import Member, TrainedFold, assemble, encode_labels
 from ser.folds import sample_weights
-from ser.inputs import UTTERANCE, Stats, input_kind, input_name, member_functionals, model_inputs, speaker_stats
+from ser.inputs import UTTERANCE, RowInputs, Stats, input_kind, input_name, member_functionals, model_inputs, pooled_stats, speaker_stats
 from ser.models import linear
 from ser.models.networks import build_model
 from ser.params import ModelParams, TrainParams
@@ -42,7 +42,7 @@ class FoldData:
     copies for frame models) and ``val`` (empty when the model trains on everything)."""
 
     classes: tuple[str, ...]
-    fit_x: np.ndarray
+    fit_x: np.ndarray | RowInputs
     fit_y: np.ndarray
     fit_index: pd.DataFrame
     val_x: np.ndarray
@@ -67,13 +67,9 @@ def reference_stats(clips: Clips, parts: np.ndarray, params: ModelParams) -> Sta
     validation), for ``normalize: speaker``: what a speaker's own statistics shrink toward."""
     if params.normalize != "speaker":
         return None
-    rows = np.isin(parts, [TRAIN, VALIDATION])
     functionals = member_functionals(params, clips.functionals)
-    functionals = None if functionals is None else functionals[rows]
-    pooled = np.zeros(int(rows.sum()), dtype=str)
-    stats = speaker_stats(clips.features[rows], clips.index["valid_frames"][rows], pooled, params.deltas,
-                          input_kind(params.arch), functionals)
-    return stats[""]
+    return pooled_stats(clips.features, clips.index["valid_frames"], params.deltas, input_kind(params.arch), functionals,
+                        rows=np.flatnonzero(np.isin(parts, [TRAIN, VALIDATION])))
 
 
 def fold_data(clips: Clips, parts: np.ndarray, params: ModelParams, classes: Sequence[str], balance: str = "none") -> FoldData:
@@ -83,35 +79,73 @@ def fold_data(clips: Clips, parts: np.ndarray, params: ModelParams, classes: Seq
     Only copies whose source clip is in the ``train`` part are used; validation
     and test clips are never augmented. Speakers' statistics come from all their
     clips (no labels), shrunk toward the training clips' (``model.shrinkage``).
+    Only the rows used are computed; a frame model's training inputs when it trains on them (:class:`RowInputs`).
     """
     index = clips.index
-    kind = input_kind(params.arch)
     functionals = member_functionals(params, clips.functionals)
-    speakers = index["speaker"].to_numpy(dtype=str)
-    stats, reference = None, reference_stats(clips, parts, params)
-    if reference is not None:
-        stats = speaker_stats(clips.features, index["valid_frames"], speakers, params.deltas, kind,
-                              functionals, reference, params.shrinkage)
-    inputs = model_inputs(clips.features, index["valid_frames"], speakers, params, stats, functionals)
-    fit_rows, val_rows = parts == TRAIN, parts == VALIDATION
-    fit_index, fit_x = index[fit_rows].assign(copy=0), inputs[fit_rows]
-    if kind != UTTERANCE:  # augmented copies have frames only
+    fit_rows, val_rows = np.flatnonzero(parts == TRAIN), np.flatnonzero(parts == VALIDATION)
+    stats, reference = speaker_stats_of(clips, parts, params)
+
+    def compute(rows: np.ndarray) -> np.ndarray:
+        return model_inputs(clips.features, index["valid_frames"], index["speaker"].to_numpy(dtype=str), params, stats, functionals, rows=rows)
+
+    fit_index = index.iloc[fit_rows].assign(copy=0)
+    if input_kind(params.arch) == UTTERANCE:
+        fit_x = compute(fit_rows)
+    else:  # frame models also learn from the training clips' augmented copies, computed batch by batch
         aug_values, aug_index = clips.augmented
-        copies = fit_rows[aug_index["source"].to_numpy(dtype=int)]
-        aug_index = aug_index[copies].reset_index(drop=True)
-        aug_inputs = model_inputs(aug_values[copies], aug_index["valid_frames"], aug_index["speaker"], params, stats)
-        fit_index = pd.concat([fit_index, aug_index.drop(columns="source")], ignore_index=True)
-        fit_x = np.concatenate([fit_x, aug_inputs])
+        copies = np.flatnonzero(np.isin(aug_index["source"].to_numpy(dtype=int), fit_rows))
+        fit_index = pd.concat([fit_index, aug_index.iloc[copies].drop(columns="source")], ignore_index=True)
+        fit_x = RowInputs.of(params, stats, [(clips.features, index, fit_rows), (aug_values, aug_index, copies)])
     return FoldData(
         classes=tuple(classes),
         fit_x=fit_x,
         fit_y=encode_labels(fit_index["emotion"], classes),
         fit_index=fit_index,
-        val_x=inputs[val_rows],
-        val_y=encode_labels(index["emotion"][val_rows], classes),
+        val_x=compute(val_rows),
+        val_y=encode_labels(index["emotion"].iloc[val_rows], classes),
         fit_weights=sample_weights(fit_index, balance),
         reference=reference,
     )
+
+
+def speaker_stats_of(clips: Clips, parts: np.ndarray, params: ModelParams) -> tuple[dict[str, Stats] | None, Stats | None]:
+    """For ``normalize: speaker``: the statistics of each speaker who trains or validates (from all their
+    clips), and the reference they shrink toward; ``(None, None)`` otherwise."""
+    reference = reference_stats(clips, parts, params)
+    if reference is None:
+        return None, None
+    speakers = clips.index["speaker"].to_numpy(dtype=str)
+    rows = np.flatnonzero(np.isin(speakers, speakers[np.isin(parts, [TRAIN, VALIDATION])]))
+    stats = speaker_stats(clips.features, clips.index["valid_frames"], speakers, params.deltas, input_kind(params.arch),
+                          member_functionals(params, clips.functionals), reference, params.shrinkage, rows)
+    return stats, reference
+
+
+class ShuffledBatches(keras.utils.PyDataset):
+    """Training batches of ``inputs`` (an array, or :class:`RowInputs` computed batch by batch), in an
+    order shuffled anew each epoch from ``seed`` and the epoch's number."""
+
+    def __init__(self, inputs: np.ndarray | RowInputs, targets: np.ndarray, weights: np.ndarray | None, batch_size: int, seed: int):
+        super().__init__()
+        self.inputs, self.targets, self.weights = inputs, targets, weights
+        self.batch_size, self.seed, self.epoch = batch_size, seed, 0
+        self.order = self.shuffled()
+
+    def shuffled(self) -> np.ndarray:
+        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.targets))
+
+    def __len__(self) -> int:
+        return -(-len(self.targets) // self.batch_size)
+
+    def __getitem__(self, number: int) -> tuple:
+        rows = np.sort(self.order[number * self.batch_size: (number + 1) * self.batch_size])
+        batch = (self.inputs[rows], self.targets[rows])
+        return batch if self.weights is None else (*batch, self.weights[rows])
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self.order = self.shuffled()
 
 
 class FoldLive(Live):
@@ -159,16 +193,15 @@ def train_model(
     """
     make_deterministic(train_params.seed)
     validate = len(data.val_x) > 0
-    model = build_model(data.fit_x.shape[1:], len(data.classes), model_params, seed=train_params.seed)
+    model = build_model(tuple(data.fit_x.shape[1:]), len(data.classes), model_params, seed=train_params.seed)
     model.compile(
         loss="categorical_crossentropy",
         optimizer=keras.optimizers.Adam(learning_rate=train_params.learning_rate),
         metrics=["accuracy"],
     )
     history = model.fit(
-        data.fit_x, data.fit_y, sample_weight=data.fit_weights,
-        validation_data=(data.val_x, data.val_y) if validate else None,
-        epochs=epochs or train_params.epochs, batch_size=train_params.batch_size,
+        ShuffledBatches(data.fit_x, data.fit_y, data.fit_weights, train_params.batch_size, train_params.seed),
+        validation_data=(data.val_x, data.val_y) if validate else None, epochs=epochs or train_params.epochs,
         callbacks=[*_callbacks(train_params, live_dir, validate), *callbacks], verbose=2,
     )
     if live_dir is not None:  # dvclive's own summary: the train stage writes one for all folds

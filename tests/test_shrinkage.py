@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from ser.inputs import (
-    EPSILON, FRAMES as FRAME_INPUTS, POOLED, UTTERANCE, frame_mask, group_stats, input_kind, input_name, member_functionals,
+    EPSILON, FRAMES as FRAME_INPUTS, POOLED, UTTERANCE, frame_mask, input_kind, input_name, member_functionals,
     model_inputs, shrink, speaker_stats, with_deltas,
 )
 from ser.params import ModelParams, load_params
@@ -112,10 +112,9 @@ def test_many_clips_keep_their_own_and_one_clip_takes_the_reference():
 
 
 @pytest.mark.parametrize("shrinkage", [0.0, 1.0, 10.0])
-def test_group_stats_shrink_each_speaker_by_its_own_clip_count(values, shrinkage):
-    mask = frame_mask(VALID, FRAMES)
+def test_speaker_stats_shrink_each_speaker_by_its_own_clip_count(values, shrinkage):
     reference = reference_stats(CHANNELS)
-    stats = group_stats(values, mask, SPEAKERS, reference, shrinkage)
+    stats = speaker_stats(values, VALID, SPEAKERS, 0, reference=reference, shrinkage=shrinkage)
     assert set(stats) == set(SPEAKERS)
     for speaker in np.unique(SPEAKERS):
         rows = np.flatnonzero(SPEAKERS == speaker)
@@ -128,10 +127,9 @@ def test_group_stats_shrink_each_speaker_by_its_own_clip_count(values, shrinkage
 
 
 def test_the_speaker_with_one_clip_moves_furthest_toward_the_reference(values):
-    mask = frame_mask(VALID, FRAMES)
     reference = reference_stats(CHANNELS)
-    own = group_stats(values, mask, SPEAKERS)
-    shrunk = group_stats(values, mask, SPEAKERS, reference, 10.0)
+    own = speaker_stats(values, VALID, SPEAKERS, 0)
+    shrunk = speaker_stats(values, VALID, SPEAKERS, 0, reference=reference, shrinkage=10.0)
 
     def moved(speaker):  # share of the way from its own mean to the reference's
         return float(np.mean((shrunk[speaker][0] - own[speaker][0]) / (reference[0] - own[speaker][0])))

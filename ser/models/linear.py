@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ser.inputs import chunks
 from ser.params import ModelParams
 
 MAX_ITER = 5000
@@ -24,10 +25,15 @@ def fit_classifier(x: np.ndarray, codes: np.ndarray, n_classes: int, params: Mod
     """Fit ``params.arch`` on inputs ``x`` and class codes ``0 .. n_classes - 1`` (every class needs a clip)."""
     if missing := sorted(set(range(n_classes)) - set(np.unique(codes).tolist())):
         raise ValueError(f"{params.arch} needs training clips of every class; none of class number(s) {missing}")
-    classifier = LogisticRegression(C=params.logreg_c, max_iter=MAX_ITER)
-    pipeline = make_pipeline(StandardScaler(), classifier)
-    pipeline.fit(x, codes, logisticregression__sample_weight=weights)
-    return pipeline
+    scaler = StandardScaler()
+    pieces = chunks(len(x), x[:1].nbytes * 2)  # sklearn's statistics of a whole array hold a float64 copy of it
+    for rows in pieces:
+        scaler.partial_fit(x[rows])
+    scaled = np.empty_like(x)
+    for rows in pieces:
+        scaled[rows] = scaler.transform(x[rows])
+    classifier = LogisticRegression(C=params.logreg_c, max_iter=MAX_ITER).fit(scaled, codes, sample_weight=weights)
+    return make_pipeline(scaler, classifier)
 
 
 def export_onnx(pipeline: Pipeline, n_features: int, input_name: str) -> onnx.ModelProto:
