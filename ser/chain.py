@@ -28,6 +28,7 @@ import soundfile as sf
 
 from ser.augment import MP3_RATES, add_noise, apply_gain, mp3_round_trip, reverberate, telephone
 from ser.dsp import fix_length, resample
+from ser.params import CHAIN_TRANSFORMS
 
 SALT = "ser.chain"
 """Salt of the scoring seeds: keeps them apart from the training copies' (``augment.copy_rng``)."""
@@ -132,20 +133,11 @@ def noise_20db(samples: np.ndarray, sr: int, rng: np.random.Generator) -> np.nda
     return add_noise(samples, 20.0, rng)
 
 
-REGISTRY: dict[str, Transform] = {
-    "gain_-30db": gain_minus_30db,
-    "gain_-20db": gain_minus_20db,
-    "gain_-10db": gain_minus_10db,
-    "gain_+6db": gain_plus_6db,
-    "tilt_+3db_oct": tilt_up,
-    "tilt_-3db_oct": tilt_down,
-    "telephone": telephone_band,
-    "opus_24k": opus_24k,
-    "mp3_32k": mp3_32k,
-    "room": room,
-    "noise_20db": noise_20db,
-}
-"""The scoring transforms by name (the names are metric keys)."""
+REGISTRY: dict[str, Transform] = dict(zip(CHAIN_TRANSFORMS, (
+    gain_minus_30db, gain_minus_20db, gain_minus_10db, gain_plus_6db, tilt_up, tilt_down,
+    telephone_band, opus_24k, mp3_32k, room, noise_20db,
+)))
+"""The scoring transforms by name (``params.CHAIN_TRANSFORMS``; the names are metric keys)."""
 TRANSFORMS: tuple[str, ...] = tuple(REGISTRY)
 
 

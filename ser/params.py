@@ -161,6 +161,27 @@ class AugmentParams(_Section):
         return self
 
 
+CHAIN_TRANSFORMS = (
+    "gain_-30db", "gain_-20db", "gain_-10db", "gain_+6db", "tilt_+3db_oct", "tilt_-3db_oct",
+    "telephone", "opus_24k", "mp3_32k", "room", "noise_20db",
+)
+"""The fixed transforms of the recording chain that robustness scoring can pass clips through (:mod:`ser.chain`)."""
+
+
+class RobustnessParams(_Section):
+    transforms: list[Literal[CHAIN_TRANSFORMS]] = Field(  # type: ignore[valid-type]
+        max_length=len(CHAIN_TRANSFORMS), description="transforms each scored clip passes through, one at a time"
+    )
+    clips_per_class: int = Field(ge=0, le=100_000, description="clips drawn per corpus and class; 0 turns robustness scoring off")
+    seed: int = Field(ge=0, le=MAX_SEED)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> RobustnessParams:
+        if len(set(self.transforms)) < len(self.transforms):
+            raise ValueError(f"transforms must not repeat, got {self.transforms}")
+        return self
+
+
 class FeaturizeRuntime(_Section):
     workers: int = Field(0, ge=0, le=1024, description="local worker processes; 0 = one per CPU core")
     scheduler: str = Field(
@@ -276,6 +297,7 @@ class Params(_Section):
     audio: AudioParams
     features: FeatureParams
     augment: AugmentParams
+    robustness: RobustnessParams
     split: SplitParams
     model: ModelParams
     train: TrainParams
