@@ -15,8 +15,6 @@ import pandas as pd
 def draw_clips(manifest: pd.DataFrame, clips_per_class: int, seed: int) -> pd.DataFrame:
     """Up to ``clips_per_class`` clips of each corpus and class, drawn at random from ``seed``, in manifest order."""
     rng = np.random.default_rng(seed)
-    drawn = [
-        rows.index.to_numpy()[np.sort(rng.permutation(len(rows))[:clips_per_class])]
-        for _, rows in manifest.groupby(["corpus", "emotion"], sort=True)
-    ]
-    return manifest.loc[np.sort(np.concatenate(drawn))] if drawn else manifest.iloc[:0]
+    groups = manifest.groupby(["corpus", "emotion"], sort=True).indices
+    drawn = [np.sort(rng.permutation(groups[key])[:clips_per_class]) for key in sorted(groups)]
+    return manifest.iloc[np.sort(np.concatenate(drawn))] if drawn else manifest.iloc[:0]

@@ -52,7 +52,8 @@ def main() -> None:
     metrics["robustness"] = robustness_scores(robustness, list(dict.fromkeys(transformed[0][1]["transform"])))
     rows = robustness_rows(metrics["robustness"])
     rows.to_csv(EVAL_DIR / "robustness.csv", index=False)
-    plot_robustness(rows, EVAL_DIR / "robustness.png", f"{arch}: {len(robustness) // max(len(rows) - 1, 1)} test clips, each scored alone")
+    if len(rows):
+        plot_robustness(rows, EVAL_DIR / "robustness.png", f"{arch}: {metrics['robustness']['n_clips']} test clips, each scored alone")
     METRICS.write_text(json.dumps(metrics, indent=2) + "\n")
     print(json.dumps({k: v for k, v in metrics.items() if k not in ("by_speaker", "folds")}, indent=2))
 
