@@ -49,7 +49,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from ser import chain
-from ser.audio import AudioError, load_window
+from ser.audio import AudioError, load_window, normalize_level
 from ser.augment import augment_clip, copy_rng
 from ser.features import (
     AUGMENTED_FILE, AUGMENTED_INDEX_FILE, FEATURES_FILE, FUNCTIONALS_FILE, INDEX_COLUMNS, INDEX_FILE, PARAMS_FILE,
@@ -112,7 +112,8 @@ def _variants(task: ClipTask, settings: Settings) -> list[np.ndarray]:
     if task.error:
         raise AudioError(task.error)
     samples = load_window(io.BytesIO(task.data if task.data is not None else read_audio(Path(task.name))), settings.audio, name=task.name)
-    return [variant_window(samples, variant, task.sha256, settings) for variant in task.variants]
+    windows = [variant_window(samples, variant, task.sha256, settings) for variant in task.variants]
+    return [normalize_level(window, settings.audio.sr, settings.audio.level_dbfs) for window in windows]
 
 
 def variant_window(samples: np.ndarray, variant: Variant, sha256: str, settings: Settings) -> np.ndarray:

@@ -94,6 +94,7 @@ class AudioParams(_Section):
     offset: float = Field(ge=0)
     duration: float = Field(gt=0, le=600)
     res_type: Literal[RESAMPLERS]  # type: ignore[valid-type]
+    level_dbfs: float | None = Field(None, ge=-80, le=0, description="active level each window is scaled to before its features; None = as recorded")
 
     @property
     def n_samples(self) -> int:
@@ -144,6 +145,7 @@ class AugmentParams(_Section):
     gain_db: float = Field(ge=0, le=40, description="largest gain change, up or down (dB)")
     reverb_prob: float = Field(0.0, ge=0, le=1, description="share of copies with synthetic room reverberation")
     reverb_rt60_s: list[float] = Field([0.2, 0.8], min_length=2, max_length=2, description="RT60 drawn from [low, high] (s)")
+    tilt_db_per_octave: float = Field(0.0, ge=0, le=12, description="largest spectral tilt around 1 kHz, either way (dB per octave)")
     telephone_prob: float = Field(0.0, ge=0, le=1, description="share of copies band-limited to 300-3400 Hz")
     codec_prob: float = Field(0.0, ge=0, le=1, description="share of copies passed through an MP3 codec")
 
