@@ -224,6 +224,39 @@ def per_corpus_table(metrics: dict) -> str:
     return markdown(header, rows)
 
 
+def one_clip_table(metrics: dict) -> str:
+    """The default run's test clips scored one at a time (as ``ser predict`` and the web app do), per
+    corpus: serving accuracy and recall per class, from reports/metrics.json alone."""
+    classes = list(metrics["serving_recall"])
+    header = ("test clips, one at a time", "serving accuracy", "lowest class recall", *classes)
+
+    def row(label: str, scores: dict) -> tuple[str, ...]:
+        return (label, pct(scores["serving_accuracy"]), dec(scores["serving_min_recall"], 2),
+                *(dec(scores["serving_recall"].get(c), 2) for c in classes))
+
+    rows = [row(NAMES.get(corpus, corpus.upper()), metrics["by_corpus"][corpus]) for corpus in corpora_of(metrics)]
+    return markdown(header, [*rows, row("all", metrics)])
+
+
+ROBUSTNESS_TARGETS = {"gain": (0.95, 0.03), "other": (0.85, 0.08)}
+"""Per kind of transform: the share of clips whose top class must stay unchanged, and the largest accuracy loss."""
+
+
+def robustness_table(metrics: dict) -> str:
+    """The default run's test clips scored one at a time through each transform of the recording chain
+    (``robustness`` in reports/metrics.json), against the targets."""
+    scores = metrics["robustness"]
+    header = ("passed through", "accuracy", "change (points)", "top class unchanged", "target: unchanged / largest loss")
+    rows = [("nothing", pct(scores["untransformed"]["accuracy"]), "", "", "")]
+    for name, value in scores.items():
+        if not isinstance(value, dict) or name == "untransformed":
+            continue
+        unchanged, loss = ROBUSTNESS_TARGETS["gain" if name.startswith("gain") else "other"]
+        change = f"{100 * value['accuracy_change']:+.1f}"
+        rows.append((f"`{name}`", pct(value["accuracy"]), change, pct(value["unchanged"]), f"{pct(unchanged)} / {100 * loss:.0f}"))
+    return markdown(header, rows)
+
+
 MORE_SPEAKERS = (  # (label, source): an experiment's name, or None for reports/metrics.json (the default run)
     ("three corpora, 20 speakers (the previous default run)", "default-speaker@3corpora"),
     ("five corpora, 94 speakers, the same settings (two augmented copies)", "default-speaker-two-copies"),
@@ -279,7 +312,7 @@ def folds_table(folds: list[dict]) -> str:
     return markdown(header, rows)
 
 
-TABLES = ("speaker", "corpus", "known-voices", "per-corpus", "folds", "more-speakers")
+TABLES = ("speaker", "corpus", "known-voices", "per-corpus", "one-clip", "robustness", "folds", "more-speakers")
 """The README's generated results tables, by marker name."""
 
 
@@ -290,6 +323,8 @@ def tables(metrics: dict, experiments: Experiments, folds: list[dict]) -> dict[s
         "corpus": corpus_table(experiments),
         "known-voices": known_voices_table(experiments),
         "per-corpus": per_corpus_table(metrics),
+        "one-clip": one_clip_table(metrics),
+        "robustness": robustness_table(metrics),
         "folds": folds_table(folds),
         "more-speakers": more_speakers_table(metrics, experiments),
     }

@@ -100,3 +100,31 @@ def load_window(source: AudioSource, audio: AudioParams, name: str | None = None
     if native_sr != audio.sr:
         samples = resample(samples, native_sr, audio.sr, audio.res_type)
     return samples
+
+
+LEVEL_FRAME_S = 0.02
+"""Frames over which the active level is measured (s)."""
+ACTIVE_RANGE_DB = 30.0
+"""Frames within this many dB of the loud frames (the 95th percentile of frame power) count as active."""
+
+
+def active_level_db(samples: np.ndarray, sr: int) -> float | None:
+    """The clip's active level in dBFS: the mean power of its active frames (see ``ACTIVE_RANGE_DB``);
+    ``None`` for digital silence."""
+    frame = max(1, int(LEVEL_FRAME_S * sr))
+    usable = max(frame, len(samples) // frame * frame)
+    frames = np.resize(np.asarray(samples[:usable], dtype=np.float64), (-(-usable // frame), frame))
+    power = (frames**2).mean(axis=1)
+    loud = np.percentile(power, 95)
+    if loud <= 0:
+        return None
+    return float(10 * np.log10(power[power >= loud * 10 ** (-ACTIVE_RANGE_DB / 10)].mean()))
+
+
+def normalize_level(samples: np.ndarray, sr: int, level_dbfs: float | None) -> np.ndarray:
+    """``samples`` scaled to an active level of ``level_dbfs`` (``None``: as they are; silence stays silent),
+    so that the microphone's gain does not reach the features."""
+    level = None if level_dbfs is None else active_level_db(samples, sr)
+    if level is None:
+        return samples
+    return (np.asarray(samples, dtype=np.float32) * np.float32(10 ** ((level_dbfs - level) / 20))).astype(np.float32)

@@ -12,6 +12,8 @@ of the order in which clips are processed, and cacheable per clip. The transform
 - ``reverb_prob``: with this probability, reverberation: convolution with a
   synthetic room response (a direct path and an exponentially decaying noise
   tail whose RT60 is drawn from ``reverb_rt60_s``), at the clip's level;
+- ``tilt_db_per_octave``: a spectral tilt (a brighter or duller microphone) drawn up to
+  this many dB per octave either way around 1 kHz;
 - ``telephone_prob``: with this probability, the telephone band (300-3400 Hz,
   a 4th-order Butterworth band-pass);
 - ``codec_prob``: with this probability, a round trip through an MP3 encoder
@@ -30,6 +32,7 @@ import io
 
 import librosa
 import numpy as np
+import scipy.fft
 import scipy.signal
 import soundfile as sf
 
@@ -65,6 +68,11 @@ TELEPHONE_BAND = (300.0, 3400.0)
 """Hz: the pass band of ``telephone_prob``."""
 MP3_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
 """The rates MPEG audio has: at any other rate the codec is skipped."""
+TILT_PIVOT_HZ = 1000.0
+TILT_LOW_HZ = 50.0
+"""Below this frequency the tilt's gain stays at its value here."""
+TILT_PAD_S = 0.1
+"""Zeros appended before the FFT filter, so that the ends of the clip do not wrap into each other."""
 WORST_MP3_QUALITY = 0.999
 """libsndfile refuses compression levels above about 0.9999."""
 
@@ -79,6 +87,16 @@ def reverberate(samples: np.ndarray, sr: int, rt60: float, rng: np.random.Genera
     wet = scipy.signal.fftconvolve(samples.astype(np.float64), response)[: len(samples)]
     level = np.sqrt(np.mean(samples.astype(np.float64) ** 2) / max(np.mean(wet**2), 1e-20))
     return (wet * level).astype(np.float32)
+
+
+def tilt(samples: np.ndarray, sr: int, db_per_octave: float) -> np.ndarray:
+    """Zero-phase spectral tilt: gain ``db_per_octave * log2(f / 1 kHz)`` dB, with ``f`` held at
+    ``TILT_LOW_HZ`` below it (so that DC does not explode); same length."""
+    size = scipy.fft.next_fast_len(len(samples) + int(TILT_PAD_S * sr), real=True)
+    freqs = np.maximum(np.fft.rfftfreq(size, 1 / sr), TILT_LOW_HZ)
+    gain = 10 ** (db_per_octave * np.log2(freqs / TILT_PIVOT_HZ) / 20)
+    spectrum = scipy.fft.rfft(samples.astype(np.float64), size)
+    return scipy.fft.irfft(spectrum * gain, size)[: len(samples)].astype(np.float32)
 
 
 def telephone(samples: np.ndarray, sr: int) -> np.ndarray:
@@ -124,6 +142,8 @@ def augment_clip(samples: np.ndarray, sr: int, params: AugmentParams, rng: np.ra
         out = time_shift(out, int(rng.integers(-limit, limit + 1)))
     if params.reverb_prob and rng.uniform() < params.reverb_prob:
         out = reverberate(out, sr, float(rng.uniform(*params.reverb_rt60_s)), rng)
+    if params.tilt_db_per_octave:
+        out = tilt(out, sr, float(rng.uniform(-params.tilt_db_per_octave, params.tilt_db_per_octave)))
     if params.telephone_prob and rng.uniform() < params.telephone_prob:
         out = telephone(out, sr)
     if params.codec_prob and rng.uniform() < params.codec_prob:

@@ -23,11 +23,11 @@ import io
 from collections.abc import Callable
 
 import numpy as np
-import scipy.fft
 import soundfile as sf
 
-from ser.augment import MP3_RATES, add_noise, apply_gain, mp3_round_trip, reverberate, telephone
+from ser.augment import MP3_RATES, add_noise, apply_gain, mp3_round_trip, reverberate, telephone, tilt
 from ser.dsp import fix_length, resample
+from ser.params import CHAIN_TRANSFORMS
 
 SALT = "ser.chain"
 """Salt of the scoring seeds: keeps them apart from the training copies' (``augment.copy_rng``)."""
@@ -40,23 +40,8 @@ OPUS_LEVEL = 0.928
 """libsndfile's Opus compression level for a 24 kbit/s target."""
 MP3_LEVEL = 0.45
 """libsndfile's MP3 compression level that gives about 32 kbit/s on 16 kHz speech."""
-TILT_PIVOT_HZ = 1000.0
-TILT_LOW_HZ = 50.0
-"""Below this frequency the tilt's gain stays at its value here."""
-TILT_PAD_S = 0.1
-"""Zeros appended before the FFT filter, so that the ends of the clip do not wrap into each other."""
 
 Transform = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
-
-
-def tilt(samples: np.ndarray, sr: int, db_per_octave: float) -> np.ndarray:
-    """Zero-phase spectral tilt: gain ``db_per_octave * log2(f / 1 kHz)`` dB, with ``f`` held at
-    ``TILT_LOW_HZ`` below it (so that DC does not explode); same length."""
-    size = scipy.fft.next_fast_len(len(samples) + int(TILT_PAD_S * sr), real=True)
-    freqs = np.maximum(np.fft.rfftfreq(size, 1 / sr), TILT_LOW_HZ)
-    gain = 10 ** (db_per_octave * np.log2(freqs / TILT_PIVOT_HZ) / 20)
-    spectrum = scipy.fft.rfft(samples.astype(np.float64), size)
-    return scipy.fft.irfft(spectrum * gain, size)[: len(samples)].astype(np.float32)
 
 
 def opus_round_trip(samples: np.ndarray, sr: int, level: float) -> np.ndarray:
@@ -132,20 +117,11 @@ def noise_20db(samples: np.ndarray, sr: int, rng: np.random.Generator) -> np.nda
     return add_noise(samples, 20.0, rng)
 
 
-REGISTRY: dict[str, Transform] = {
-    "gain_-30db": gain_minus_30db,
-    "gain_-20db": gain_minus_20db,
-    "gain_-10db": gain_minus_10db,
-    "gain_+6db": gain_plus_6db,
-    "tilt_+3db_oct": tilt_up,
-    "tilt_-3db_oct": tilt_down,
-    "telephone": telephone_band,
-    "opus_24k": opus_24k,
-    "mp3_32k": mp3_32k,
-    "room": room,
-    "noise_20db": noise_20db,
-}
-"""The scoring transforms by name (the names are metric keys)."""
+REGISTRY: dict[str, Transform] = dict(zip(CHAIN_TRANSFORMS, (
+    gain_minus_30db, gain_minus_20db, gain_minus_10db, gain_plus_6db, tilt_up, tilt_down,
+    telephone_band, opus_24k, mp3_32k, room, noise_20db,
+)))
+"""The scoring transforms by name (``params.CHAIN_TRANSFORMS``; the names are metric keys)."""
 TRANSFORMS: tuple[str, ...] = tuple(REGISTRY)
 
 

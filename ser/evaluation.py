@@ -81,6 +81,8 @@ def score(predictions: pd.DataFrame, classes: list[str], detail: bool = True) ->
         "min_recall": rounded(np.min(recall)),
         "serving_accuracy": rounded(accuracy_score(actual, predictions["served"])),
     }
+    serving_recall = precision_recall_fscore_support(actual, predictions["served"], labels=present, zero_division=0)[1]
+    scores["serving_min_recall"] = rounded(np.min(serving_recall))
     if adapted := [column for column in predictions if column.startswith("adapted_")]:
         scores["adapted_accuracy"] = {
             column.removeprefix("adapted_"): rounded(accuracy_score(actual, predictions[column])) for column in adapted
@@ -90,6 +92,7 @@ def score(predictions: pd.DataFrame, classes: list[str], detail: bool = True) ->
             "precision": {c: rounded(v) for c, v in zip(present, precision)},
             "recall": {c: rounded(v) for c, v in zip(present, recall)},
             "f1": {c: rounded(v) for c, v in zip(present, f1)},
+            "serving_recall": {c: rounded(v) for c, v in zip(present, serving_recall)},
         })
     return scores
 
@@ -124,9 +127,11 @@ def summarize(
     overall = score(predictions, classes)
     return {
         "protocol": protocol,
-        **{key: value for key, value in overall.items() if key not in ("precision", "recall", "f1")},
+        **{key: value for key, value in overall.items() if key not in ("precision", "recall", "f1", "serving_recall")},
         "corpus_mean_accuracy": rounded(np.mean([s["accuracy"] for s in by_corpus.values()])),
+        "corpus_mean_serving_accuracy": rounded(np.mean([s["serving_accuracy"] for s in by_corpus.values()])),
         "recall": overall["recall"],
+        "serving_recall": overall["serving_recall"],
         "by_corpus": by_corpus,
         "by_speaker": {s: score(rows, classes, detail=False) for s, rows in predictions.groupby("speaker", sort=True)},
         "folds": folds,
@@ -151,6 +156,29 @@ def adaptation_groups(speakers: np.ndarray, clips: int, seed: int = 0) -> np.nda
     return groups.astype(str)
 
 
+def scored_probabilities(
+    predictor: Predictor, features: np.ndarray, index: pd.DataFrame, functionals: dict[str, np.ndarray], groups: np.ndarray,
+    rows: np.ndarray,
+) -> np.ndarray:
+    """Class probabilities of the clips at ``rows`` (a mask), each speaker's statistics from the clips of its group."""
+    described = {kind: values[rows] for kind, values in functionals.items()}
+    inputs = graph_inputs(features[rows], index["valid_frames"][rows].to_numpy(), described, groups, predictor.params, predictor.reference)
+    return predictor.probabilities(inputs)
+
+
+def transformed_predictions(
+    model_dir: Path, features: np.ndarray, index: pd.DataFrame, functionals: dict[str, np.ndarray], files: pd.Series,
+) -> pd.DataFrame:
+    """The class the model saved in ``model_dir`` predicts for each transformed clip of ``files`` (its
+    test clips), each scored alone: ``file``, ``transform`` and ``predicted``."""
+    predictor = Predictor(model_dir, threads=0)
+    rows = index["file"].isin(files).to_numpy()
+    alone = np.arange(int(rows.sum())).astype(str)
+    probabilities = scored_probabilities(predictor, features, index, functionals, alone, rows)
+    found = index.loc[rows, ["file", "transform"]].reset_index(drop=True)
+    return found.assign(predicted=np.asarray(predictor.classes)[probabilities.argmax(axis=1)])
+
+
 def evaluate_model(
     model_dir: Path, features: np.ndarray, index: pd.DataFrame, functionals: dict[str, np.ndarray]
 ) -> tuple[pd.DataFrame, dict, dict]:
@@ -166,9 +194,7 @@ def evaluate_model(
     speakers = index["speaker"].to_numpy(dtype=str)
 
     def scored(groups: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        described = {kind: values[rows] for kind, values in functionals.items()}
-        inputs = graph_inputs(features[rows], index["valid_frames"][rows].to_numpy(), described, groups, predictor.params, predictor.reference)
-        return predictor.probabilities(inputs)
+        return scored_probabilities(predictor, features, index, functionals, groups, rows)
 
     # a test speaker's statistics come from all their clips, as in training (under text and random,
     # their training clips too); then from groups of their test clips, and from each test clip alone
@@ -179,3 +205,38 @@ def evaluate_model(
     classes = list(predictor.classes)
     predictions = predictions_table(split, probabilities, served, classes, predictor.meta["fold"], adapted)
     return predictions, fold_score(predictions, split, classes), predictor.meta
+
+
+def robustness_table(transformed: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+    """One row per transformed clip (``file``, ``transform``, ``predicted``) that is a test clip, joined to
+    the clip's own single-clip prediction (``served``) and label (``actual``) from the evaluation's
+    ``predictions`` (under the text and random protocols some drawn clips are no fold's test clip)."""
+    return transformed.merge(predictions[["file", "corpus", "actual", "served"]], on="file", validate="many_to_one")
+
+
+def robustness_scores(table: pd.DataFrame, transforms: list[str]) -> dict:
+    """Per transform: accuracy, its change from the untransformed clips' (``accuracy_change``), and
+    the share of clips whose top class is unchanged (``unchanged``); ``untransformed``: the same clips
+    scored as they are."""
+    clips = table.drop_duplicates("file")
+    scores: dict = {"n_clips": int(len(clips))}
+    if clips.empty:
+        return scores
+    scores["untransformed"] = {"accuracy": rounded((clips["served"] == clips["actual"]).mean())}
+    for transform in transforms:
+        rows = table[table["transform"] == transform]
+        accuracy = (rows["predicted"] == rows["actual"]).mean()
+        scores[transform] = {
+            "accuracy": rounded(accuracy),
+            "accuracy_change": rounded(accuracy - scores["untransformed"]["accuracy"]),
+            "unchanged": rounded((rows["predicted"] == rows["served"]).mean()),
+        }
+    return scores
+
+
+def robustness_rows(scores: dict) -> pd.DataFrame:
+    """The scores as a table, one row per transform (the ``dvc plots`` data)."""
+    return pd.DataFrame([
+        {"transform": name, "accuracy": value["accuracy"], "unchanged": value.get("unchanged", 1.0)}
+        for name, value in scores.items() if isinstance(value, dict)
+    ])

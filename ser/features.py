@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ser.audio import AudioSource, load_window
+from ser.audio import AudioSource, load_window, normalize_level
 from ser.dsp import dct, mel_power, power_to_db, stft_power
 from ser.params import AudioParams, FeatureParams
 from ser.tables import read_clips
@@ -89,7 +89,7 @@ def frame_features(samples: np.ndarray, audio: AudioParams, features: FeaturePar
 
 def clip_features(source: AudioSource, audio: AudioParams, features: FeatureParams, name: str | None = None) -> tuple[np.ndarray, int]:
     """Load one clip and compute its features (the path shared by training and inference)."""
-    return frame_features(load_window(source, audio, name), audio, features)
+    return frame_features(normalize_level(load_window(source, audio, name), audio.sr, audio.level_dbfs), audio, features)
 
 
 def load_features(feature_dir: Path) -> tuple[np.ndarray, pd.DataFrame, dict]:

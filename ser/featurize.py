@@ -37,7 +37,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ContextManager, Iterable, Iterator
+from typing import Callable, ContextManager, Iterable, Iterator, Sequence
 
 import diskcache
 import librosa
@@ -48,7 +48,8 @@ import soxr
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from ser.audio import AudioError, load_window
+from ser import chain
+from ser.audio import AudioError, load_window, normalize_level
 from ser.augment import augment_clip, copy_rng
 from ser.features import (
     AUGMENTED_FILE, AUGMENTED_INDEX_FILE, FEATURES_FILE, FUNCTIONALS_FILE, INDEX_COLUMNS, INDEX_FILE, PARAMS_FILE,
@@ -79,32 +80,49 @@ class Settings:
     augment: AugmentParams
 
 
+Variant = int | str
+"""What is computed of a clip: 0 the clip itself, k > 0 its augmented copy k, a name the clip through that
+transform of the recording chain (:mod:`ser.chain`)."""
+
+
+def has_functionals(variant: Variant) -> bool:
+    """Whether a variant gets functionals: the clip and its chain transforms do, augmented copies not."""
+    return isinstance(variant, str) or variant == 0
+
+
 @dataclass(frozen=True)
 class ClipTask:
-    """Work for one clip: its audio and the variants to compute (0 = the clip, k = augmented copy k)."""
+    """Work for one clip: its audio and the variants to compute."""
 
     name: str  # the file's path
     sha256: str
-    variants: tuple[int, ...]
+    variants: tuple[Variant, ...]
     data: bytes | None = None  # the file's bytes, for workers without the file system; None: read ``name``
     error: str = ""  # the file could not even be read
 
 
 @dataclass
 class ClipResult:
-    features: dict[int, Features] = field(default_factory=dict)
+    features: dict[Variant, Features] = field(default_factory=dict)
     error: str = ""
 
 
 def _variants(task: ClipTask, settings: Settings) -> list[np.ndarray]:
-    """The clip's window and the augmented copies ``task`` asks for (``AudioError`` if unusable)."""
+    """The clip's window and the variants of it that ``task`` asks for (``AudioError`` if unusable)."""
     if task.error:
         raise AudioError(task.error)
     samples = load_window(io.BytesIO(task.data if task.data is not None else read_audio(Path(task.name))), settings.audio, name=task.name)
-    return [
-        augment_clip(samples, settings.audio.sr, settings.augment, copy_rng(settings.augment.seed, task.sha256, copy)) if copy else samples
-        for copy in task.variants
-    ]
+    windows = [variant_window(samples, variant, task.sha256, settings) for variant in task.variants]
+    return [normalize_level(window, settings.audio.sr, settings.audio.level_dbfs) for window in windows]
+
+
+def variant_window(samples: np.ndarray, variant: Variant, sha256: str, settings: Settings) -> np.ndarray:
+    """One variant of a clip's window (see :data:`Variant`); ``sha256``: the clip's audio's, which seeds it."""
+    if isinstance(variant, str):
+        return chain.apply(variant, samples, settings.audio.sr, chain.clip_seed(sha256))
+    if variant:
+        return augment_clip(samples, settings.audio.sr, settings.augment, copy_rng(settings.augment.seed, sha256, variant))
+    return samples
 
 
 def read_audio(path: Path) -> bytes:
@@ -123,7 +141,7 @@ def compute_batch(tasks: list[ClipTask], settings: Settings) -> list[ClipResult]
         result = ClipResult()
         try:
             variants = _variants(task, settings)
-            described = [functional_sets(clip, sr, kinds if copy == 0 else [], task.name) for copy, clip in zip(task.variants, variants)]
+            described = [functional_sets(clip, sr, kinds if has_functionals(copy) else [], task.name) for copy, clip in zip(task.variants, variants)]
         except AudioError as exc:
             result.error = str(exc)
             variants, described = [], []
@@ -187,10 +205,10 @@ class FeatureCache:
         self.clip_prefix = _digest({**shared, "features": settings.features.model_dump()})
         self.copy_prefix = _digest({**shared, "features": frames, "augment": settings.augment.model_dump(exclude={"copies"})})
 
-    def key(self, sha256: str, copy: int) -> str:
-        return f"{self.copy_prefix if copy else self.clip_prefix}/{sha256}/{copy}"
+    def key(self, sha256: str, copy: Variant) -> str:
+        return f"{self.clip_prefix if has_functionals(copy) else self.copy_prefix}/{sha256}/{copy}"
 
-    def get(self, sha256: str, copy: int) -> Features | None:
+    def get(self, sha256: str, copy: Variant) -> Features | None:
         """The entry, or None if there is none or it is corrupt (then it is dropped, to be recomputed)."""
         if self.store is None:
             return None
@@ -205,7 +223,7 @@ class FeatureCache:
             print(f"feature cache: the entry of clip {sha256} (copy {copy}) is {exc}; recomputing it", file=sys.stderr)
             return None
 
-    def put(self, sha256: str, copy: int, value: Features) -> None:
+    def put(self, sha256: str, copy: Variant, value: Features) -> None:
         if self.store is not None:
             self.store.set(self.key(sha256, copy), seal(value))
 
@@ -280,7 +298,7 @@ def worker_pool(params: FeaturizeRuntime) -> Iterator[tuple[Executor, int]]:
 class Batch:
     """Consecutive clips of the manifest: what the cache holds of each, and tasks for what it lacks."""
 
-    cached: list[dict[int, Features]]
+    cached: list[dict[Variant, Features]]
     tasks: list[ClipTask]
 
 
@@ -343,7 +361,7 @@ class FeaturizeSummary:
         )
 
 
-def _batches(manifest: pd.DataFrame, raw_dir: Path, cache: FeatureCache, variants: tuple[int, ...], size: int, ship: bool) -> Iterator[Batch]:
+def _batches(manifest: pd.DataFrame, raw_dir: Path, cache: FeatureCache, variants: tuple[Variant, ...], size: int, ship: bool) -> Iterator[Batch]:
     """The manifest's clips in batches; ``ship``: tasks carry the audio's bytes (else workers read the files)."""
     clips = list(zip(manifest["file"].tolist(), manifest["sha256"].tolist()))
     for start in range(0, len(clips), size):
@@ -357,14 +375,14 @@ def _batches(manifest: pd.DataFrame, raw_dir: Path, cache: FeatureCache, variant
         yield batch
 
 
-def _task(path: Path, sha256: str, variants: tuple[int, ...], ship: bool) -> ClipTask:
+def _task(path: Path, sha256: str, variants: tuple[Variant, ...], ship: bool) -> ClipTask:
     try:
         return ClipTask(str(path), sha256, variants, read_audio(path) if ship else None)
     except AudioError as exc:
         return ClipTask(str(path), sha256, variants, error=str(exc))
 
 
-def _complete(batch: Batch, results: list[ClipResult], cache: FeatureCache, variants: int, errors: list[str]) -> list[dict[int, Features]]:
+def _complete(batch: Batch, results: list[ClipResult], cache: FeatureCache, variants: int, errors: list[str]) -> list[dict[Variant, Features]]:
     """Every clip's variants, from the cache or just computed (and then cached); errors are collected."""
     computed = iter(zip(batch.tasks, results))
     completed = []
@@ -393,6 +411,43 @@ def featurize_corpus(
         return _featurize_into(manifest, raw_dir, building, settings, params)
 
 
+@dataclass
+class Tally:
+    """What a featurizing run did: variants computed (the rest came from the cache), clips that failed."""
+
+    computed: int = 0
+    errors: list[str] = field(default_factory=list)
+    corrupt: int = 0
+
+    def check(self) -> None:
+        if self.errors:
+            raise FeaturizeError(f"{len(self.errors)} clip(s) could not be featurized:\n  " + "\n  ".join(self.errors))
+
+
+def each_clip(
+    manifest: pd.DataFrame, raw_dir: Path, settings: Settings, params: FeaturizeRuntime, variants: tuple[Variant, ...],
+    stack: ExitStack, tally: Tally, desc: str,
+) -> Iterator[dict[Variant, Features]]:
+    """Every clip's ``variants`` by variant, in manifest order: from the cache, or computed by the
+    workers (and cached); a clip that fails is counted in ``tally`` and lacks its variants."""
+    cache = FeatureCache(params.cache, params.cache_limit_gb, settings)
+    stack.callback(cache.close)
+    stack.callback(lambda: setattr(tally, "corrupt", cache.corrupt))
+    pool, slots = stack.enter_context(worker_pool(params))
+    progress = stack.enter_context(tqdm(total=len(manifest), desc=desc, unit="clip"))
+    batches = _batches(manifest, raw_dir, cache, variants, params.batch_size, ship=bool(params.scheduler))
+    for batch, results in ordered_results(pool, batches, settings, BATCHES_PER_WORKER * slots):
+        tally.computed += sum(len(result.features) for result in results)
+        yield from _complete(batch, results, cache, len(variants), tally.errors)
+        progress.update(len(batch.cached))
+
+
+def blank_features(settings: Settings) -> Features:
+    """A failed clip's rows (the run fails once every clip was tried)."""
+    kinds = settings.features.functionals
+    return np.zeros(feature_shape(settings.audio, settings.features), np.float32), 0, {k: np.zeros(SIZES[k], np.float32) for k in kinds}
+
+
 def _featurize_into(
     manifest: pd.DataFrame, raw_dir: Path, out_dir: Path, settings: Settings, params: FeaturizeRuntime
 ) -> FeaturizeSummary:
@@ -401,39 +456,57 @@ def _featurize_into(
     variants = tuple(range(copies + 1))
     shape = feature_shape(settings.audio, settings.features)
     kinds = settings.features.functionals
-    blank = (np.zeros(shape, np.float32), 0, {k: np.zeros(SIZES[k], np.float32) for k in kinds})  # failed clips' rows: the run fails
+    blank = blank_features(settings)
     valid = np.zeros((len(manifest), len(variants)), dtype=np.int64)
-    errors: list[str] = []
+    tally = Tally()
     with ExitStack() as stack:
-        cache = FeatureCache(params.cache, params.cache_limit_gb, settings)
-        stack.callback(cache.close)
-        pool, slots = stack.enter_context(worker_pool(params))
         writers = [
             stack.enter_context(NpyWriter(out_dir / FEATURES_FILE, (len(manifest), *shape))),
             stack.enter_context(NpyWriter(out_dir / AUGMENTED_FILE, (len(manifest) * copies, *shape))),
         ]
         described = {k: stack.enter_context(NpyWriter(out_dir / FUNCTIONALS_FILE.format(k), (len(manifest), SIZES[k]))) for k in kinds}
-        progress = stack.enter_context(tqdm(total=len(manifest), desc="featurize", unit="clip"))
-        batches = _batches(manifest, raw_dir, cache, variants, params.batch_size, ship=bool(params.scheduler))
-        window = BATCHES_PER_WORKER * slots
-        row, computed = 0, 0
-        for batch, results in ordered_results(pool, batches, settings, window):
-            computed += sum(len(result.features) for result in results)
-            for found in _complete(batch, results, cache, len(variants), errors):
-                for copy in variants:
-                    values, valid[row, copy], utterance = found.get(copy, blank)
-                    writers[min(copy, 1)].append(values)
-                    for kind in kinds if copy == 0 else []:
-                        described[kind].append(utterance[kind])
-                row += 1
-            progress.update(len(batch.cached))
-    if errors:
-        raise FeaturizeError(f"{len(errors)} clip(s) could not be featurized:\n  " + "\n  ".join(errors))
+        for row, found in enumerate(each_clip(manifest, raw_dir, settings, params, variants, stack, tally, "featurize")):
+            for copy in variants:
+                values, valid[row, copy], utterance = found.get(copy, blank)
+                writers[min(copy, 1)].append(values)
+                for kind in kinds if copy == 0 else []:
+                    described[kind].append(utterance[kind])
+    tally.check()
     _write_indexes(manifest, out_dir, valid, settings)
     total = len(manifest) * len(variants)
     return FeaturizeSummary(
-        len(manifest), len(manifest) * copies, computed, total - computed, time.perf_counter() - start, cache.corrupt
+        len(manifest), len(manifest) * copies, tally.computed, total - tally.computed, time.perf_counter() - start, tally.corrupt
     )
+
+
+def featurize_transforms(
+    manifest: pd.DataFrame, raw_dir: Path, out_dir: Path, settings: Settings, params: FeaturizeRuntime, transforms: Sequence[str]
+) -> Tally:
+    """Features of every clip of ``manifest`` through each transform of the recording chain, written to
+    ``out_dir`` like featurize's clips (``features.npy``, ``functionals_<set>.npy``): one row per clip
+    and transform, clip by clip; ``index.csv`` names each row's clip and ``transform``."""
+    shape = feature_shape(settings.audio, settings.features)
+    kinds = settings.features.functionals
+    variants, blank, tally = tuple(transforms), blank_features(settings), Tally()
+    rows = len(manifest) * len(variants)
+    valid = np.zeros(rows, dtype=np.int64)
+    with replaced_directory(out_dir) as building, ExitStack() as stack:
+        values_out = stack.enter_context(NpyWriter(building / FEATURES_FILE, (rows, *shape)))
+        described = {k: stack.enter_context(NpyWriter(building / FUNCTIONALS_FILE.format(k), (rows, SIZES[k]))) for k in kinds}
+        row = 0
+        for found in each_clip(manifest, raw_dir, settings, params, variants, stack, tally, "transforms"):
+            for variant in variants:
+                values, valid[row], utterance = found.get(variant, blank)
+                values_out.append(values)
+                for kind in kinds:
+                    described[kind].append(utterance[kind])
+                row += 1
+        tally.check()
+        clips = manifest[INDEX_COLUMNS[:-1]].reset_index(drop=True)
+        index = clips.iloc[np.repeat(np.arange(len(clips)), len(variants))].reset_index(drop=True)
+        index.assign(valid_frames=valid, transform=np.tile(variants, len(clips))).to_csv(building / INDEX_FILE, index=False)
+        write_params(building, settings)
+    return tally
 
 
 def _write_indexes(manifest: pd.DataFrame, out_dir: Path, valid: np.ndarray, settings: Settings) -> None:
@@ -446,5 +519,10 @@ def _write_indexes(manifest: pd.DataFrame, out_dir: Path, valid: np.ndarray, set
         valid_frames=valid[:, 1:].reshape(-1), source=rows, copy=np.tile(np.arange(1, copies + 1), len(clips))
     )
     augmented.to_csv(out_dir / AUGMENTED_INDEX_FILE, index=False)
+    write_params(out_dir, settings)
+
+
+def write_params(out_dir: Path, settings: Settings) -> None:
+    """``params.json``: the params that shaped the features."""
     used = {"audio": settings.audio.model_dump(), "features": settings.features.model_dump()}
     (out_dir / PARAMS_FILE).write_text(json.dumps(used, indent=2) + "\n")

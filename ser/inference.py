@@ -32,7 +32,7 @@ import numpy as np
 import soundfile as sf
 from pydantic import ValidationError
 
-from ser.audio import AudioError, AudioSource, check_sample_rate, load_window, read_window
+from ser.audio import AudioError, AudioSource, check_sample_rate, load_window, normalize_level, read_window
 from ser.features import batch_frame_features
 from ser.functionals import functional_sets
 from ser.inputs import Stats, input_name, member_functionals, model_inputs
@@ -257,6 +257,7 @@ class Predictor:
         """Features of every window of one clip (a path or a binary file object)."""
         name = name or str(source)
         duration, starts, windows = load_windows(source, self.audio, name)
+        windows = [normalize_level(window, self.audio.sr, self.audio.level_dbfs) for window in windows]
         computed = batch_frame_features(windows, self.audio, self.features)
         values = np.stack([values for values, _ in computed])
         valid = np.array([valid for _, valid in computed])

@@ -94,6 +94,7 @@ class AudioParams(_Section):
     offset: float = Field(ge=0)
     duration: float = Field(gt=0, le=600)
     res_type: Literal[RESAMPLERS]  # type: ignore[valid-type]
+    level_dbfs: float | None = Field(None, ge=-80, le=0, description="active level each window is scaled to before its features; None = as recorded")
 
     @property
     def n_samples(self) -> int:
@@ -144,6 +145,7 @@ class AugmentParams(_Section):
     gain_db: float = Field(ge=0, le=40, description="largest gain change, up or down (dB)")
     reverb_prob: float = Field(0.0, ge=0, le=1, description="share of copies with synthetic room reverberation")
     reverb_rt60_s: list[float] = Field([0.2, 0.8], min_length=2, max_length=2, description="RT60 drawn from [low, high] (s)")
+    tilt_db_per_octave: float = Field(0.0, ge=0, le=12, description="largest spectral tilt around 1 kHz, either way (dB per octave)")
     telephone_prob: float = Field(0.0, ge=0, le=1, description="share of copies band-limited to 300-3400 Hz")
     codec_prob: float = Field(0.0, ge=0, le=1, description="share of copies passed through an MP3 codec")
 
@@ -158,6 +160,27 @@ class AugmentParams(_Section):
             raise ValueError(f"tempo factors must lie in [0.25, 4], got {self.tempo}")
         if self.noise_snr_db and not -20 <= self.noise_snr_db[0] <= self.noise_snr_db[1] <= 100:
             raise ValueError(f"noise_snr_db must lie in [-20, 100] dB, got {self.noise_snr_db}")
+        return self
+
+
+CHAIN_TRANSFORMS = (
+    "gain_-30db", "gain_-20db", "gain_-10db", "gain_+6db", "tilt_+3db_oct", "tilt_-3db_oct",
+    "telephone", "opus_24k", "mp3_32k", "room", "noise_20db",
+)
+"""The fixed transforms of the recording chain that robustness scoring can pass clips through (:mod:`ser.chain`)."""
+
+
+class RobustnessParams(_Section):
+    transforms: list[Literal[CHAIN_TRANSFORMS]] = Field(  # type: ignore[valid-type]
+        max_length=len(CHAIN_TRANSFORMS), description="transforms each scored clip passes through, one at a time"
+    )
+    clips_per_class: int = Field(ge=0, le=100_000, description="clips drawn per corpus and class; 0 turns robustness scoring off")
+    seed: int = Field(ge=0, le=MAX_SEED)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> RobustnessParams:
+        if len(set(self.transforms)) < len(self.transforms):
+            raise ValueError(f"transforms must not repeat, got {self.transforms}")
         return self
 
 
@@ -276,6 +299,7 @@ class Params(_Section):
     audio: AudioParams
     features: FeatureParams
     augment: AugmentParams
+    robustness: RobustnessParams
     split: SplitParams
     model: ModelParams
     train: TrainParams

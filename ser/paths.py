@@ -15,6 +15,8 @@ MANIFEST = DATA_DIR / "manifest.csv"
 """Stage labels: every kept clip of every corpus on one label set."""
 FEATURE_DIR = DATA_DIR / "features"
 """Stage featurize: frame features, functionals and augmented copies of every clip."""
+ROBUSTNESS_DIR = DATA_DIR / "robustness"
+"""Stage robustness: features of a stratified draw of the clips through each transform of the recording chain."""
 MODEL_DIR = Path("models")
 """Stage train: the deployable model, trained on all the data (what ``ser predict`` and ``ser serve`` load)."""
 FOLD_MODEL_DIR = MODEL_DIR / "folds"

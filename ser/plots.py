@@ -90,3 +90,14 @@ def plot_history(history: dict[str, list[float]], path: Path, title: str = "") -
         ax.set_title(metric)
         ax.legend()
     _save(fig, path)
+
+
+def plot_robustness(scores: pd.DataFrame, path: Path, title: str) -> None:
+    """Accuracy and share of unchanged top classes (``scores``: a row per transform, the first ``untransformed``)."""
+    rows = scores.melt(id_vars="transform", var_name="score", value_name="value")
+    fig, ax = plt.subplots(figsize=(10, 4))
+    sns.barplot(data=rows, x="transform", y="value", hue="score", ax=ax)
+    ax.set(ylim=(0, 1), xlabel="", ylabel="", title=title)
+    ax.tick_params(axis="x", rotation=30)
+    ax.legend(loc="lower left")
+    _save(fig, path)

@@ -155,7 +155,7 @@ def test_score_matches_sklearn(table):
 
 def test_score_without_detail_has_no_per_class_scores(table):
     brief = score(table, CLASSES, detail=False)
-    assert set(brief) == {"n_test", "accuracy", "macro_f1", "ece", "min_recall", "serving_accuracy"}
+    assert set(brief) == {"n_test", "accuracy", "macro_f1", "ece", "min_recall", "serving_accuracy", "serving_min_recall"}
     full = score(table, CLASSES)
     assert {k: full[k] for k in brief} == brief
 
@@ -183,8 +183,9 @@ def test_serving_accuracy_is_the_accuracy_of_the_served_column(split, probabilit
     same = predictions_table(split, probabilities, probabilities, CLASSES, "fold2")
     assert score(same, CLASSES)["serving_accuracy"] == score(same, CLASSES)["accuracy"] == 0.7
     # the served column does not move the other scores
-    assert {k: v for k, v in score(same, CLASSES).items() if k != "serving_accuracy"} == {
-        k: v for k, v in metrics.items() if k != "serving_accuracy"
+    serving = ("serving_accuracy", "serving_min_recall", "serving_recall")
+    assert {k: v for k, v in score(same, CLASSES).items() if k not in serving} == {
+        k: v for k, v in metrics.items() if k not in serving
     }
 
 
@@ -375,6 +376,7 @@ def test_summarize_scores_each_speaker(pooled):
     assert by_speaker["ravdess/07"]["serving_accuracy"] == 0.5
     assert by_speaker["emovo/m2"] == {
         "n_test": 1, "accuracy": 0.0, "macro_f1": 0.0, "ece": 0.6, "min_recall": 0.0, "serving_accuracy": 1.0,
+        "serving_min_recall": 1.0,
     }
     assert "recall" not in by_speaker["tess/YAF"]  # brief: no per-class scores per speaker
 

@@ -53,10 +53,11 @@ def _mean_mfcc(features: np.ndarray, valid: int, model_params: ModelParams) -> n
     return inputs[0, :, 0]
 
 
-def test_params_yaml_ships_the_tutorial_settings_but_the_rate_window_and_functionals(audio_params, feature_params):
+def test_params_yaml_ships_the_tutorial_settings_but_the_rate_window_level_and_functionals(audio_params, feature_params):
     assert TUTORIAL_FEATURES.functionals == []  # the tutorial computes no functional set
     assert feature_params.functionals  # params.yaml computes some, for its utterance classifiers
-    assert audio_params.model_copy(update={"sr": TUTORIAL_AUDIO.sr}) == TUTORIAL_AUDIO
+    assert TUTORIAL_AUDIO.level_dbfs is None and audio_params.level_dbfs is not None  # the tutorial keeps the recorded level
+    assert audio_params.model_copy(update={"sr": TUTORIAL_AUDIO.sr, "level_dbfs": None}) == TUTORIAL_AUDIO
     assert feature_params.model_copy(update={"n_fft": TUTORIAL_FEATURES.n_fft, "functionals": []}) == TUTORIAL_FEATURES
 
 

@@ -23,7 +23,7 @@ import soundfile as sf
 from conftest import REPO_CLASSES, SERVED_FOLDS, SERVED_FUNCTIONALS, SERVED_INPUTS, SERVED_MEMBERS, make_tone
 
 from ser import features as ser_features
-from ser.audio import AudioError, load_window
+from ser.audio import AudioError, load_window, normalize_level
 from ser.functionals import functionals
 from ser.inference import (
     SILENCE_DBFS,
@@ -295,7 +295,7 @@ def test_predicting_no_clips_returns_nothing(predictor):
 def _assert_featurized_functionals(served: ClipFeatures, path: Path, predictor: Predictor) -> None:
     """A clip's served functionals are those the featurize stage computes, set by set: of the clip's
     window, for each set the model's classifiers read."""
-    window = load_window(path, predictor.audio)
+    window = normalize_level(load_window(path, predictor.audio), predictor.audio.sr, predictor.audio.level_dbfs)
     assert sorted(served.functionals) == sorted(predictor.params.functional_sets()) == sorted(SERVED_FUNCTIONALS)
     for kind, values in served.functionals.items():
         np.testing.assert_array_equal(values, [functionals(window, predictor.audio.sr, kind)])

@@ -566,7 +566,7 @@ def test_params_yaml_has_numeric_leaves():
 
 
 # Negative SNRs are valid (noise louder than the clip), down to -20 dB.
-_BELOW_RANGE = {"augment.noise_snr_db.0": -21}
+_BELOW_RANGE = {"augment.noise_snr_db.0": -21, "audio.level_dbfs": -81}
 
 
 @pytest.mark.parametrize(
