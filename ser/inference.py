@@ -192,7 +192,7 @@ def scored_metrics(model_dir: Path, fold: str | None) -> dict | None:
     scores = metrics if fold == DEPLOYABLE_FOLD else metrics.get("folds", {}).get(fold)
     if scores is None:
         return None
-    keys = ("n_test", "accuracy", "macro_f1", "ece", "min_recall", "serving_accuracy", "recall")
+    keys = ("n_test", "accuracy", "macro_f1", "ece", "min_recall", "serving_accuracy", "serving_min_recall", "adapted_accuracy", "recall")
     found = {"file": os.path.relpath(path), "protocol": metrics.get("protocol"), "fold": "all folds" if scores is metrics else fold}
     found.update({k: scores[k] for k in keys if k in scores})
     if fold == DEPLOYABLE_FOLD and "by_corpus" in metrics:

@@ -184,10 +184,11 @@ def repo(subsets: dict[str, Path]) -> Path:
     base = subsets["tess"].parent
     repo = project_copy(base / "repo")
     # the corpora beside the project, named by relative paths; two epochs, no augmented copies,
-    # two speaker folds; a feature cache of the test's own, never the user's ~/.cache
+    # two speaker folds; one clip per corpus and class through the recording chain; a feature cache of the
+    # test's own, never the user's ~/.cache
     set_params(
         repo, data__sources=sources(repo, subsets), data__maps=maps(), data__emotions=EMOTIONS, split__protocol="speaker",
-        split__folds=2, split__train_corpora=[], train__epochs=2, augment__copies=0,
+        split__folds=2, split__train_corpora=[], train__epochs=2, augment__copies=0, robustness__clips_per_class=1,
         runtime__featurize__cache=str(base / "feature-cache"),
     )
     run(["git", "add", "-A"], repo)
@@ -202,7 +203,7 @@ def first_run(repo: Path) -> str:
 
 def test_full_pipeline_runs_every_stage_and_writes_outputs(repo: Path, first_run: str) -> None:
     assert stages_run(first_run) == {
-        "fetch@tess", "fetch@ravdess", "fetch@emovo", "fetch@ased", "labels", "eda", "featurize", "train", "evaluate",
+        "fetch@tess", "fetch@ravdess", "fetch@emovo", "fetch@ased", "labels", "eda", "featurize", "robustness", "train", "evaluate",
     }
     for corpus in CORPORA:
         folder = repo / RAW_DIR / corpus
@@ -251,6 +252,14 @@ def test_full_pipeline_runs_every_stage_and_writes_outputs(repo: Path, first_run
         by_corpus = read_csv(repo / EVAL_DIR / "by_corpus" / f"{corpus}.csv")
         assert len(by_corpus) == KEPT[corpus] and set(by_corpus[0]) == {"actual", "predicted"}
     assert str(METRICS) in run(["dvc", "metrics", "show", "--json"], repo)
+    # one clip per corpus and class, each scored alone through every transform of the recording chain
+    robustness = read_json(repo / METRICS)["robustness"]
+    transforms = yaml.safe_load((repo / "params.yaml").read_text())["robustness"]["transforms"]
+    classes = {(row["corpus"], row["emotion"]) for row in manifest}
+    assert robustness["n_clips"] == len(classes) and list(robustness) == ["n_clips", "untransformed", *transforms]
+    assert all(0 <= robustness[name]["unchanged"] <= 1 for name in transforms)
+    assert len(read_csv(repo / EVAL_DIR / "robustness_predictions.csv")) == len(classes) * len(transforms)
+    assert (repo / EVAL_DIR / "robustness.png").read_bytes()[:8] == PNG
 
 
 def check_functionals_and_inputs(repo: Path, clips: int) -> None:
@@ -405,7 +414,7 @@ def test_queued_corpus_protocol_experiment_tests_each_corpus_once(repo: Path, fi
     assert "Success" in run(["dvc", "queue", "status"], repo), logs
     for corpus in CORPORA:
         assert f"Stage 'fetch@{corpus}' didn't change, skipping" in logs, logs
-    assert stages_run(logs) == {"eda", "train", "evaluate"}, logs  # eda: the clip added above
+    assert stages_run(logs) == {"eda", "robustness", "train", "evaluate"}, logs  # eda, robustness: the clip added above
     run(["dvc", "exp", "apply", name], repo)
     metrics = read_json(repo / METRICS)
     assert metrics["protocol"] == "corpus"
@@ -433,7 +442,7 @@ def test_a_corpus_removed_from_the_sources_leaves_the_metrics(
     status = run(["dvc", "status"], repo)
     assert "labels:" in status and "fetch@" not in status
     output = run(["dvc", "repro"], repo)
-    assert stages_run(output) == {"labels", "eda", "featurize", "train", "evaluate"}
+    assert stages_run(output) == {"labels", "eda", "featurize", "robustness", "train", "evaluate"}
     clips = KEPT["tess"] + 1 + KEPT["ravdess"]
     assert featurized(output) == (clips, 0, 0, clips)  # every clip from the cache
     manifest = read_csv(repo / MANIFEST)
@@ -459,7 +468,7 @@ def test_a_corpus_added_to_the_sources_is_fetched_and_featurized_alone(
     status = run(["dvc", "status"], repo)
     assert f"fetch@{ADDED}:" in status and "fetch@tess:" not in status and "fetch@ravdess:" not in status
     output = run(["dvc", "repro"], repo)
-    assert stages_run(output) == {f"fetch@{ADDED}", "labels", "eda", "featurize", "train", "evaluate"}
+    assert stages_run(output) == {f"fetch@{ADDED}", "labels", "eda", "featurize", "robustness", "train", "evaluate"}
     others = KEPT["tess"] + 1 + KEPT["ravdess"]
     assert featurized(output) == (others + ADDED_CLIPS, 0, ADDED_CLIPS, others)
     manifest = [row for row in read_csv(repo / MANIFEST) if row["corpus"] == ADDED]
