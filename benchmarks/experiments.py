@@ -70,7 +70,10 @@ def entry(name: str, data: dict) -> dict:
 
 def update(names: list[str], show: list[dict]) -> dict:
     """reports/experiments.json with the entries of ``names`` (from ``show``) written in."""
-    found = dict(shown_experiments(show))
+    found: dict[str, dict] = {}
+    for name, data in shown_experiments(show):  # a name run again on a later commit: its latest run
+        if data.get("timestamp", "") >= found.get(name, {}).get("timestamp", ""):
+            found[name] = data
     if missing := [name for name in names if name not in found]:
         raise SystemExit(f"no DVC experiment {', '.join(missing)} (experiments: {', '.join(found) or 'none'})")
     data = json.loads((REPO / paths.EXPERIMENTS).read_text())

@@ -38,8 +38,9 @@ READERS = {
     "data.emotions": {"labels", "train"},
     "data.maps.ravdess.calm": {"labels"},
     "data.max_rejected_fraction": {f"fetch@{corpus}" for corpus in CORPORA},
-    "audio.sr": {"featurize"},
-    "features.n_mfcc": {"featurize"},
+    "audio.sr": {"featurize", "robustness"},
+    "features.n_mfcc": {"featurize", "robustness"},
+    "robustness.clips_per_class": {"robustness"},
     "augment.seed": {"featurize"},
     "split.seed": {"train"},
     "model.dropout": {"train"},
@@ -193,7 +194,7 @@ def test_a_real_param_reruns_exactly_the_stages_that_read_it(project, unchanged_
     emotions = yaml.safe_load((project / "params.yaml").read_text())["data"]["emotions"]
     set_params(project, data__sources__tess__source="../elsewhere/tess", data__emotions=[*emotions, "calm"],
                data__maps__ravdess__calm="calm", data__max_rejected_fraction=0.5, audio__sr=22050, features__n_mfcc=20,
-               augment__seed=7, split__seed=7, model__dropout=0.5, train__epochs=3)
+               augment__seed=7, split__seed=7, model__dropout=0.5, train__epochs=3, robustness__clips_per_class=2)
     reported = changed_params(project)
     rerun = {key: {stage for stage, names in reported.items() if any(key == n or key.startswith(n + ".") for n in names)}
              for key in READERS}
@@ -210,7 +211,8 @@ def test_the_readme_rerun_table_is_current():
 
 def test_the_rerun_table_says_what_reruns():
     rows = {line.split(" | ")[0].strip("| "): line for line in current_rerun_table().splitlines()}
-    assert rows["`data.maps`"] == "| `data.maps` | `labels` | `eda`, `featurize`, `train`, `evaluate` |"
+    assert rows["`data.maps`"] == "| `data.maps` | `labels` | `eda`, `featurize`, `robustness`, `train`, `evaluate` |"
+    assert rows["`robustness`"] == "| `robustness` | `robustness` | `evaluate` |"
     assert rows["`runtime`"] == "| `runtime` | none |  |"
     assert rows["`train`"] == "| `train` | `train` | `evaluate` |"
     assert any(what.startswith("`ser/__init__.py`, `ser/params.py`") and "`fetch@<corpus>`, `labels`, `eda`" in line
