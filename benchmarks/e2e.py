@@ -37,16 +37,16 @@ import yaml
 from benchmarks.common import CORPUS, DVC, REPO, SMOKE, PeakMemory, isolated_env, save, timed
 from ser.paths import METRICS
 
-STAGES = ("labels", "eda", "featurize", "train", "evaluate")  # after a fetch@<corpus> per corpus
 TARGET_S = 15 * 60
 MEMORY_TARGET_MIB = 4 * 1024
 """Each stage's peak RSS, its worker processes included, at most this."""
 
 
 def stage_names(project: Path) -> list[str]:
-    """The project's stages in order: a fetch per corpus of its data.sources, then the others."""
+    """The project's stages in ``dvc.yaml``'s order, with a fetch per corpus of its data.sources."""
     sources = yaml.safe_load((project / "params.yaml").read_text())["data"]["sources"]
-    return [f"fetch@{corpus}" for corpus in sources] + list(STAGES)
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    return [f"fetch@{corpus}" for corpus in sources] + [stage for stage in stages if stage != "fetch"]
 
 
 def pip_cache_dir() -> str:
