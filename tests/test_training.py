@@ -19,6 +19,7 @@ from ser.params import ModelParams, SpecAugmentParams, SplitParams, TrainParams 
 from ser.split import TEST, TRAIN, UNUSED, VALIDATION, fold_parts  # noqa: E402
 from ser.folds import deployable_epochs, mean_summary
 from ser.assembly import Member, encode_labels, history_summary, keras_file, save_model, trained_on  # noqa: E402
+from ser import training  # noqa: E402
 from ser.training import (  # noqa: E402
     Clips,
     FoldData,
@@ -257,24 +258,25 @@ class _FitCalled(Exception):
 
 @pytest.fixture
 def fit_calls(monkeypatch):
-    """Record what ``keras.Model.fit`` is given; ``calls.passthrough = False`` stops before training."""
+    """Record what training is given (``fit_batches``: one epoch's batches, validation data, epochs);
+    ``calls.passthrough = False`` stops before training."""
 
     class Calls(list):
         passthrough = True
 
     calls = Calls()
-    original = keras.Model.fit
+    original = training.fit_batches
 
-    def fit(self, x=None, y=None, *args, **kwargs):
-        assert isinstance(x, ShuffledBatches) and y is None
-        batches = [x[number] for number in range(len(x))]  # one epoch's
-        calls.append({"x": np.concatenate([b[0] for b in batches]), "y": np.concatenate([b[1] for b in batches]),
-                      "batch_size": x.batch_size, **kwargs})
+    def fit(model, batches, validation, epochs, callbacks):
+        assert isinstance(batches, ShuffledBatches)
+        epoch = [batches[number] for number in range(len(batches))]
+        calls.append({"x": np.concatenate([b[0] for b in epoch]), "y": np.concatenate([b[1] for b in epoch]),
+                      "batch_size": batches.batch_size, "validation_data": validation, "epochs": epochs, "callbacks": callbacks})
         if not calls.passthrough:
             raise _FitCalled
-        return original(self, x, y, *args, **kwargs)
+        return original(model, batches, validation, epochs, callbacks)
 
-    monkeypatch.setattr(keras.Model, "fit", fit)
+    monkeypatch.setattr(training, "fit_batches", fit)
     return calls
 
 
