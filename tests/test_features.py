@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser.audio import AudioError, load_window
+from ser.audio import AudioError, load_window, normalize_level
 from ser.features import (
     audible_length,
     batch_frame_features,
@@ -154,7 +154,7 @@ def test_short_clip_is_zero_padded(tmp_path, write_tone, audio_params, feature_p
     np.testing.assert_allclose(padding, np.broadcast_to(padding[-1], padding.shape), atol=1e-4)
     assert not np.allclose(short_features[: short_valid - 4], padding[-1], atol=1.0)
     # and equal the features of the same window zero-padded by hand
-    samples = load_window(short, audio_params)
+    samples = normalize_level(load_window(short, audio_params), audio_params.sr, audio_params.level_dbfs)
     padded = np.concatenate([samples, np.zeros(audio_params.n_samples - len(samples), np.float32)])
     if kind == "mfcc":
         by_hand = librosa.feature.mfcc(
@@ -337,7 +337,7 @@ def test_frame_features_equal_librosa_on_silence_and_on_a_single_click(
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize(("n_fft", "hop_length", "n_mels"), SETTINGS[:2], ids=SETTING_IDS[:2])
 def test_frame_features_equal_librosa_on_real_tess(tess_dir, audio_params, kind, n_fft, hop_length, n_mels, relative):
-    samples = load_window(tess_dir / relative, audio_params)
+    samples = normalize_level(load_window(tess_dir / relative, audio_params), audio_params.sr, audio_params.level_dbfs)
     assert len(samples) < audio_params.n_samples  # TESS clips are shorter than the window: padding is exercised
     features = _settings(kind, n_fft, hop_length, n_mels)
     _assert_matches_reference(samples, audio_params, features)
